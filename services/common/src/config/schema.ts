@@ -1,0 +1,165 @@
+import { z } from "zod";
+
+/**
+ * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
+ * environment overrides of `env-overrides.ts`. Every key carries a description: the README's
+ * configuration reference is generated from them (`npm run docs:config`) and a test keeps the two in step.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const filePath = z.string().min(1);
+
+const tls = z
+  .object({
+    cert: filePath.optional().describe("PEM certificate (chain) path; legacy layout `ssl/server.crt`"),
+    key: filePath.optional().describe("PEM private key path; legacy layout `ssl/server.key`"),
+    ca: filePath.optional().describe("PEM CA bundle path, sent with the chain; legacy layout `ssl/ca.crt`"),
+  })
+  .strict()
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: "set both cert and key (TLS on) or neither (plain HTTP)",
+  })
+  .describe("TLS: HTTPS when cert and key are set; reloaded on SIGHUP and when the files change");
+
+const listener = {
+  host: z.string().min(1).describe("address to listen on"),
+  port: port.describe("TCP port (0 = any free port)"),
+};
+
+const passwordFormat = z.enum(["plain", "scram"]);
+
+const authenticator = z
+  .object({
+    kind: z.enum(["web_users", "http", "module"]).describe("authenticator: `web_users`, `http` or `module`"),
+    options: z.record(z.string(), z.unknown()).default({}).describe("options of that kind"),
+  })
+  .strict();
+
+const domain = z
+  .object({
+    authenticator: authenticator.default({ kind: "web_users", options: {} }),
+    passwordFormat: passwordFormat
+      .default("scram")
+      .describe("`plain` (MongooseIM password_format plain) or `scram`"),
+    keepCleartext: z
+      .boolean()
+      .default(false)
+      .describe("keep cleartext passwords (only for `plain` domains that must answer get_password)"),
+    buddies: z.array(z.string().min(1)).default([]).describe("buddy nodes of this domain"),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    env: z
+      .enum(["development", "test", "demo", "production"])
+      .describe("APP_ENV: which config/<env>.json applies"),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).describe("pino level"),
+        pretty: z.boolean().describe("human-readable lines instead of JSON (development)"),
+      })
+      .strict(),
+    database: z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+          .optional()
+          .describe("PostgreSQL URL (env DATABASE_URL); unset = the embedded PostgreSQL"),
+        poolMax: z.number().int().min(1).max(500).describe("connections per process"),
+        connectTimeoutMs: z.number().int().min(100).describe("give up connecting after this long"),
+        statementTimeoutMs: z.number().int().min(0).describe("server-side statement_timeout (0 = none)"),
+        embedded: z
+          .object({
+            dataDir: filePath.describe("data directory of the embedded PostgreSQL"),
+            port: port.min(1).describe("its port, on 127.0.0.1 only"),
+            database: z.string().min(1).describe("database the services use"),
+          })
+          .strict(),
+      })
+      .strict(),
+    shutdown: z
+      .object({
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(60_000)
+          .describe("bound on finishing in-flight requests at SIGINT/SIGTERM (pm2 kill_timeout is above it)"),
+      })
+      .strict(),
+    metrics: z
+      .object({
+        allow: z
+          .array(z.string().min(1))
+          .describe("addresses or CIDR blocks that may read /metrics (loopback always may)"),
+      })
+      .strict(),
+    services: z
+      .object({
+        httpUtility: z
+          .object({ ...listener, tls })
+          .strict()
+          .describe("public app API (env HTTP_UTILITY_PORT)"),
+        auth: z
+          .object({
+            ...listener,
+            allowNonLoopback: z
+              .boolean()
+              .describe("allow a non-loopback host (off: the auth service refuses to bind beyond loopback)"),
+            pathPrefix: z
+              .string()
+              .regex(/^\/(.*\/)?$/, "must start and end with /")
+              .describe("MongooseIM path_prefix"),
+            basicAuth: z
+              .string()
+              .regex(/^[^:]+:.+$/, "must be user:password")
+              .optional()
+              .describe(
+                "MongooseIM basic_auth `user:password` (env AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE)",
+              ),
+          })
+          .strict()
+          .describe("MongooseIM auth contract (env AUTH_PORT)"),
+        buddies: z.object(listener).strict().describe("buddies admin API (env BUDDIES_ADMIN_PORT)"),
+      })
+      .strict(),
+    domains: z
+      .record(
+        z.string().regex(/^[a-z0-9.-]+$/, "a domain is lower-case letters, digits, dots, dashes"),
+        domain,
+      )
+      .describe("XMPP domains served, each `{ authenticator, passwordFormat, keepCleartext, buddies }`"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const loopback = ["127.0.0.1", "::1", "localhost"];
+    if (!c.services.auth.allowNonLoopback && !loopback.includes(c.services.auth.host)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["services", "auth", "host"],
+        message: `"${c.services.auth.host}" is not loopback: use 127.0.0.1, or set services.auth.allowNonLoopback`,
+      });
+    }
+    if (c.env === "production" && c.services.auth.basicAuth === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["services", "auth", "basicAuth"],
+        message:
+          "required in production: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth",
+      });
+    }
+    for (const [name, d] of Object.entries(c.domains)) {
+      if (d.keepCleartext && d.passwordFormat !== "plain") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["domains", name, "keepCleartext"],
+          message: "only a `plain` domain may keep cleartext passwords",
+        });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type DomainConfig = Config["domains"][string];

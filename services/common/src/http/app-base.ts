@@ -1,0 +1,134 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import express, { type ErrorRequestHandler, type Express } from "express";
+import { pinoHttp } from "pino-http";
+import { ZodError } from "zod";
+import type { Config } from "../config/schema.ts";
+import type { Pool } from "../db/pool.ts";
+import { databaseUnavailable, HttpError, isDatabaseUnavailable, notFound } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { createAllowList } from "./address-allow-list.ts";
+import { createMetrics } from "./metrics.ts";
+
+export interface BaseDeps {
+  service: string;
+  config: Pick<Config, "metrics">;
+  log: Logger;
+  pool: Pool;
+  /** Set while the process shuts down: answers then carry `Connection: close`. */
+  isShuttingDown?: () => boolean;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/**
+ * The common front of every service's Express app: request ids and logs, metrics, /healthz, /readyz,
+ * /metrics. The service adds its routers, then calls `finishApp` for the 404 and error answers.
+ */
+export function createBaseApp(deps: BaseDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  const metrics = createMetrics(deps.service);
+  const metricsAllowed = createAllowList(deps.config.metrics.allow);
+
+  app.use((_req, res, next) => {
+    if (deps.isShuttingDown?.()) res.setHeader("connection", "close");
+    next();
+  });
+  app.use(
+    pinoHttp({
+      logger: deps.log,
+      genReqId(req: IncomingMessage, res) {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader("x-request-id", id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => QUIET_PATHS.has(req.url ?? "") },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : "info"),
+    }),
+  );
+  app.use(metrics.middleware);
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_req, res) => {
+    try {
+      await deps.pool.query("SELECT 1");
+      res.json({ status: "ready", database: "up" });
+    } catch {
+      res.status(503).json({
+        status: "unready",
+        database: "down",
+        error: {
+          code: "database_unavailable",
+          message: "The database is not reachable; retry in a few seconds.",
+        },
+      });
+    }
+  });
+  app.get("/metrics", async (req, res, next) => {
+    if (!metricsAllowed(req.socket.remoteAddress)) {
+      next(
+        new HttpError(
+          403,
+          "forbidden",
+          "Metrics are readable from loopback and metrics.allow addresses only.",
+        ),
+      );
+      return;
+    }
+    res.setHeader("content-type", metrics.registry.contentType);
+    res.end(await metrics.registry.metrics());
+  });
+  return app;
+}
+
+/** Maps any thrown value to the wire format `{ error: { code, message } }`. */
+export function toHttpError(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (err instanceof ZodError) {
+    const first = err.issues[0];
+    const where = first && first.path.length > 0 ? `${first.path.join(".")}: ` : "";
+    return new HttpError(400, "invalid_request", `${where}${first?.message ?? "invalid request"}`);
+  }
+  if (isDatabaseUnavailable(err)) return databaseUnavailable();
+  const e = err as { type?: string; status?: number; limit?: number };
+  if (e.type === "entity.too.large") {
+    return new HttpError(413, "payload_too_large", `The body is over the limit of ${e.limit} bytes.`);
+  }
+  if (e.type === "entity.parse.failed") {
+    return new HttpError(400, "invalid_body", "The body could not be parsed: send valid JSON or form data.");
+  }
+  if (typeof e.status === "number" && e.status >= 400 && e.status < 500) {
+    return new HttpError(e.status, "bad_request", "The request could not be read.");
+  }
+  return undefined;
+}
+
+export function finishApp(app: Express, log: Logger): Express {
+  app.use((req, _res, next) => {
+    next(notFound(`route ${req.method} ${req.path}`));
+  });
+  const onError: ErrorRequestHandler = (err, req, res, _next) => {
+    const known = toHttpError(err);
+    const http =
+      known ?? new HttpError(500, "internal_error", "Something went wrong on our side; retry later.");
+    if (!known) (req.log ?? log).error({ err }, "unhandled error");
+    else if (http.status === 503)
+      (req.log ?? log).warn({ code: http.code, err: (err as Error).message }, "unavailable");
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res
+      .status(http.status)
+      .set(http.headers)
+      .json({ error: { code: http.code, message: http.message } });
+  };
+  app.use(onError);
+  return app;
+}

@@ -1,0 +1,117 @@
+import type { Express } from "express";
+import { loadConfig } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
+import { StartupError } from "./errors.ts";
+import { type RunningServer, startServer } from "./http/server.ts";
+import { createLogger, type Logger } from "./logger.ts";
+
+/** What every service's composition root receives before it builds its app. */
+export interface ServiceContext {
+  config: Config;
+  log: Logger;
+  pool: Pool;
+  isShuttingDown: () => boolean;
+}
+
+export interface ServiceDefinition {
+  name: string;
+  listen: (config: Config) => {
+    host: string;
+    port: number;
+    portEnv: string;
+    tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
+  };
+  createApp: (ctx: ServiceContext) => Express | Promise<Express>;
+  /** Extra work at SIGHUP (e.g. reloading domains), after the certificates. */
+  onReload?: (ctx: ServiceContext) => void | Promise<void>;
+  /** Extra work at shutdown, after the server stopped and before the pool closes. */
+  onShutdown?: (ctx: ServiceContext) => void | Promise<void>;
+}
+
+export interface StartedService extends ServiceContext {
+  server: RunningServer;
+  shutdown: (signal?: string) => Promise<void>;
+}
+
+/** Prints a startup failure as the one line (or list) it is and exits 1. */
+export function exitOnStartupError(err: unknown, log?: Logger): never {
+  const message =
+    err instanceof StartupError ? err.message : `unexpected error at start: ${(err as Error)?.stack ?? err}`;
+  log?.fatal(message);
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+/**
+ * Config, logger, database, app, listening server, signals: the same start for all three services.
+ * Sends `ready` to pm2 once listening; SIGINT/SIGTERM (and pm2's `shutdown` message) stop gracefully within
+ * `shutdown.timeoutMs`; SIGHUP reloads the certificates.
+ */
+export async function startService(
+  def: ServiceDefinition,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<StartedService> {
+  const config = loadConfig({ env });
+  const log = createLogger(config, def.name);
+  const url = await resolveDatabaseUrl(config, log);
+  const pool = createPool(config, url, log);
+  let shuttingDown = false;
+  try {
+    await checkDatabase(pool, url);
+    const ctx: ServiceContext = { config, log, pool, isShuttingDown: () => shuttingDown };
+    const app = await def.createApp(ctx);
+    const l = def.listen(config);
+    const server = await startServer(app, { name: def.name, ...l, log });
+    log.info({ url: server.url, env: config.env }, `${def.name} listening`);
+
+    let done: Promise<void> | undefined;
+    const shutdown = (signal = "shutdown") => {
+      done ??= (async () => {
+        shuttingDown = true;
+        log.info({ signal }, "shutting down: finishing in-flight requests");
+        await server.close(config.shutdown.timeoutMs);
+        await def.onShutdown?.(ctx);
+        await pool.end();
+        log.info("stopped");
+      })();
+      return done;
+    };
+    return { ...ctx, server, shutdown };
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+}
+
+/** For `main.ts`: start, wire the process signals, tell pm2 we are ready. */
+export async function runService(def: ServiceDefinition): Promise<void> {
+  let started: StartedService;
+  try {
+    started = await startService(def);
+  } catch (err) {
+    exitOnStartupError(err);
+  }
+  const { log } = started;
+  const stop = (signal: string) => {
+    started.shutdown(signal).then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("message", (msg) => {
+    if (msg === "shutdown") stop("shutdown");
+  });
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: reloading");
+    started.server.reloadTls();
+    Promise.resolve(def.onReload?.(started)).catch((err) => log.error({ err }, "reload failed"));
+  });
+  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
+  process.send?.("ready");
+}
