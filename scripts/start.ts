@@ -1,0 +1,69 @@
+// `npm start`: the whole stack in the foreground. Config (APP_ENV, development by default), the embedded
+// PostgreSQL when DATABASE_URL is unset, migrations, then pm2-runtime with ecosystem.config.js.
+// Ctrl-C stops the services gracefully, then the embedded database if this run started it.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { loadConfig } from "../services/common/src/config/load.ts";
+import { migrate } from "../services/common/src/db/migrate.ts";
+import { embeddedDatabase } from "../services/common/src/db/pool.ts";
+import { fromRoot, projectRoot } from "../services/common/src/paths.ts";
+import { exitOnStartupError } from "../services/common/src/service.ts";
+
+const env = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
+const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
+
+try {
+  // development gets a generated basic_auth secret for the auth service, kept in var/ (never in git)
+  if (env.APP_ENV === "development" && !env.AUTH_BASIC_AUTH && !env.AUTH_BASIC_AUTH_FILE) {
+    const file = fromRoot("var/secrets/auth-basic-auth");
+    if (!existsSync(file)) {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(file, `mongooseim:${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
+    }
+    env.AUTH_BASIC_AUTH_FILE = file;
+    say(
+      `auth service basic_auth (MongooseIM auth_opts basic_auth) is in ${path.relative(projectRoot, file)}`,
+    );
+  }
+  const config = loadConfig({ env });
+  let startedDb = false;
+  let databaseUrl = config.database.url;
+  if (!databaseUrl) {
+    const db = embeddedDatabase(config);
+    startedDb = !(await db.start()).reused;
+    databaseUrl = await db.url();
+    say(`embedded PostgreSQL ${startedDb ? "started" : "already running"} on 127.0.0.1:${db.port}`);
+  }
+  const applied = await migrate({ databaseUrl });
+  say(applied.length > 0 ? `migrations applied: ${applied.join(", ")}` : "database schema up to date");
+
+  const pm2Runtime = createRequire(import.meta.url).resolve("pm2/bin/pm2-runtime");
+  const child = spawn(process.execPath, [pm2Runtime, "start", "ecosystem.config.js", "--env", config.env], {
+    cwd: projectRoot,
+    stdio: "inherit",
+    env: { ...env, PM2_HOME: env.PM2_HOME ?? fromRoot("var/pm2") },
+  });
+  let stopping = false;
+  const forward = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    say(`${signal}: stopping the services`);
+    child.kill(signal);
+  };
+  process.on("SIGINT", () => forward("SIGINT"));
+  process.on("SIGTERM", () => forward("SIGTERM"));
+  child.on("exit", async (code, signal) => {
+    if (startedDb) {
+      await embeddedDatabase(config)
+        .stop()
+        .catch(() => {});
+      say("embedded PostgreSQL stopped");
+    }
+    process.exit(code ?? (signal ? 0 : 1));
+  });
+} catch (err) {
+  exitOnStartupError(err);
+}

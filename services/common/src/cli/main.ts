@@ -1,0 +1,44 @@
+import { Command, CommanderError } from "commander";
+import { StartupError } from "../errors.ts";
+import { registerDb } from "./commands/db.ts";
+import { registerMigrate } from "./commands/migrate.ts";
+import { registerUsers } from "./commands/users.ts";
+import { type CliContext, CliError, createCliContext } from "./context.ts";
+
+/** `sidecars`: the operator's command. Every failure is one line on stderr and a non-zero exit. */
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command("sidecars")
+    .description(
+      "operate the xmpp-sidecars services (config from config/ and APP_ENV, database from DATABASE_URL)",
+    )
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  registerMigrate(program, ctx);
+  registerDb(program, ctx);
+  registerUsers(program, ctx);
+  return program;
+}
+
+export async function runCli(argv: string[], ctx = createCliContext()): Promise<number> {
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are "errors" to commander; usage problems were already printed by it
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const known = err instanceof CliError || err instanceof StartupError;
+    process.stderr.write(
+      `sidecars: ${known ? (err as Error).message : `unexpected error: ${(err as Error).stack ?? err}`}\n`,
+    );
+    return err instanceof CliError ? err.exitCode : 1;
+  } finally {
+    await ctx.close();
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,28 @@
+/**
+ * JIDs as the services see them (RFC 7622): `node@domain`. MongooseIM sends both parts already lower-cased;
+ * the user part may carry XEP-0106 escapes (`\40` for `@`), which are kept as they are.
+ */
+export interface Jid {
+  node: string;
+  domain: string;
+}
+
+const FORBIDDEN_IN_NODE = /[\s"&'/:<>@]/;
+
+export function validateNode(node: string): string | undefined {
+  if (node.length === 0) return "the user part is empty";
+  if (Buffer.byteLength(node) > 1023) return "the user part is longer than 1023 bytes";
+  if (FORBIDDEN_IN_NODE.test(node)) return `the user part may not contain spaces or any of " & ' / : < > @`;
+  return undefined;
+}
+
+/** Parses `node@domain`; throws an Error whose message says what is wrong. */
+export function parseJid(text: string): Jid {
+  const at = text.lastIndexOf("@");
+  if (at <= 0 || at === text.length - 1) throw new Error(`"${text}" is not a JID: write it as user@domain`);
+  const node = text.slice(0, at).toLowerCase();
+  const domain = text.slice(at + 1).toLowerCase();
+  const problem = validateNode(node);
+  if (problem) throw new Error(`"${text}": ${problem}`);
+  return { node, domain };
+}
