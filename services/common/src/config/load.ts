@@ -102,6 +102,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") {
     return `${key === "(top level)" ? "" : `${key}.`}${issue.keys.join(", ")}: unknown key; remove it or check its spelling`;
   }
+  if (issue.code === "invalid_key") {
+    return `${key}: ${issue.issues[0]?.message ?? issue.message}`;
+  }
   if (issue.code === "invalid_type" && issue.input === undefined) {
     return `${key}: missing; add it to config/default.json or config/<env>.json`;
   }
@@ -129,7 +132,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
   raw.env = appEnv;
   applyEnv(raw, env, problems);
   if (options.overrides) raw = deepMerge(raw, options.overrides);
-  const parsed = configSchema.safeParse(raw);
+  const auth = (raw.services as Json | undefined)?.auth as Json | undefined;
+  if (appEnv === "production" && !auth?.basicAuth) {
+    problems.push(
+      "services.auth.basicAuth: required in production: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth",
+    );
+  }
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) problems.push(...parsed.error.issues.map(describeIssue));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;

@@ -47,7 +47,13 @@ const domain = z
       .describe("keep cleartext passwords (only for `plain` domains that must answer get_password)"),
     buddies: z.array(z.string().min(1)).default([]).describe("buddy nodes of this domain"),
   })
-  .strict();
+  .strict()
+  .refine((d) => !d.keepCleartext || d.passwordFormat === "plain", {
+    path: ["keepCleartext"],
+    message: "only a `plain` domain may keep cleartext passwords",
+  });
+
+const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
 
 export const configSchema = z
   .object({
@@ -121,6 +127,10 @@ export const configSchema = z
               ),
           })
           .strict()
+          .refine((a) => a.allowNonLoopback || LOOPBACK.includes(a.host), {
+            path: ["host"],
+            message: "is not loopback: use 127.0.0.1, or set services.auth.allowNonLoopback",
+          })
           .describe("MongooseIM auth contract (env AUTH_PORT)"),
         buddies: z.object(listener).strict().describe("buddies admin API (env BUDDIES_ADMIN_PORT)"),
       })
@@ -132,34 +142,7 @@ export const configSchema = z
       )
       .describe("XMPP domains served, each `{ authenticator, passwordFormat, keepCleartext, buddies }`"),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const loopback = ["127.0.0.1", "::1", "localhost"];
-    if (!c.services.auth.allowNonLoopback && !loopback.includes(c.services.auth.host)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["services", "auth", "host"],
-        message: `"${c.services.auth.host}" is not loopback: use 127.0.0.1, or set services.auth.allowNonLoopback`,
-      });
-    }
-    if (c.env === "production" && c.services.auth.basicAuth === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["services", "auth", "basicAuth"],
-        message:
-          "required in production: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth",
-      });
-    }
-    for (const [name, d] of Object.entries(c.domains)) {
-      if (d.keepCleartext && d.passwordFormat !== "plain") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["domains", name, "keepCleartext"],
-          message: "only a `plain` domain may keep cleartext passwords",
-        });
-      }
-    }
-  });
+  .strict();
 
 export type Config = z.infer<typeof configSchema>;
 export type DomainConfig = Config["domains"][string];
