@@ -12,7 +12,7 @@ import { embeddedDatabase } from "../services/common/src/db/pool.ts";
 import { fromRoot, projectRoot } from "../services/common/src/paths.ts";
 import { exitOnStartupError } from "../services/common/src/service.ts";
 
-const env = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
+const env: NodeJS.ProcessEnv = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
 const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
 
 try {
