@@ -98,7 +98,11 @@ export const configSchema = z
     metrics: z
       .object({
         allow: z
-          .array(z.string().min(1))
+          .array(
+            z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], {
+              error: "must be an IP address or CIDR block",
+            }),
+          )
           .describe("addresses or CIDR blocks that may read /metrics (loopback always may)"),
       })
       .strict(),
