@@ -34,5 +34,6 @@ export function createLogger(config: Pick<Config, "log">, service: string): Logg
       }),
     );
   }
-  return pino(options);
+  // synchronous writes: lines stay in order and the last ones survive a crash or process.exit
+  return pino(options, pino.destination({ dest: 1, sync: true }));
 }

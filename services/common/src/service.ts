@@ -93,12 +93,14 @@ export async function runService(def: ServiceDefinition): Promise<void> {
     exitOnStartupError(err);
   }
   const { log } = started;
+  // pino writes asynchronously: flush before exiting, or the last lines are lost or reordered
+  const exit = (code: number) => log.flush(() => process.exit(code));
   const stop = (signal: string) => {
     started.shutdown(signal).then(
-      () => process.exit(0),
+      () => exit(0),
       (err) => {
         log.error({ err }, "error during shutdown");
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -1,0 +1,158 @@
+import { execFile, execFileSync } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { freePort } from "../../../../test/support/free-port.ts";
+import { type ScramCredentials, verifyPassword } from "../credentials/scram.ts";
+import { projectRoot } from "../paths.ts";
+
+const BIN = path.join(projectRoot, "bin/sidecars.js");
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sidecars(
+  args: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; node?: string } = {},
+): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      options.node ?? process.execPath,
+      [BIN, ...args],
+      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, ...options.env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(options.input ?? "");
+  });
+}
+
+/** A failure is exactly one line on stderr. */
+function oneLine(r: Result): string {
+  const lines = r.stderr.trim().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  return lines[0] as string;
+}
+
+async function scramOf(node: string): Promise<{ token: string | null; scram: ScramCredentials } | undefined> {
+  const r = await db.pool.query(
+    "SELECT token, scram FROM web_users WHERE domain = 'localhost' AND node = $1",
+    [node],
+  );
+  return r.rows[0];
+}
+
+describe("sidecars CLI", () => {
+  it("migrates (nothing left to do on a migrated database)", async () => {
+    expect(await sidecars(["migrate"])).toMatchObject({ code: 0, stdout: "up to date\n" });
+  });
+
+  it("adds, lists, re-passwords and removes a user; passwords are stored salted, never in cleartext", async () => {
+    const add = await sidecars(["users", "add", "Alice@LocalHost", "--password-stdin"], {
+      input: "first pw\n",
+    });
+    expect(add).toMatchObject({ code: 0, stdout: "added alice@localhost\n" });
+    const row = await scramOf("alice");
+    expect(row?.token).toBeNull();
+    expect(verifyPassword("first pw", row?.scram as ScramCredentials)).toBe(true);
+
+    const again = await sidecars(["users", "add", "alice@localhost", "--password-stdin"], { input: "x\n" });
+    expect(again.code).toBe(1);
+    expect(oneLine(again)).toMatch(/alice@localhost exists already; use `sidecars users passwd`/);
+
+    expect((await sidecars(["users", "list", "--domain", "localhost"])).stdout).toBe(
+      "alice@localhost\tscram\n",
+    );
+
+    expect(
+      (await sidecars(["users", "passwd", "alice@localhost", "--password-stdin"], { input: "second\n" }))
+        .code,
+    ).toBe(0);
+    const changed = await scramOf("alice");
+    expect(verifyPassword("second", changed?.scram as ScramCredentials)).toBe(true);
+    expect(verifyPassword("first pw", changed?.scram as ScramCredentials)).toBe(false);
+
+    const generated = await sidecars(["users", "add", "bob@localhost", "--generate"]);
+    const password = /^password: (\S{20,})$/m.exec(generated.stdout)?.[1] ?? "";
+    expect(verifyPassword(password, (await scramOf("bob"))?.scram as ScramCredentials)).toBe(true);
+
+    expect(await sidecars(["users", "remove", "alice@localhost"])).toMatchObject({
+      code: 0,
+      stdout: "removed alice@localhost\n",
+    });
+    const gone = await sidecars(["users", "remove", "alice@localhost"]);
+    expect(gone.code).toBe(1);
+    expect(oneLine(gone)).toBe("sidecars: no user alice@localhost");
+  });
+
+  it("refuses an unknown domain, a bad JID, a missing password, bad arguments: non-zero, one line", async () => {
+    const unknown = await sidecars(["users", "add", "x@nowhere.example", "--generate"]);
+    expect(unknown.code).toBe(1);
+    expect(oneLine(unknown)).toBe(
+      'sidecars: unknown domain "nowhere.example" (configured: localhost); add it under "domains" in config/<env>.json',
+    );
+    const badJid = await sidecars(["users", "add", "no-domain", "--generate"]);
+    expect(badJid.code).toBe(2);
+    expect(oneLine(badJid)).toMatch(/"no-domain" is not a JID: write it as user@domain/);
+    const noPassword = await sidecars(["users", "add", "carol@localhost"]);
+    expect(noPassword.code).toBe(1);
+    expect(oneLine(noPassword)).toMatch(/no password: pass --password-stdin .* or --generate/);
+    const limit = await sidecars(["users", "list", "--limit", "lots"]);
+    expect(limit.code).toBe(2);
+    expect(oneLine(limit)).toMatch(/--limit: "lots" is not a positive whole number/);
+    const unknownCommand = await sidecars(["frobnicate"]);
+    expect(unknownCommand.code).toBe(2);
+    expect(unknownCommand.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it("says the database is unreachable and what to do", async () => {
+    const url = `postgres://u:secret-pw@127.0.0.1:${await freePort()}/x`;
+    const r = await sidecars(["users", "list"], { env: { DATABASE_URL: url } });
+    expect(r.code).toBe(1);
+    const line = oneLine(r);
+    expect(line).toMatch(
+      /database 127\.0\.0\.1:\d+\/x unreachable \(ECONNREFUSED\): start it .* or fix DATABASE_URL/,
+    );
+    expect(line).not.toContain("secret-pw");
+  });
+
+  it("reports a bad configuration before doing anything", async () => {
+    const r = await sidecars(["migrate"], { env: { APP_ENV: "staging" } });
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toBe(
+      'sidecars: config: APP_ENV: "staging" is not one of development, test, demo, production',
+    );
+    const db2 = await sidecars(["db", "status"]);
+    expect(db2.code).toBe(1);
+    expect(oneLine(db2)).toMatch(/DATABASE_URL is set: the services use that database/);
+  });
+
+  it("runs from an older Node by re-running itself on the project's Node 24", async () => {
+    let systemNode: string;
+    try {
+      systemNode = execFileSync("bash", ["-c", "command -v -a node | grep -v node_modules | head -1"])
+        .toString()
+        .trim();
+    } catch {
+      systemNode = "";
+    }
+    const major = systemNode
+      ? Number(execFileSync(systemNode, ["-p", "process.versions.node.split('.')[0]"]).toString())
+      : 24;
+    // on a machine whose own Node is already >= 24 this is the plain path, which the other tests cover
+    const r = await sidecars(["users", "list", "--domain", "localhost"], {
+      node: major < 24 ? systemNode : process.execPath,
+    });
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stdout).toMatch(/bob@localhost/);
+  });
+});

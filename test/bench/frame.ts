@@ -1,0 +1,151 @@
+import { z } from "zod";
+
+/**
+ * The benchmark frame: every benchmark measures the project and a baseline in the same run, in alternating
+ * order round after round so machine noise spreads over both, and reports the median of the rounds.
+ */
+
+export interface BenchConfig {
+  rounds: number;
+  durationS: number;
+  warmUpS: number;
+  connections: number;
+}
+
+/** One measurement of one side: `value` in the benchmark's figure (higher is better). */
+export interface Sample {
+  value: number;
+  p50Ms?: number | undefined;
+  p99Ms?: number | undefined;
+}
+
+export interface Side {
+  label: string;
+  /** Load for `durationS` seconds; throws when any request failed, so a broken side gives no figure. */
+  measure(durationS: number): Promise<Sample>;
+}
+
+export interface BenchContext {
+  config: BenchConfig;
+  /** Registers a cleanup; all run in reverse order once the benchmark ends, failed or not. */
+  defer(cleanup: () => unknown): void;
+}
+
+export interface Benchmark {
+  name: string;
+  /** What `Sample.value` counts, e.g. "req/s". */
+  figure: string;
+  description: string;
+  start(ctx: BenchContext): Promise<{ project: Side; baseline: Side }>;
+}
+
+export interface SideResult {
+  label: string;
+  rounds: Sample[];
+  median: number;
+  p50MsMedian?: number | undefined;
+  p99MsMedian?: number | undefined;
+}
+
+export interface BenchResult {
+  name: string;
+  figure: string;
+  description: string;
+  project: SideResult;
+  baseline: SideResult;
+  /** project median / baseline median */
+  ratio: number;
+}
+
+const settingsSchema = z.object({
+  BENCH_ROUNDS: z.coerce.number().int().min(1).max(100).default(5),
+  BENCH_DURATION_S: z.coerce.number().positive().max(3600).default(5),
+  BENCH_CONNECTIONS: z.coerce.number().int().min(1).max(10_000).default(50),
+});
+
+export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`bench settings: ${problems.join("; ")}`);
+  }
+  const s = parsed.data;
+  return {
+    rounds: s.BENCH_ROUNDS,
+    durationS: s.BENCH_DURATION_S,
+    warmUpS: Math.min(2, s.BENCH_DURATION_S),
+    connections: s.BENCH_CONNECTIONS,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error("median of no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const hi = sorted[mid] as number;
+  return sorted.length % 2 === 1 ? hi : ((sorted[mid - 1] as number) + hi) / 2;
+}
+
+function medianOf(samples: readonly Sample[], key: "p50Ms" | "p99Ms"): number | undefined {
+  const values = samples.map((s) => s[key]).filter((v): v is number => v !== undefined);
+  return values.length === samples.length ? median(values) : undefined;
+}
+
+function summarise(label: string, rounds: Sample[]): SideResult {
+  return {
+    label,
+    rounds,
+    median: median(rounds.map((s) => s.value)),
+    p50MsMedian: medianOf(rounds, "p50Ms"),
+    p99MsMedian: medianOf(rounds, "p99Ms"),
+  };
+}
+
+export function formatValue(v: number): string {
+  return Math.abs(v) >= 100 ? Math.round(v).toString() : v.toPrecision(3);
+}
+
+function progress(bench: Benchmark, step: string, side: Side, s: Sample): void {
+  const latency = s.p50Ms !== undefined ? `  p50 ${s.p50Ms} ms  p99 ${s.p99Ms} ms` : "";
+  console.error(`${bench.name}  ${step}  ${side.label}: ${formatValue(s.value)} ${bench.figure}${latency}`);
+}
+
+/** Warm-up of each side, then `rounds` rounds of both sides, project first in odd rounds, baseline in even. */
+export async function runBenchmark(bench: Benchmark, config: BenchConfig): Promise<BenchResult> {
+  const cleanups: (() => unknown)[] = [];
+  try {
+    const sides = await bench.start({ config, defer: (c) => cleanups.push(c) });
+    for (const side of [sides.project, sides.baseline]) {
+      progress(bench, "warm-up", side, await side.measure(config.warmUpS));
+    }
+    const project: Sample[] = [];
+    const baseline: Sample[] = [];
+    for (let round = 0; round < config.rounds; round++) {
+      const order = round % 2 === 0 ? ([true, false] as const) : ([false, true] as const);
+      for (const isProject of order) {
+        const side = isProject ? sides.project : sides.baseline;
+        const sample = await side.measure(config.durationS);
+        (isProject ? project : baseline).push(sample);
+        progress(bench, `round ${round + 1}/${config.rounds}`, side, sample);
+      }
+    }
+    const p = summarise(sides.project.label, project);
+    const b = summarise(sides.baseline.label, baseline);
+    return {
+      name: bench.name,
+      figure: bench.figure,
+      description: bench.description,
+      project: p,
+      baseline: b,
+      ratio: p.median / b.median,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        console.error(`${bench.name}: cleanup failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}

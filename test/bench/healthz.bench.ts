@@ -1,0 +1,43 @@
+import { freePort } from "../support/free-port.ts";
+import { startChildServer } from "./child-server.ts";
+import type { Benchmark } from "./frame.ts";
+import { expectAnswer, httpSide } from "./http-load.ts";
+
+const BODY = JSON.stringify({ status: "ok" });
+const ANSWER = { contentType: /^application\/json\b/, body: BODY };
+
+/** What the whole bootstrap (Express, pino-http, metrics) costs per request against bare node:http. */
+export const benchmark: Benchmark = {
+  name: "healthz",
+  figure: "req/s",
+  description: "GET /healthz: http-utility (real bootstrap, APP_ENV=test) vs bare node:http, same body",
+  async start({ config, defer }) {
+    const projectPort = await freePort();
+    const project = await startChildServer({
+      name: "http-utility",
+      script: "services/http-utility/src/main.ts",
+      // no DATABASE_URL of ours: the service starts or reuses the embedded PostgreSQL under var/postgres
+      env: { ...process.env, APP_ENV: "test", HTTP_UTILITY_PORT: String(projectPort) },
+      url: `http://127.0.0.1:${projectPort}`,
+      readyPath: "/healthz",
+    });
+    defer(project.stop);
+    const baselinePort = await freePort();
+    const baseline = await startChildServer({
+      name: "bare node:http",
+      script: "test/bench/bare-http-server.ts",
+      args: [String(baselinePort)],
+      url: `http://127.0.0.1:${baselinePort}`,
+      readyPath: "/healthz",
+    });
+    defer(baseline.stop);
+
+    const sides = { project, baseline };
+    for (const s of Object.values(sides)) await expectAnswer(`${s.url}/healthz`, ANSWER);
+    const load = { connections: config.connections, expectBody: BODY };
+    return {
+      project: httpSide("http-utility", { ...load, url: `${project.url}/healthz` }),
+      baseline: httpSide("node:http", { ...load, url: `${baseline.url}/healthz` }),
+    };
+  },
+};

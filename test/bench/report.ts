@@ -1,0 +1,67 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { projectRoot } from "../../services/common/src/paths.ts";
+import { type BenchConfig, type BenchResult, formatValue } from "./frame.ts";
+
+export const RESULTS_FILE = path.join(projectRoot, "bench", "results.json");
+
+export interface BenchFailure {
+  name: string;
+  error: string;
+}
+
+/** The results as a pipe-separated table, one row per benchmark. */
+export function formatTable(results: readonly BenchResult[]): string {
+  const rows = [
+    [
+      "benchmark",
+      "figure",
+      "project median",
+      "baseline median",
+      "ratio",
+      "project rounds",
+      "baseline rounds",
+    ],
+    ...results.map((r) => [
+      r.name,
+      r.figure,
+      formatValue(r.project.median),
+      formatValue(r.baseline.median),
+      r.ratio.toFixed(2),
+      r.project.rounds.map((s) => formatValue(s.value)).join(" "),
+      r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+    ]),
+  ];
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? "").length))) ?? [];
+  const line = (row: string[]) => `| ${row.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join(" | ")} |`;
+  const rule = `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`;
+  const [header, ...body] = rows;
+  return [line(header ?? []), rule, ...body.map(line)].join("\n");
+}
+
+export async function writeResults(
+  config: BenchConfig,
+  results: readonly BenchResult[],
+  failures: readonly BenchFailure[],
+): Promise<string> {
+  const cpus = os.cpus();
+  const report = {
+    date: new Date().toISOString(),
+    machine: {
+      node: process.version,
+      platform: process.platform,
+      arch: process.arch,
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model,
+      memoryGB: Math.round(os.totalmem() / 2 ** 30),
+      loadAverage: os.loadavg(),
+    },
+    settings: config,
+    benchmarks: results,
+    failures,
+  };
+  await mkdir(path.dirname(RESULTS_FILE), { recursive: true });
+  await writeFile(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
+  return RESULTS_FILE;
+}
