@@ -1,6 +1,7 @@
 // pm2 apps and deploy (https://pm2.keymetrics.io/docs/usage/application-declaration/).
-// Started by `npm start` (pm2-runtime, foreground) or `npm run pm2:start` (daemon); the pm2 daemon must run
-// on Node >= 24 (npm scripts put the project's node@24 first on the PATH), since cluster workers inherit it.
+// Started by `npm start` (pm2-runtime, foreground) or `npm run pm2 -- start ecosystem.config.js --env <env>`
+// (daemon); the pm2 daemon must run on Node >= 24 (npm scripts put the project's node@24 first on the PATH),
+// since cluster workers inherit its Node.
 
 import path from "node:path";
 
@@ -10,9 +11,12 @@ const logDir = process.env.SIDECARS_LOG_DIR ?? path.join(root, "var/log");
 const killTimeout = Number(process.env.SIDECARS_KILL_TIMEOUT_MS ?? 15_000);
 
 const envBlocks = {
-  env: { APP_ENV: "development" },
+  // without --env, the APP_ENV of the calling shell (so `APP_ENV=production npm run reload` stays production)
+  env: { APP_ENV: process.env.APP_ENV ?? "development" },
   env_demo: { APP_ENV: "demo" },
   env_production: { APP_ENV: "production" },
+  // the end-to-end suites (test/pm2-reload.test.ts)
+  env_test: { APP_ENV: "test" },
 };
 
 /** @param {string} name @param {"cluster" | "fork"} mode @param {number | string} instances */
@@ -37,7 +41,10 @@ function app(name, mode, instances) {
   };
 }
 
-// Deployment targets come from the environment of the operator's machine (see docs/operations.md).
+// Deployment targets come from the environment of the operator's machine; secrets and per-host values come
+// from an env file on each target (see docs/operations.md, "Deploy").
+// biome-ignore lint/suspicious/noTemplateCurlyInString: expanded by the target's shell, not by JavaScript
+const ENV_FILE = "${SIDECARS_ENV_FILE:-/etc/xmpp-sidecars/env}";
 const deployTarget = (envName) => ({
   user: process.env.DEPLOY_USER ?? "mongooseim",
   host: (process.env.DEPLOY_HOSTS ?? "localhost").split(/[\s,]+/).filter(Boolean),
@@ -45,10 +52,12 @@ const deployTarget = (envName) => ({
   repo: process.env.DEPLOY_REPO ?? "git@git.example.org:xmpp/xmpp-sidecars.git",
   path: process.env.DEPLOY_PATH ?? "/usr/lib/mongooseim/sidecars",
   "post-deploy": [
+    `if [ -r "${ENV_FILE}" ]; then set -a; . "${ENV_FILE}"; set +a; fi`,
     "npm ci",
-    `scripts/link-certs.sh ${process.env.SSL_SOURCE_DIR ?? "/etc/mongooseim"} ${process.env.SSL_CERT_NAME ?? "$(hostname -f)"}`,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: expanded by the target's shell
+    'scripts/link-certs.sh "${SSL_SOURCE_DIR:-/etc/mongooseim}" "${SSL_CERT_NAME:?set SSL_CERT_NAME in the env file}"',
     `APP_ENV=${envName} npm run migrate`,
-    `npm run pm2 -- startOrReload ecosystem.config.js --env ${envName}`,
+    `APP_ENV=${envName} npm run pm2 -- startOrReload ecosystem.config.js --env ${envName} --update-env`,
     "npm run pm2 -- save",
   ].join(" && "),
 });

@@ -23,10 +23,10 @@ DO $$
 DECLARE
   bad bigint;
 BEGIN
-  SELECT count(*) INTO bad FROM web_users WHERE node IS NULL OR domain IS NULL;
+  SELECT count(*) INTO bad FROM web_users WHERE node IS NULL OR domain IS NULL OR node = '' OR domain = '';
   IF bad > 0 THEN
     RAISE EXCEPTION 'web_users has % row(s) with an empty node or domain', bad
-      USING HINT = 'Fix or delete them (SELECT * FROM web_users WHERE node IS NULL OR domain IS NULL), then migrate again.';
+      USING HINT = 'Fix or delete them (SELECT * FROM web_users WHERE node IS NULL OR domain IS NULL OR node = '''' OR domain = ''''), then migrate again.';
   END IF;
   SELECT count(*) INTO bad FROM (SELECT 1 FROM web_users GROUP BY domain, node HAVING count(*) > 1) d;
   IF bad > 0 THEN
@@ -34,6 +34,9 @@ BEGIN
       USING HINT = 'Keep one row per account (SELECT domain, node, count(*) FROM web_users GROUP BY 1, 2 HAVING count(*) > 1), then migrate again.';
   END IF;
   ALTER TABLE web_users ALTER COLUMN node SET NOT NULL, ALTER COLUMN domain SET NOT NULL;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'web_users'::regclass AND conname = 'web_users_node_domain_not_empty') THEN
+    ALTER TABLE web_users ADD CONSTRAINT web_users_node_domain_not_empty CHECK (node <> '' AND domain <> '');
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'web_users'::regclass AND contype = 'p') THEN
     ALTER TABLE web_users ADD CONSTRAINT web_users_pkey PRIMARY KEY (domain, node);
   ELSE

@@ -3,7 +3,7 @@
 // Ctrl-C stops the services gracefully, then the embedded database if this run started it.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { loadConfig } from "../services/common/src/config/load.ts";
@@ -14,6 +14,22 @@ import { exitOnStartupError } from "../services/common/src/service.ts";
 
 const env: NodeJS.ProcessEnv = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
 const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Waits for the processes to end; what is left after `ms` is killed. */
+async function waitForExit(pids: number[], ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
+}
 
 try {
   // development gets a generated basic_auth secret for the auth service, kept in var/ (never in git)
@@ -40,12 +56,24 @@ try {
   const applied = await migrate({ databaseUrl });
   say(applied.length > 0 ? `migrations applied: ${applied.join(", ")}` : "database schema up to date");
 
+  const pm2Home = env.PM2_HOME ?? fromRoot("var/pm2");
   const pm2Runtime = createRequire(import.meta.url).resolve("pm2/bin/pm2-runtime");
   const child = spawn(process.execPath, [pm2Runtime, "start", "ecosystem.config.js", "--env", config.env], {
     cwd: projectRoot,
     stdio: "inherit",
-    env: { ...env, PM2_HOME: env.PM2_HOME ?? fromRoot("var/pm2") },
+    env: { ...env, PM2_HOME: pm2Home },
   });
+  // pm2-runtime may exit before its fork-mode apps (their own process group) finish shutting down: note the
+  // apps' pids while they run, so this command returns only once every service has stopped.
+  const appPids = new Set<number>();
+  const notePids = () => {
+    const dir = path.join(pm2Home, "pids");
+    for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+      const pid = Number(readFileSync(path.join(dir, f), "utf8"));
+      if (pid > 0) appPids.add(pid);
+    }
+  };
+  const watcher = setInterval(notePids, 1000);
   let stopping = false;
   const forward = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -56,6 +84,8 @@ try {
   process.on("SIGINT", () => forward("SIGINT"));
   process.on("SIGTERM", () => forward("SIGTERM"));
   child.on("exit", async (code, signal) => {
+    clearInterval(watcher);
+    await waitForExit([...appPids], Number(env.SIDECARS_KILL_TIMEOUT_MS ?? 15_000));
     if (startedDb) {
       await embeddedDatabase(config)
         .stop()

@@ -36,7 +36,12 @@ export function runService(
         onReady?.(child);
       }
     });
-    child.on("exit", (code) => resolve({ code, stderr, stdout, ready }));
+    // a test that goes wrong must not leave a service behind
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("exit", (code) => {
+      clearTimeout(guard);
+      resolve({ code, stderr, stdout, ready });
+    });
   });
 }
 

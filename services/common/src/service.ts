@@ -11,7 +11,6 @@ export interface ServiceContext {
   config: Config;
   log: Logger;
   pool: Pool;
-  isShuttingDown: () => boolean;
 }
 
 export interface ServiceDefinition {
@@ -56,19 +55,22 @@ export async function startService(
   const log = createLogger(config, def.name);
   const url = await resolveDatabaseUrl(config, log);
   const pool = createPool(config, url, log);
-  let shuttingDown = false;
   try {
     await checkDatabase(pool, url);
-    const ctx: ServiceContext = { config, log, pool, isShuttingDown: () => shuttingDown };
+    const ctx: ServiceContext = { config, log, pool };
     const app = await def.createApp(ctx);
     const l = def.listen(config);
-    const server = await startServer(app, { name: def.name, ...l, log });
+    const server = await startServer(app, {
+      name: def.name,
+      ...l,
+      keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
+      log,
+    });
     log.info({ url: server.url, env: config.env }, `${def.name} listening`);
 
     let done: Promise<void> | undefined;
     const shutdown = (signal = "shutdown") => {
       done ??= (async () => {
-        shuttingDown = true;
         log.info({ signal }, "shutting down: finishing in-flight requests");
         await server.close(config.shutdown.timeoutMs);
         await def.onShutdown?.(ctx);

@@ -114,6 +114,24 @@ describe("sidecars CLI", () => {
     expect(unknownCommand.stderr).toMatch(/unknown command 'frobnicate'/);
   });
 
+  it("reports a migration that cannot run with the database's reason and hint, on one line", async () => {
+    const legacy = await createTestDatabase({ empty: true });
+    try {
+      await legacy.pool.query(
+        "CREATE TABLE web_users (node text, token text, domain text); INSERT INTO web_users VALUES ('bob','a','oyo'), ('bob','b','oyo')",
+      );
+      const r = await sidecars(["migrate"], { env: { DATABASE_URL: legacy.url } });
+      expect(r.code).toBe(1);
+      expect(oneLine(r)).toMatch(
+        /^sidecars: database error P0001: web_users has 1 duplicated \(domain, node\) pair\(s\)\. Keep one row per account \(SELECT domain, node, count\(\*\)/,
+      );
+      const dry = await sidecars(["migrate", "--dry-run"], { env: { DATABASE_URL: legacy.url } });
+      expect(dry.stdout).toMatch(/would apply: 1763780000000_web-users\n$/);
+    } finally {
+      await legacy.drop();
+    }
+  });
+
   it("says the database is unreachable and what to do", async () => {
     const url = `postgres://u:secret-pw@127.0.0.1:${await freePort()}/x`;
     const r = await sidecars(["users", "list"], { env: { DATABASE_URL: url } });

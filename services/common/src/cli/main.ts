@@ -19,6 +19,16 @@ export function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
+/** One line for every failure: ours as they are, the database's with its hint, anything else with its stack. */
+function describe(err: unknown): string {
+  if (err instanceof CliError || err instanceof StartupError) return err.message;
+  const e = err as Error & { code?: unknown; hint?: unknown };
+  if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) {
+    return `database error ${e.code}: ${e.message}${typeof e.hint === "string" ? `. ${e.hint}` : ""}`;
+  }
+  return `unexpected error: ${e?.stack ?? err}`;
+}
+
 export async function runCli(argv: string[], ctx = createCliContext()): Promise<number> {
   const program = buildProgram(ctx);
   try {
@@ -29,10 +39,7 @@ export async function runCli(argv: string[], ctx = createCliContext()): Promise<
       // help and version are "errors" to commander; usage problems were already printed by it
       return err.exitCode === 0 ? 0 : 2;
     }
-    const known = err instanceof CliError || err instanceof StartupError;
-    process.stderr.write(
-      `sidecars: ${known ? (err as Error).message : `unexpected error: ${(err as Error).stack ?? err}`}\n`,
-    );
+    process.stderr.write(`sidecars: ${describe(err)}\n`);
     return err instanceof CliError ? err.exitCode : 1;
   } finally {
     await ctx.close();

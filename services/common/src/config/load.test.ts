@@ -29,7 +29,9 @@ describe("loadConfig", () => {
       expect(c.env).toBe(env);
       expect(c.services.auth.host).toBe("127.0.0.1");
     }
-    const prod = loadConfig({ env: { APP_ENV: "production", AUTH_BASIC_AUTH: "mim:pw" } });
+    const prod = loadConfig({
+      env: { APP_ENV: "production", AUTH_BASIC_AUTH: "mim:pw", DATABASE_URL: "postgres://db.internal/xmpp" },
+    });
     expect(prod.services.httpUtility.tls.cert).toBe("ssl/server.crt");
   });
 
@@ -103,9 +105,10 @@ describe("loadConfig", () => {
     expect(problemsOf(() => loadConfig({ env: { DATABASE_URL_FILE: "/nonexistent/secret" } }))[0]).toMatch(
       /DATABASE_URL_FILE: cannot read \/nonexistent\/secret \(ENOENT\)/,
     );
-    expect(problemsOf(() => loadConfig({ env: { APP_ENV: "production" } }))[0]).toMatch(
-      /services\.auth\.basicAuth: required in production: set AUTH_BASIC_AUTH/,
-    );
+    expect(problemsOf(() => loadConfig({ env: { APP_ENV: "production" } }))).toEqual([
+      expect.stringMatching(/^services\.auth\.basicAuth: required in production: set AUTH_BASIC_AUTH/),
+      expect.stringMatching(/^database\.url: required in production: set DATABASE_URL or DATABASE_URL_FILE/),
+    ]);
   });
 
   it("refuses cleartext for a scram domain and a badly named domain", () => {

@@ -138,6 +138,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
       "services.auth.basicAuth: required in production: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth",
     );
   }
+  const database = raw.database as Json | undefined;
+  if (appEnv === "production" && !database?.url) {
+    problems.push(
+      "database.url: required in production: set DATABASE_URL or DATABASE_URL_FILE (the embedded database is for development and demo)",
+    );
+  }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) problems.push(...parsed.error.issues.map(describeIssue));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);

@@ -93,8 +93,19 @@ export const configSchema = z
           .min(100)
           .max(60_000)
           .describe("bound on finishing in-flight requests at SIGINT/SIGTERM (pm2 kill_timeout is above it)"),
+        keepAliveTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .describe(
+            "idle keep-alive connections close after this long; at shutdown they get this long for a last request",
+          ),
       })
-      .strict(),
+      .strict()
+      .refine((s) => s.keepAliveTimeoutMs < s.timeoutMs, {
+        path: ["keepAliveTimeoutMs"],
+        message: "must be below shutdown.timeoutMs, or shutdown cuts idle keep-alive clients off",
+      }),
     metrics: z
       .object({
         allow: z

@@ -79,6 +79,27 @@ describe("migrations", () => {
     ).rejects.toMatchObject({ code: "23505" });
   });
 
+  it("stop on accounts with an empty node, and forbid them from then on", async () => {
+    const db = await emptyDatabase();
+    await db.pool.query(
+      "CREATE TABLE web_users (node text, token text, domain text); INSERT INTO web_users VALUES ('', 'a', 'oyo')",
+    );
+    await expect(migrate({ databaseUrl: db.url })).rejects.toThrow(/1 row\(s\) with an empty node or domain/);
+    await db.pool.query("DELETE FROM web_users");
+    await migrate({ databaseUrl: db.url });
+    await expect(
+      db.pool.query("INSERT INTO web_users (node, domain) VALUES ('', 'oyo')"),
+    ).rejects.toMatchObject({
+      code: "23514",
+    });
+  });
+
+  it("let several processes migrate at once: one applies, the others wait and find nothing to do", async () => {
+    const db = await emptyDatabase();
+    const results = await Promise.all([1, 2, 3].map(() => migrate({ databaseUrl: db.url })));
+    expect(results.flat()).toEqual(["1763780000000_web-users"]);
+  });
+
   it("stop on duplicated accounts with a message saying what to do, changing nothing", async () => {
     const db = await emptyDatabase();
     await db.pool.query(`

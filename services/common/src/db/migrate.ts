@@ -13,8 +13,25 @@ export interface MigrateOptions {
   log?: (msg: string) => void;
 }
 
-/** Apply (or revert) migrations; several processes may call it at once: node-pg-migrate takes a lock. */
-export async function migrate(options: MigrateOptions): Promise<string[]> {
+const LOCKED = /Another migration is already running/;
+
+/**
+ * Apply (or revert) migrations in one transaction. node-pg-migrate takes an advisory lock and fails when
+ * another process holds it; several processes may start at once (pm2 workers, a deploy), so wait our turn.
+ */
+export async function migrate(options: MigrateOptions, waitMs = 60_000): Promise<string[]> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await migrateOnce(options);
+    } catch (err) {
+      if (!LOCKED.test((err as Error).message) || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function migrateOnce(options: MigrateOptions): Promise<string[]> {
   const done = await runner({
     databaseUrl: options.databaseUrl,
     dir: MIGRATIONS_DIR,

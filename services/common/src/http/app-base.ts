@@ -15,8 +15,6 @@ export interface BaseDeps {
   config: Pick<Config, "metrics">;
   log: Logger;
   pool: Pool;
-  /** Set while the process shuts down: answers then carry `Connection: close`. */
-  isShuttingDown?: () => boolean;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -33,10 +31,6 @@ export function createBaseApp(deps: BaseDeps): Express {
   const metrics = createMetrics(deps.service);
   const metricsAllowed = createAllowList(deps.config.metrics.allow);
 
-  app.use((_req, res, next) => {
-    if (deps.isShuttingDown?.()) res.setHeader("connection", "close");
-    next();
-  });
   app.use(
     pinoHttp({
       logger: deps.log,

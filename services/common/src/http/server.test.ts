@@ -169,21 +169,40 @@ function get(
 }
 
 describe("graceful close", () => {
-  it("finishes in-flight requests, refuses new connections, and ends idle keep-alive sockets", async () => {
+  it("finishes in-flight requests, refuses new connections, and lets keep-alive sockets finish cleanly", async () => {
     const slow: http.RequestListener = (_req, res) => {
       setTimeout(() => res.end("done"), 400);
     };
     const s = await startServer(slow, { name: "t", host: "127.0.0.1", port: 0, log });
-    const agent = new http.Agent({ keepAlive: true });
-    await get(s.port, agent); // an idle keep-alive socket now exists
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    expect(await get(s.port, agent)).toMatchObject({ status: 200, connection: "keep-alive" });
     const inFlight = get(s.port);
     await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();
     const closed = s.close(5000);
     await expect(get(s.port, new http.Agent())).rejects.toMatchObject({ code: "ECONNREFUSED" });
-    expect(await inFlight).toMatchObject({ status: 200, body: "done" });
+    // the request under way is answered, and told the connection ends
+    expect(await inFlight).toMatchObject({ status: 200, body: "done", connection: "close" });
+    // a client reusing its idle keep-alive socket is still answered, not cut off mid-request
+    expect(await get(s.port, agent)).toMatchObject({ status: 200, body: "done", connection: "close" });
     await closed;
     expect(Date.now() - t0).toBeLessThan(2000);
+    agent.destroy();
+  });
+
+  it("waits for idle keep-alive sockets no longer than the keep-alive timeout", async () => {
+    const s = await startServer(hello, {
+      name: "t",
+      host: "127.0.0.1",
+      port: 0,
+      keepAliveTimeoutMs: 300,
+      log,
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    await get(s.port, agent);
+    const t0 = Date.now();
+    await s.close(5000);
+    expect(Date.now() - t0).toBeLessThan(1500);
     agent.destroy();
   });
 

@@ -1,7 +1,7 @@
 import type { RequestListener } from "node:http";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import { StartupError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { readTls, type TlsPaths, watchTls } from "./tls-files.ts";
@@ -13,6 +13,8 @@ export interface ServerOptions {
   /** Env variable that overrides the port, named in the "port in use" message. */
   portEnv?: string;
   tls?: TlsPaths | undefined;
+  /** How long an idle keep-alive connection stays open (Node's default: 5 s). */
+  keepAliveTimeoutMs?: number;
   log: Logger;
 }
 
@@ -52,25 +54,28 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
   const server: http.Server = useTls
     ? https.createServer({ ...readTls(o.tls as TlsPaths) }, handler)
     : http.createServer(handler);
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = o.keepAliveTimeoutMs ?? 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 120_000;
 
-  // requests in progress per socket, so a shutdown closes idle sockets at once and busy ones after their answer
-  const active = new Map<Socket, number>();
+  // At shutdown, a socket busy with a request is closed after its answer; an idle keep-alive
+  // socket is left to carry one more request (answered with `Connection: close`) or to expire by
+  // keepAliveTimeout, which clients know from the Keep-Alive header and avoid racing. Closing idle sockets
+  // at once (what http.Server.close() does) loses the request a client is sending on one at that moment.
+  const sockets = new Set<Socket>();
+  const inFlight = new Set<http.ServerResponse>();
   let closing = false;
+  const closeAfterAnswer = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  };
   server.on("connection", (socket: Socket) => {
-    active.set(socket, 0);
-    socket.on("close", () => active.delete(socket));
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
   });
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const socket = req.socket;
-    active.set(socket, (active.get(socket) ?? 0) + 1);
-    res.on("finish", () => {
-      const left = (active.get(socket) ?? 1) - 1;
-      active.set(socket, left);
-      if (closing && left === 0) socket.end();
-    });
+  server.on("request", (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closing) closeAfterAnswer(res);
+    inFlight.add(res);
+    res.on("close", () => inFlight.delete(res));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -102,16 +107,18 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
     close(timeoutMs) {
       closing = true;
       stopWatching();
+      for (const res of inFlight) closeAfterAnswer(res);
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
-          o.log.warn({ open: active.size }, "shutdown bound reached; closing remaining connections");
+          o.log.warn({ open: sockets.size }, "shutdown bound reached; closing remaining connections");
           server.closeAllConnections();
         }, timeoutMs);
-        server.close(() => {
+        // net.Server's close: stop accepting, call back once every connection has ended (see above)
+        net.Server.prototype.close.call(server, () => {
           clearTimeout(timer);
+          server.closeAllConnections(); // also stops http.Server's connection-checking interval
           resolve();
         });
-        for (const [socket, n] of active) if (n === 0) socket.end();
       });
     },
   };

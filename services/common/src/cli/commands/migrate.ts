@@ -14,6 +14,7 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
         dryRun: opts.dryRun ?? false,
         log: opts.dryRun ? ctx.out : () => {},
       });
-      ctx.out(applied.length === 0 ? "up to date" : `applied: ${applied.join(", ")}`);
+      const verb = opts.dryRun ? "would apply" : "applied";
+      ctx.out(applied.length === 0 ? "up to date" : `${verb}: ${applied.join(", ")}`);
     });
 }
