@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -45,6 +45,7 @@ beforeAll(async () => {
     BUDDIES_ADMIN_PORT: String(ports.buddies),
     HTTP_UTILITY_INSTANCES: "2",
     AUTH_INSTANCES: "2",
+    LOG_LEVEL: "info",
   };
   await pm2("start", "ecosystem.config.js", "--env", "test");
   await Promise.all([
@@ -83,6 +84,7 @@ describe("pm2", () => {
     // fetch keeps connections alive, as MongooseIM's pool and the apps do
     const counts = { ok: 0, failed: 0, duringReload: 0 };
     const failures: string[] = [];
+    const timeline: string[] = [];
     let reloading = false;
     let stop = false;
     const deadline = Date.now() + 90_000; // bounded whatever happens
@@ -100,7 +102,7 @@ describe("pm2", () => {
         } catch (err) {
           counts.failed++;
           failures.push(
-            `${url}: ${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? "")}`,
+            `${new Date().toISOString()} ${url}: ${(err as Error).message} ${String((err as { cause?: unknown }).cause ?? "")}`,
           );
         }
         if (reloading) counts.duringReload++;
@@ -109,12 +111,24 @@ describe("pm2", () => {
     const load = Promise.all(Array.from({ length: 8 }, (_, n) => worker(n)));
     await new Promise((r) => setTimeout(r, 1000));
     reloading = true;
+    timeline.push(`reload from ${new Date().toISOString()}`);
     await pm2("reload", "ecosystem.config.js", "--env", "test", "--only", "http-utility,auth");
     reloading = false;
+    timeline.push(`reload until ${new Date().toISOString()}`);
     await new Promise((r) => setTimeout(r, 1000));
     stop = true;
     await load;
 
+    if (failures.length > 0) {
+      // what the services said about it, for whoever reads the failure
+      const logs = await readdir(path.join(home, "log"));
+      const said = await Promise.all(
+        logs.map(
+          async (f) => `--- ${f}\n${(await readFile(path.join(home, "log", f), "utf8")).slice(-4000)}`,
+        ),
+      );
+      expect.soft([...timeline, ...failures, ...said].join("\n")).toBe("");
+    }
     expect(failures.slice(0, 5)).toEqual([]);
     expect(counts.failed).toBe(0);
     expect(counts.duringReload).toBeGreaterThan(50);

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import type { RequestListener } from "node:http";
 import http from "node:http";
 import https from "node:https";
@@ -5,6 +6,8 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import { StartupError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { readTls, type TlsPaths, watchTls } from "./tls-files.ts";
+
+const CLUSTER_HANDOFF_GRACE_MS = 500;
 
 export interface ServerOptions {
   name: string;
@@ -117,7 +120,10 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
         net.Server.prototype.close.call(server, () => {
           clearTimeout(timer);
           server.closeAllConnections(); // also stops http.Server's connection-checking interval
-          resolve();
+          // In a cluster worker (pm2 cluster mode), the primary may have handed us a connection just before it
+          // learned that we closed. Alive, we refuse it and the primary passes it to another worker; exited,
+          // we would take it with us and its client would wait forever. So stay a moment.
+          setTimeout(resolve, cluster.isWorker ? CLUSTER_HANDOFF_GRACE_MS : 0);
         });
       });
     },
