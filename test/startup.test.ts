@@ -1,8 +1,11 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeCertificate } from "./support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, runService } from "./support/processes.ts";
@@ -123,5 +126,58 @@ describe("a service that cannot start", () => {
     expect(oneLine(r.stderr)).toMatch(
       /^TLS certificate \/nonexistent\/server\.crt: cannot be read \(ENOENT\); create the ssl\/ links/,
     );
+  });
+});
+
+describe("http-utility over TLS", () => {
+  it("serves the renewed certificate as soon as it gets SIGHUP", async () => {
+    const [first, second] = await Promise.all([makeCertificate("first"), makeCertificate("second")]);
+    const dir = mkdtempSync(path.join(tmpdir(), "sidecars-ssl-"));
+    writeFileSync(path.join(dir, "server.crt"), first.cert);
+    writeFileSync(path.join(dir, "server.key"), first.key);
+    const config = JSON.parse(readFileSync(path.join(ROOT, "config/test.json"), "utf8"));
+    config.services.httpUtility.tls = {
+      cert: path.join(dir, "server.crt"),
+      key: path.join(dir, "server.key"),
+    };
+    const port = await freePort();
+    const fingerprint = () =>
+      new Promise<string>((resolve, reject) => {
+        https
+          .get(
+            { host: "127.0.0.1", port, path: "/healthz", rejectUnauthorized: false, agent: false },
+            (res) => {
+              res.resume();
+              resolve((res.socket as TLSSocket).getPeerCertificate().fingerprint256);
+            },
+          )
+          .on("error", reject);
+      });
+    let seen: string[] = [];
+    const exited = await runService(
+      "http-utility",
+      { CONFIG_DIR: configWith("test.json", config), DATABASE_URL: db.url, HTTP_UTILITY_PORT: String(port) },
+      async (child) => {
+        try {
+          seen.push(await fingerprint());
+          for (const [name, pem] of [
+            ["server.crt", second.cert],
+            ["server.key", second.key],
+          ] as const) {
+            writeFileSync(path.join(dir, `${name}.new`), pem);
+            renameSync(path.join(dir, `${name}.new`), path.join(dir, name));
+          }
+          child.kill("SIGHUP");
+          await new Promise((r) => setTimeout(r, 300)); // well before the 2 s file poll would notice
+          seen.push(await fingerprint());
+        } catch (err) {
+          seen = [String(err)];
+        } finally {
+          child.kill("SIGTERM");
+        }
+      },
+    );
+    expect(exited).toMatchObject({ code: 0, ready: true });
+    expect(seen).toEqual([first.fingerprint256, second.fingerprint256]);
   });
 });
