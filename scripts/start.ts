@@ -36,6 +36,8 @@ try {
   if (env.APP_ENV === "development" && !env.AUTH_BASIC_AUTH && !env.AUTH_BASIC_AUTH_FILE) {
     const file = fromRoot("var/secrets/auth-basic-auth");
     if (!existsSync(file)) {
+      // var/ stays traversable (the embedded PostgreSQL runs as another user under it); only secrets/ is private
+      mkdirSync(fromRoot("var"), { recursive: true });
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       writeFileSync(file, `mongooseim:${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
     }

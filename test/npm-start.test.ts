@@ -29,8 +29,6 @@ describe("npm start", () => {
     dev.database = { embedded: { dataDir, port: pgPort, database: "sidecars" } };
     writeFileSync(path.join(configDir, "development.json"), JSON.stringify(dev));
     const ports = { http: await freePort(), auth: await freePort(), buddies: await freePort() };
-    const secret = path.join(work, "basic-auth");
-    writeFileSync(secret, "mongooseim:start-test\n", { mode: 0o600 });
 
     let output = "";
     const t0 = Date.now();
@@ -47,7 +45,6 @@ describe("npm start", () => {
         HTTP_UTILITY_PORT: String(ports.http),
         AUTH_PORT: String(ports.auth),
         BUDDIES_ADMIN_PORT: String(ports.buddies),
-        AUTH_BASIC_AUTH_FILE: secret,
       },
     });
     child.stdout?.on("data", (c: Buffer) => {
@@ -68,6 +65,12 @@ describe("npm start", () => {
     expect(Date.now() - t0).toBeLessThan(60_000);
     expect(output).toMatch(/embedded PostgreSQL started on 127\.0\.0\.1:\d+/);
     expect(output).toMatch(/migrations applied: 1763780000000_web-users/);
+    // the generated basic_auth secret is private; var/ stays reachable for the embedded database's user
+    const secret = path.join(ROOT, "var/secrets/auth-basic-auth");
+    expect(readFileSync(secret, "utf8")).toMatch(/^mongooseim:[\w-]{24}\n$/);
+    expect(statSync(secret).mode & 0o777).toBe(0o600);
+    expect(statSync(path.dirname(secret)).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(ROOT, "var")).mode & 0o001).toBe(0o001);
 
     // the embedded database holds the migrated schema, and its credentials are private
     const db = new EmbeddedDatabase({ dataDir, port: pgPort, database: "sidecars" });
