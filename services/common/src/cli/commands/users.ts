@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { type Jid, parseJid } from "../../users/jid.ts";
 import { addUser, listUsers, removeUser, setPassword } from "../../users/web-users.ts";
 import { type CliContext, CliError } from "../context.ts";
@@ -46,6 +46,9 @@ function jidOf(text: string, ctx: CliContext): Jid {
   return jid;
 }
 
+const passwordStdin = () => new Option("--password-stdin", "read the password from standard input");
+const generate = () => new Option("--generate", "generate a random password and print it once");
+
 export function registerUsers(program: Command, ctx: CliContext): void {
   const users = program
     .command("users")
@@ -53,8 +56,8 @@ export function registerUsers(program: Command, ctx: CliContext): void {
   users
     .command("add <jid>")
     .description("create user@domain with a password (salted SCRAM; cleartext only if the domain keeps it)")
-    .option("--password-stdin", "read the password from standard input")
-    .option("--generate", "generate a random password and print it once")
+    .addOption(passwordStdin())
+    .addOption(generate())
     .action(async (text: string, opts: PasswordOptions) => {
       const jid = jidOf(text, ctx);
       const password = await readPassword(opts, ctx);
@@ -69,8 +72,8 @@ export function registerUsers(program: Command, ctx: CliContext): void {
   users
     .command("passwd <jid>")
     .description("set a new password")
-    .option("--password-stdin", "read the password from standard input")
-    .option("--generate", "generate a random password and print it once")
+    .addOption(passwordStdin())
+    .addOption(generate())
     .action(async (text: string, opts: PasswordOptions) => {
       const jid = jidOf(text, ctx);
       const password = await readPassword(opts, ctx);
