@@ -1,5 +1,10 @@
+import { loadConfig } from "../../common/src/config/load.ts";
+import { createMetrics } from "../../common/src/http/metrics.ts";
 import { runService } from "../../common/src/service.ts";
 import { createAuthApp } from "./app.ts";
+import { type AuthCore, createAuthCore } from "./auth-service.ts";
+
+let core: AuthCore | undefined;
 
 await runService({
   name: "auth",
@@ -8,5 +13,20 @@ await runService({
     port: config.services.auth.port,
     portEnv: "AUTH_PORT",
   }),
-  createApp: createAuthApp,
+  async createApp(ctx) {
+    const metrics = createMetrics("auth");
+    core = await createAuthCore({ ...ctx, metrics: metrics.registry });
+    if (!ctx.config.services.auth.basicAuth) {
+      ctx.log.warn(
+        "no basic_auth configured: any local process may call the auth service (set AUTH_BASIC_AUTH)",
+      );
+    }
+    return createAuthApp({ ...ctx, core, metrics });
+  },
+  // SIGHUP: domains and their modules from the config files as they are now; requests keep flowing
+  async onReload(ctx) {
+    await core?.reload(loadConfig());
+    ctx.log.info("domains reloaded");
+  },
+  onShutdown: () => core?.close(),
 });

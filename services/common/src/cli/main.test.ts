@@ -63,7 +63,7 @@ describe("sidecars CLI", () => {
     expect(add).toMatchObject({ code: 0, stdout: "added alice@localhost\n" });
     const row = await scramOf("alice");
     expect(row?.token).toBeNull();
-    expect(verifyPassword("first pw", row?.scram as ScramCredentials)).toBe(true);
+    expect(await verifyPassword("first pw", row?.scram as ScramCredentials)).toBe(true);
 
     const again = await sidecars(["users", "add", "alice@localhost", "--password-stdin"], { input: "x\n" });
     expect(again.code).toBe(1);
@@ -78,12 +78,12 @@ describe("sidecars CLI", () => {
         .code,
     ).toBe(0);
     const changed = await scramOf("alice");
-    expect(verifyPassword("second", changed?.scram as ScramCredentials)).toBe(true);
-    expect(verifyPassword("first pw", changed?.scram as ScramCredentials)).toBe(false);
+    expect(await verifyPassword("second", changed?.scram as ScramCredentials)).toBe(true);
+    expect(await verifyPassword("first pw", changed?.scram as ScramCredentials)).toBe(false);
 
     const generated = await sidecars(["users", "add", "bob@localhost", "--generate"]);
     const password = /^password: (\S{20,})$/m.exec(generated.stdout)?.[1] ?? "";
-    expect(verifyPassword(password, (await scramOf("bob"))?.scram as ScramCredentials)).toBe(true);
+    expect(await verifyPassword(password, (await scramOf("bob"))?.scram as ScramCredentials)).toBe(true);
 
     expect(await sidecars(["users", "remove", "alice@localhost"])).toMatchObject({
       code: 0,

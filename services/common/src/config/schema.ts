@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SCRAM_HASHES } from "../credentials/scram.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -45,12 +46,42 @@ const domain = z
       .boolean()
       .default(false)
       .describe("keep cleartext passwords (only for `plain` domains that must answer get_password)"),
-    buddies: z.array(z.string().min(1)).default([]).describe("buddy nodes of this domain"),
+    scramFormat: z
+      .enum(["legacy", "multi"])
+      .default("multi")
+      .describe("get_password answer: `legacy` ==SCRAM== (MongooseIM 2.x) or `multi` ==MULTI_SCRAM== (6.x)"),
+    scramHashes: z
+      .array(z.enum(SCRAM_HASHES))
+      .min(1)
+      .default([...SCRAM_HASHES])
+      .describe("hashes stored for new passwords and served by get_password (MongooseIM's SCRAM mechanisms)"),
+    scramIterations: z
+      .number()
+      .int()
+      .min(4096)
+      .max(1_000_000)
+      .default(10_000)
+      .describe("PBKDF2 iterations for new passwords (MongooseIM 2.x default 4096, 6.x 10000)"),
+    cacheTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(60)
+      .describe("how long a successful password check is remembered (0 = never)"),
+    buddies: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("buddy nodes of this domain: always checked against web_users, whatever the authenticator"),
   })
   .strict()
   .refine((d) => !d.keepCleartext || d.passwordFormat === "plain", {
     path: ["keepCleartext"],
     message: "only a `plain` domain may keep cleartext passwords",
+  })
+  .refine((d) => d.scramFormat !== "legacy" || d.scramHashes.includes("sha1"), {
+    path: ["scramHashes"],
+    message: "the legacy ==SCRAM== format needs sha1",
   });
 
 const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
@@ -133,6 +164,28 @@ export const configSchema = z
               .string()
               .regex(/^\/(.*\/)?$/, "must start and end with /")
               .describe("MongooseIM path_prefix"),
+            backendTimeoutMs: z
+              .number()
+              .int()
+              .min(50)
+              .max(30_000)
+              .describe("bound on one backend check (MongooseIM gives up after 2 s in 6.x, 5 s in 2.1.0)"),
+            guard: z
+              .object({
+                maxFailures: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .describe("failed checks of one JID that trigger a lockout"),
+                windowSeconds: z.number().int().min(1).describe("within this long"),
+                lockSeconds: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .describe("lockout length: every check of that JID fails at once"),
+              })
+              .strict()
+              .describe("brute-force guard, shared by all processes through PostgreSQL"),
             basicAuth: z
               .string()
               .regex(/^[^:]+:.+$/, "must be user:password")

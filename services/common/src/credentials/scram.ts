@@ -1,10 +1,14 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
 
 /**
  * Salted SCRAM credentials (RFC 5802 section 3): SaltedPassword = PBKDF2-HMAC-H(password, salt, i),
  * StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword, "Server Key").
- * What web_users.scram stores; MongooseIM's serializations are derived from it.
+ * What web_users.scram stores; MongooseIM's serializations are derived from it (scram-serialization.ts).
+ * PBKDF2 runs on libuv's thread pool (async): thousands of iterations must not stall the event loop.
  */
+
+const pbkdf2Async = promisify(pbkdf2);
 
 export const SCRAM_HASHES = ["sha1", "sha224", "sha256", "sha384", "sha512"] as const;
 export type ScramHash = (typeof SCRAM_HASHES)[number];
@@ -19,8 +23,13 @@ export type ScramCredentials = { iterations: number } & Partial<Record<ScramHash
 
 const KEY_LENGTH: Record<ScramHash, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
 
-export function deriveEntry(password: string, salt: Buffer, iterations: number, hash: ScramHash): ScramEntry {
-  const salted = pbkdf2Sync(password.normalize("NFKC"), salt, iterations, KEY_LENGTH[hash], hash);
+export async function deriveEntry(
+  password: string,
+  salt: Buffer,
+  iterations: number,
+  hash: ScramHash,
+): Promise<ScramEntry> {
+  const salted = await pbkdf2Async(password.normalize("NFKC"), salt, iterations, KEY_LENGTH[hash], hash);
   const clientKey = createHmac(hash, salted).update("Client Key").digest();
   return {
     salt: salt.toString("base64"),
@@ -30,25 +39,40 @@ export function deriveEntry(password: string, salt: Buffer, iterations: number, 
 }
 
 /** New credentials, each hash with its own random salt (as MongooseIM 6.x does). */
-export function hashPassword(
+export async function hashPassword(
   password: string,
   options: { iterations?: number; hashes?: readonly ScramHash[] } = {},
-): ScramCredentials {
+): Promise<ScramCredentials> {
   const iterations = options.iterations ?? 10_000;
+  const hashes = options.hashes ?? ["sha1", "sha256", "sha512"];
+  const entries = await Promise.all(hashes.map((h) => deriveEntry(password, randomBytes(16), iterations, h)));
   const creds: ScramCredentials = { iterations };
-  for (const h of options.hashes ?? ["sha1", "sha256", "sha512"]) {
-    creds[h] = deriveEntry(password, randomBytes(16), iterations, h);
-  }
+  hashes.forEach((h, i) => {
+    creds[h] = entries[i];
+  });
   return creds;
 }
 
-/** Checks a password against the strongest stored hash, in constant time. */
-export function verifyPassword(password: string, creds: ScramCredentials): boolean {
-  const hash = [...SCRAM_HASHES].reverse().find((h) => creds[h]);
+/** The hash a check uses: SHA-256 when stored (strong, cheaper than SHA-512), else the strongest there is. */
+function checkHash(creds: ScramCredentials): ScramHash | undefined {
+  if (creds.sha256) return "sha256";
+  return [...SCRAM_HASHES].reverse().find((h) => creds[h]);
+}
+
+/** Checks a password against stored credentials, comparing in constant time. */
+export async function verifyPassword(password: string, creds: ScramCredentials): Promise<boolean> {
+  const hash = checkHash(creds);
   const entry = hash ? creds[hash] : undefined;
   if (!hash || !entry) return false;
-  const derived = deriveEntry(password, Buffer.from(entry.salt, "base64"), creds.iterations, hash);
+  const derived = await deriveEntry(password, Buffer.from(entry.salt, "base64"), creds.iterations, hash);
   const a = Buffer.from(derived.storedKey, "base64");
   const b = Buffer.from(entry.storedKey, "base64");
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Constant-time comparison of two secrets of any length (legacy cleartext tokens). */
+export function sameSecret(a: string, b: string): boolean {
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
 }

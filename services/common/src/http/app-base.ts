@@ -8,13 +8,15 @@ import type { Pool } from "../db/pool.ts";
 import { databaseUnavailable, HttpError, isDatabaseUnavailable, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { createAllowList } from "./address-allow-list.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 
 export interface BaseDeps {
   service: string;
   config: Pick<Config, "metrics">;
   log: Logger;
   pool: Pool;
+  /** The registry /metrics serves; a service with metrics of its own creates it and passes it here. */
+  metrics?: Metrics;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -28,7 +30,7 @@ export function createBaseApp(deps: BaseDeps): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
-  const metrics = createMetrics(deps.service);
+  const metrics = deps.metrics ?? createMetrics(deps.service);
   const metricsAllowed = createAllowList(deps.config.metrics.allow);
 
   app.use(

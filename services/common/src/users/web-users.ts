@@ -3,7 +3,20 @@ import { hashPassword, type ScramCredentials } from "../credentials/scram.ts";
 import type { Pool } from "../db/pool.ts";
 import type { Jid } from "./jid.ts";
 
-/** The web_users table: one row per account; SCRAM data always, cleartext only where the domain keeps it. */
+/**
+ * The web_users table: one row per account. New passwords are stored as salted SCRAM data with the
+ * domain's hashes and iterations; cleartext (`token`) only where the domain keeps it. Legacy rows hold only
+ * a cleartext token until they are rehashed (at their next login, or by `sidecars users rehash`).
+ */
+
+/** A new password: cleartext (format plain, the CLI) or SCRAM data from a MongooseIM serialization. */
+export type NewSecret = { cleartext: string } | { scram: ScramCredentials };
+
+export interface WebUserRow {
+  token: string | null;
+  scram: ScramCredentials | null;
+  disabled: boolean;
+}
 
 export interface WebUser {
   node: string;
@@ -14,21 +27,39 @@ export interface WebUser {
   createdAt: Date;
 }
 
-export function credentialsFor(
-  password: string,
-  domain: DomainConfig,
-): { token: string | null; scram: ScramCredentials } {
-  return { token: domain.keepCleartext ? password : null, scram: hashPassword(password) };
+type Format = Pick<DomainConfig, "keepCleartext" | "scramHashes" | "scramIterations">;
+
+export async function credentialsFor(
+  secret: NewSecret,
+  domain: Format,
+): Promise<{ token: string | null; scram: ScramCredentials }> {
+  if ("scram" in secret) return { token: null, scram: secret.scram };
+  const scram = await hashPassword(secret.cleartext, {
+    iterations: domain.scramIterations,
+    hashes: domain.scramHashes,
+  });
+  return { token: domain.keepCleartext ? secret.cleartext : null, scram };
+}
+
+export async function findUser(pool: Pool, jid: Jid): Promise<WebUserRow | undefined> {
+  const r = await pool.query<WebUserRow>(
+    "SELECT token, scram, disabled_at IS NOT NULL AS disabled FROM web_users WHERE domain = $1 AND node = $2",
+    [jid.domain, jid.node],
+  );
+  return r.rows[0];
+}
+
+export async function userExists(pool: Pool, jid: Jid): Promise<boolean> {
+  const r = await pool.query("SELECT 1 FROM web_users WHERE domain = $1 AND node = $2", [
+    jid.domain,
+    jid.node,
+  ]);
+  return r.rowCount === 1;
 }
 
 /** Inserts a user; false when the JID exists already. */
-export async function addUser(
-  pool: Pool,
-  jid: Jid,
-  password: string,
-  domain: DomainConfig,
-): Promise<boolean> {
-  const { token, scram } = credentialsFor(password, domain);
+export async function addUser(pool: Pool, jid: Jid, secret: NewSecret, domain: Format): Promise<boolean> {
+  const { token, scram } = await credentialsFor(secret, domain);
   const r = await pool.query(
     `INSERT INTO web_users (node, domain, token, scram) VALUES ($1, $2, $3, $4)
      ON CONFLICT (domain, node) DO NOTHING`,
@@ -38,13 +69,8 @@ export async function addUser(
 }
 
 /** Replaces the password; false when there is no such user. */
-export async function setPassword(
-  pool: Pool,
-  jid: Jid,
-  password: string,
-  domain: DomainConfig,
-): Promise<boolean> {
-  const { token, scram } = credentialsFor(password, domain);
+export async function setPassword(pool: Pool, jid: Jid, secret: NewSecret, domain: Format): Promise<boolean> {
+  const { token, scram } = await credentialsFor(secret, domain);
   const r = await pool.query(
     "UPDATE web_users SET token = $3, scram = $4, updated_at = now() WHERE domain = $1 AND node = $2",
     [jid.domain, jid.node, token, scram],
@@ -52,9 +78,51 @@ export async function setPassword(
   return r.rowCount === 1;
 }
 
+/**
+ * Gives a legacy row (cleartext only) its SCRAM data, keeping the cleartext only where the domain does.
+ * Only if the token is still the one checked: a password changed meanwhile is not overwritten.
+ */
+export async function upgradeLegacyRow(
+  pool: Pool,
+  jid: Jid,
+  token: string,
+  domain: Format,
+): Promise<boolean> {
+  const { scram } = await credentialsFor({ cleartext: token }, domain);
+  const r = await pool.query(
+    `UPDATE web_users SET scram = $4, token = CASE WHEN $5 THEN token END
+      WHERE domain = $1 AND node = $2 AND token = $3 AND scram IS NULL`,
+    [jid.domain, jid.node, token, scram, domain.keepCleartext],
+  );
+  return r.rowCount === 1;
+}
+
 export async function removeUser(pool: Pool, jid: Jid): Promise<boolean> {
   const r = await pool.query("DELETE FROM web_users WHERE domain = $1 AND node = $2", [jid.domain, jid.node]);
   return r.rowCount === 1;
+}
+
+/** Legacy rows still without SCRAM data, in key order after `after` (keyset paging: resumable). */
+export async function legacyRows(
+  pool: Pool,
+  options: { domain?: string; after?: Jid; limit: number },
+): Promise<(Jid & { token: string })[]> {
+  const r = await pool.query<Jid & { token: string }>(
+    `SELECT domain, node, token FROM web_users
+      WHERE scram IS NULL AND token IS NOT NULL AND ($1::text IS NULL OR domain = $1)
+        AND ($2::text IS NULL OR (domain, node) > ($2, $3))
+      ORDER BY domain, node LIMIT $4`,
+    [options.domain ?? null, options.after?.domain ?? null, options.after?.node ?? null, options.limit],
+  );
+  return r.rows;
+}
+
+export async function countLegacyRows(pool: Pool, domain?: string): Promise<number> {
+  const r = await pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM web_users WHERE scram IS NULL AND token IS NOT NULL AND ($1::text IS NULL OR domain = $1)",
+    [domain ?? null],
+  );
+  return r.rows[0]?.n ?? 0;
 }
 
 export async function listUsers(pool: Pool, options: { domain?: string; limit: number }): Promise<WebUser[]> {

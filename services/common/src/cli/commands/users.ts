@@ -62,7 +62,7 @@ export function registerUsers(program: Command, ctx: CliContext): void {
       const jid = jidOf(text, ctx);
       const password = await readPassword(opts, ctx);
       const pool = await ctx.pool();
-      if (!(await addUser(pool, jid, password, ctx.domain(jid.domain)))) {
+      if (!(await addUser(pool, jid, { cleartext: password }, ctx.domain(jid.domain)))) {
         throw new CliError(
           `${jid.node}@${jid.domain} exists already; use \`sidecars users passwd\` to change its password`,
         );
@@ -77,7 +77,7 @@ export function registerUsers(program: Command, ctx: CliContext): void {
     .action(async (text: string, opts: PasswordOptions) => {
       const jid = jidOf(text, ctx);
       const password = await readPassword(opts, ctx);
-      if (!(await setPassword(await ctx.pool(), jid, password, ctx.domain(jid.domain)))) {
+      if (!(await setPassword(await ctx.pool(), jid, { cleartext: password }, ctx.domain(jid.domain)))) {
         throw new CliError(`no user ${jid.node}@${jid.domain}; create it with \`sidecars users add\``);
       }
       ctx.out(`password changed for ${jid.node}@${jid.domain}`);

@@ -1,0 +1,259 @@
+import { Histogram, type Registry as MetricsRegistry } from "prom-client";
+import type { Config } from "../../common/src/config/schema.ts";
+
+import {
+  isScramSerialization,
+  parseScramSerialization,
+  toLegacySerialization,
+  toMultiSerialization,
+} from "../../common/src/credentials/scram-serialization.ts";
+import { startListener } from "../../common/src/db/listener.ts";
+import type { Pool } from "../../common/src/db/pool.ts";
+import type { Logger } from "../../common/src/logger.ts";
+import { type Jid, validateNode } from "../../common/src/users/jid.ts";
+import { credentialsFor, type NewSecret } from "../../common/src/users/web-users.ts";
+import type { Authenticator } from "./authenticators/authenticator.ts";
+import { buildRegistry, closeRegistry, type DomainAuth, type Registry } from "./authenticators/registry.ts";
+import { BruteForceGuard, LOCKOUT_CHANNEL } from "./core/brute-force-guard.ts";
+import { SuccessCache } from "./core/success-cache.ts";
+
+/**
+ * The decisions behind MongooseIM's auth contract and ejabberd's extauth, per domain: which authenticator
+ * answers (buddies always web_users), the success cache, the brute-force guard, the password formats.
+ * "No" is a value; a backend that cannot answer throws, and the caller answers with its contract's error.
+ */
+export interface AuthApi {
+  checkPassword(jid: Jid, password: string): Promise<boolean>;
+  getPassword(jid: Jid): Promise<string | undefined>;
+  userExists(jid: Jid): Promise<boolean>;
+  setPassword(jid: Jid, pass: string): Promise<"ok" | "unknown_user" | "refused">;
+  register(jid: Jid, pass: string): Promise<"created" | "exists" | "refused">;
+  removeUser(jid: Jid): Promise<"removed" | "unknown_user" | "refused">;
+  removeUserValidate(
+    jid: Jid,
+    pass: string,
+  ): Promise<"removed" | "unknown_user" | "bad_password" | "refused">;
+}
+
+export interface AuthCore extends AuthApi {
+  /** New domains and modules from a new config; the old ones stay if the new ones cannot be built. */
+  reload(config: Pick<Config, "domains">): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
+const MAX_PASSWORD_BYTES = 4096;
+export const WEB_USERS_CHANNEL = "web_users_changed";
+
+type Outcome = "ok" | "no" | "cached" | "locked" | "unknown_domain" | "error";
+
+export async function createAuthCore(deps: {
+  config: Pick<Config, "domains" | "services">;
+  pool: Pool;
+  log: Logger;
+  metrics?: MetricsRegistry;
+  externalsDir?: string;
+}): Promise<AuthCore> {
+  const { pool, log } = deps;
+  const auth = deps.config.services.auth;
+  let registry: Registry = await buildRegistry(deps.config, deps);
+  const cache = new SuccessCache();
+  const guard = new BruteForceGuard(pool, auth.guard, log);
+  await guard.load().catch((err: Error) => log.warn({ err: err.message }, "could not load lockouts"));
+  const pruner = setInterval(() => void guard.prune().catch(() => {}), 10 * 60_000);
+  pruner.unref();
+
+  const listener = startListener({
+    connectionString: (pool as unknown as { options: { connectionString: string } }).options.connectionString,
+    channels: [WEB_USERS_CHANNEL, LOCKOUT_CHANNEL],
+    onMessage(channel, payload) {
+      if (channel === LOCKOUT_CHANNEL) return guard.onNotification(payload);
+      try {
+        const [domain, node] = JSON.parse(payload) as [string, string];
+        cache.dropUser({ domain, node });
+      } catch {
+        cache.clear();
+      }
+    },
+    async onReconnect() {
+      cache.clear(); // changes made while we were not listening are unknown
+      await guard.load().catch(() => {});
+    },
+    log,
+  });
+
+  const duration = new Histogram({
+    name: "auth_checks_duration_seconds",
+    help: "Auth decisions by domain, method and outcome",
+    labelNames: ["domain", "method", "outcome"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: deps.metrics ? [deps.metrics] : [],
+  });
+
+  async function measured<T>(method: string, jid: Jid, fn: () => Promise<[T, Outcome]>): Promise<T> {
+    const start = process.hrtime.bigint();
+    const domain = registry.has(jid.domain) ? jid.domain : "(unknown)";
+    let outcome: Outcome = "error";
+    try {
+      const [value, o] = await fn();
+      outcome = o;
+      return value;
+    } finally {
+      duration.observe({ domain, method, outcome }, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+
+  /** A backend call bounded by backendTimeoutMs: MongooseIM gives up soon anyway. */
+  function bounded<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TimeoutError(`no answer within ${auth.backendTimeoutMs} ms`)),
+        auth.backendTimeoutMs,
+      );
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  const domainOf = (jid: Jid): DomainAuth | undefined =>
+    validateNode(jid.node) === undefined ? registry.get(jid.domain) : undefined;
+  const authenticatorOf = (d: DomainAuth, jid: Jid): Authenticator =>
+    d.buddies.has(jid.node) ? d.webUsers : d.authenticator;
+
+  /** A password as MongooseIM sends it: its SCRAM serialization (format scram) or cleartext. */
+  function secretOf(pass: string): NewSecret | undefined {
+    if (pass.length === 0 || Buffer.byteLength(pass) > MAX_PASSWORD_BYTES) return undefined;
+    if (!isScramSerialization(pass)) return { cleartext: pass };
+    const scram = parseScramSerialization(pass);
+    return scram ? { scram } : undefined;
+  }
+
+  const core: AuthCore = {
+    checkPassword(jid, password) {
+      return measured("check_password", jid, async () => {
+        const d = domainOf(jid);
+        if (!d) return [false, "unknown_domain"];
+        if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
+        if (guard.isLocked(jid)) return [false, "locked"];
+        if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
+        const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
+        if (result.ok) {
+          if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000);
+          return [true, "ok"];
+        }
+        await guard
+          .recordFailure(jid)
+          .catch((err: Error) => log.warn({ err: err.message }, "guard unavailable"));
+        return [false, "no"];
+      });
+    },
+
+    getPassword(jid) {
+      return measured("get_password", jid, async () => {
+        const d = domainOf(jid);
+        if (!d) return [undefined, "unknown_domain"];
+        if (guard.isLocked(jid)) return [undefined, "locked"];
+        const a = authenticatorOf(d, jid);
+        const secret = a.getSecret ? await bounded(a.getSecret(jid)) : undefined;
+        if (!secret) return [undefined, "no"];
+        if (d.config.passwordFormat === "plain") {
+          return d.config.keepCleartext && secret.cleartext !== undefined
+            ? [secret.cleartext, "ok"]
+            : [undefined, "no"];
+        }
+        // a legacy row has only its cleartext: serve SCRAM data derived from it (it is rehashed at login)
+        const scram =
+          secret.scram ??
+          (secret.cleartext !== undefined
+            ? (await credentialsFor({ cleartext: secret.cleartext }, d.config)).scram
+            : undefined);
+        if (!scram) return [undefined, "no"];
+        const text =
+          d.config.scramFormat === "legacy"
+            ? toLegacySerialization(scram)
+            : toMultiSerialization(scram, d.config.scramHashes);
+        return text ? [text, "ok"] : [undefined, "no"];
+      });
+    },
+
+    userExists(jid) {
+      return measured("user_exists", jid, async () => {
+        const d = domainOf(jid);
+        if (!d) return [false, "unknown_domain"];
+        const exists = await bounded(authenticatorOf(d, jid).userExists(jid));
+        return [exists, exists ? "ok" : "no"];
+      });
+    },
+
+    setPassword(jid, pass) {
+      return measured("set_password", jid, async () => {
+        const d = domainOf(jid);
+        const a = d && authenticatorOf(d, jid);
+        const secret = secretOf(pass);
+        if (!a?.setPassword || !secret) return ["refused" as const, d ? "no" : "unknown_domain"];
+        const changed = await bounded(a.setPassword(jid, secret));
+        cache.dropUser(jid);
+        return changed ? ["ok" as const, "ok"] : ["unknown_user" as const, "no"];
+      });
+    },
+
+    register(jid, pass) {
+      return measured("register", jid, async () => {
+        const d = domainOf(jid);
+        const a = d && authenticatorOf(d, jid);
+        const secret = secretOf(pass);
+        if (!a?.register || !secret) return ["refused" as const, d ? "no" : "unknown_domain"];
+        return (await bounded(a.register(jid, secret)))
+          ? ["created" as const, "ok"]
+          : ["exists" as const, "no"];
+      });
+    },
+
+    removeUser(jid) {
+      return measured("remove_user", jid, async () => {
+        const d = domainOf(jid);
+        const a = d && authenticatorOf(d, jid);
+        if (!a?.removeUser) return ["refused" as const, d ? "no" : "unknown_domain"];
+        const removed = await bounded(a.removeUser(jid));
+        cache.dropUser(jid);
+        return removed ? ["removed" as const, "ok"] : ["unknown_user" as const, "no"];
+      });
+    },
+
+    removeUserValidate(jid, pass) {
+      return measured("remove_user_validate", jid, async () => {
+        const d = domainOf(jid);
+        const a = d && authenticatorOf(d, jid);
+        if (!a?.removeUser) return ["refused" as const, d ? "no" : "unknown_domain"];
+        if (guard.isLocked(jid)) return ["bad_password" as const, "locked"];
+        const check = await bounded(a.checkPassword(jid, pass));
+        if (!check.ok) {
+          if (check.reason === "unknown_user") return ["unknown_user" as const, "no"];
+          await guard.recordFailure(jid).catch(() => {});
+          return ["bad_password" as const, "no"];
+        }
+        const removed = await bounded(a.removeUser(jid));
+        cache.dropUser(jid);
+        return removed ? ["removed" as const, "ok"] : ["unknown_user" as const, "no"];
+      });
+    },
+
+    async reload(config) {
+      const next = await buildRegistry(config, deps);
+      const old = registry;
+      registry = next;
+      cache.clear();
+      await closeRegistry(old);
+    },
+
+    async close() {
+      clearInterval(pruner);
+      await listener.close();
+      await closeRegistry(registry);
+    },
+  };
+  return core;
+}

@@ -1,0 +1,73 @@
+import { createHmac, randomBytes } from "node:crypto";
+import type { Jid } from "../../../common/src/users/jid.ts";
+
+/**
+ * Successful password checks, remembered for a domain's TTL. Keyed by an HMAC of user and password under a
+ * key that lives only in this process: the password itself is never kept. Failures are never cached.
+ */
+export class SuccessCache {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { until: number; user: string }>();
+  private readonly byUser = new Map<string, Set<string>>();
+  private readonly maxEntries: number;
+
+  constructor(maxEntries = 100_000) {
+    this.maxEntries = maxEntries;
+  }
+
+  private userKey(jid: Jid): string {
+    return `${jid.domain}\u0000${jid.node}`;
+  }
+
+  private entryKey(jid: Jid, password: string): string {
+    return createHmac("sha256", this.key)
+      .update(`${this.userKey(jid)}\u0000${password}`)
+      .digest("base64");
+  }
+
+  has(jid: Jid, password: string, now = Date.now()): boolean {
+    const k = this.entryKey(jid, password);
+    const e = this.entries.get(k);
+    if (!e) return false;
+    if (e.until > now) return true;
+    this.delete(k, e.user);
+    return false;
+  }
+
+  put(jid: Jid, password: string, ttlMs: number, now = Date.now()): void {
+    if (ttlMs <= 0) return;
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.entries().next().value;
+      if (oldest) this.delete(oldest[0], oldest[1].user);
+    }
+    const k = this.entryKey(jid, password);
+    const user = this.userKey(jid);
+    this.entries.delete(k); // re-insert at the end: Map order is age order
+    this.entries.set(k, { until: now + ttlMs, user });
+    let keys = this.byUser.get(user);
+    if (!keys) this.byUser.set(user, (keys = new Set()));
+    keys.add(k);
+  }
+
+  dropUser(jid: Jid): void {
+    const user = this.userKey(jid);
+    for (const k of this.byUser.get(user) ?? []) this.entries.delete(k);
+    this.byUser.delete(user);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.byUser.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private delete(k: string, user: string): void {
+    this.entries.delete(k);
+    const keys = this.byUser.get(user);
+    keys?.delete(k);
+    if (keys?.size === 0) this.byUser.delete(user);
+  }
+}
