@@ -126,7 +126,9 @@ describe("sidecars CLI", () => {
         /^sidecars: database error P0001: web_users has 1 duplicated \(domain, node\) pair\(s\)\. Keep one row per account \(SELECT domain, node, count\(\*\)/,
       );
       const dry = await sidecars(["migrate", "--dry-run"], { env: { DATABASE_URL: legacy.url } });
-      expect(dry.stdout).toMatch(/would apply: 1763780000000_web-users\n$/);
+      expect(dry.stdout).toMatch(
+        /would apply: 1763780000000_web-users, 1763790000000_auth-guard-and-notify\n$/,
+      );
     } finally {
       await legacy.drop();
     }

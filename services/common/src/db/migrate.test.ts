@@ -1,6 +1,12 @@
+import { readdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { migrate } from "./migrate.ts";
+import { MIGRATIONS_DIR, migrate } from "./migrate.ts";
+
+const ALL_MIGRATIONS = readdirSync(MIGRATIONS_DIR)
+  .filter((f) => f.endsWith(".sql"))
+  .map((f) => f.replace(/\.sql$/, ""))
+  .sort();
 
 const dbs: TestDatabase[] = [];
 async function emptyDatabase(): Promise<TestDatabase> {
@@ -31,7 +37,7 @@ async function primaryKey(db: TestDatabase): Promise<string | undefined> {
 describe("migrations", () => {
   it("create web_users on an empty database, keyed by (domain, node), and run again as a no-op", async () => {
     const db = await emptyDatabase();
-    expect(await migrate({ databaseUrl: db.url })).toEqual(["1763780000000_web-users"]);
+    expect(await migrate({ databaseUrl: db.url })).toEqual(ALL_MIGRATIONS);
     expect(await migrate({ databaseUrl: db.url })).toEqual([]);
     const cols = await columns(db);
     expect(Object.keys(cols).sort()).toEqual(
@@ -97,7 +103,7 @@ describe("migrations", () => {
   it("let several processes migrate at once: one applies, the others wait and find nothing to do", async () => {
     const db = await emptyDatabase();
     const results = await Promise.all([1, 2, 3].map(() => migrate({ databaseUrl: db.url })));
-    expect(results.flat()).toEqual(["1763780000000_web-users"]);
+    expect(results.flat()).toEqual(ALL_MIGRATIONS);
   });
 
   it("stop on duplicated accounts with a message saying what to do, changing nothing", async () => {
