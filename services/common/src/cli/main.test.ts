@@ -1,4 +1,6 @@
 import { execFile, execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
@@ -67,7 +69,7 @@ describe("sidecars CLI", () => {
 
     const again = await sidecars(["users", "add", "alice@localhost", "--password-stdin"], { input: "x\n" });
     expect(again.code).toBe(1);
-    expect(oneLine(again)).toMatch(/alice@localhost exists already; use `sidecars users passwd`/);
+    expect(oneLine(again)).toMatch(/alice@localhost exists already; use `sidecars users set-password`/);
 
     expect((await sidecars(["users", "list", "--domain", "localhost"])).stdout).toBe(
       "alice@localhost\tscram\n",
@@ -132,6 +134,77 @@ describe("sidecars CLI", () => {
     } finally {
       await legacy.drop();
     }
+  });
+
+  describe("with domains of every kind", () => {
+    const configDir = mkdtempSync(path.join(tmpdir(), "sidecars-cli-config-"));
+    cpSync(path.join(projectRoot, "config"), configDir, { recursive: true });
+    const testConfig = JSON.parse(readFileSync(path.join(configDir, "test.json"), "utf8"));
+    testConfig.domains = {
+      ...testConfig.domains,
+      "keep.test": { passwordFormat: "plain", keepCleartext: true, scramIterations: 4096 },
+      "drop.test": { passwordFormat: "scram", scramIterations: 4096 },
+      "ext.test": {
+        authenticator: { kind: "http", options: { url: "http://127.0.0.1:9/check" } },
+        buddies: ["zabbix"],
+      },
+    };
+    writeFileSync(path.join(configDir, "test.json"), JSON.stringify(testConfig));
+    const env = { CONFIG_DIR: configDir };
+
+    it("takes --password, refuses two sources, and keeps web_users for buddies of external domains", async () => {
+      expect(await sidecars(["users", "add", "dan@keep.test", "--password", "pw1"], { env })).toMatchObject({
+        code: 0,
+      });
+      const twice = await sidecars(["users", "add", "eve@keep.test", "--password", "x", "--generate"], {
+        env,
+      });
+      expect(twice.code).toBe(2);
+      expect(oneLine(twice)).toMatch(/give the password one way/);
+      const notBuddy = await sidecars(["users", "add", "frank@ext.test", "--password", "x"], { env });
+      expect(notBuddy.code).toBe(1);
+      expect(oneLine(notBuddy)).toMatch(/ext\.test checks passwords with its http backend, .* use --buddy/);
+      const unlisted = await sidecars(["users", "add", "frank@ext.test", "--password", "x", "--buddy"], {
+        env,
+      });
+      expect(oneLine(unlisted)).toMatch(
+        /frank is not a buddy of ext\.test: add "frank" to domains\.ext\.test\.buddies/,
+      );
+      expect(
+        await sidecars(["users", "add", "zabbix@ext.test", "--password", "b", "--buddy"], { env }),
+      ).toMatchObject({
+        code: 0,
+        stdout: "added zabbix@ext.test (buddy)\n",
+      });
+      const row = await db.pool.query(
+        "SELECT token FROM web_users WHERE domain = 'keep.test' AND node = 'dan'",
+      );
+      expect(row.rows).toEqual([{ token: "pw1" }]); // this domain keeps cleartext
+    });
+
+    it("rehashes legacy rows once, keeps cleartext only where the domain demands it, resumes and repeats safely", async () => {
+      await db.pool.query(`INSERT INTO web_users (node, domain, token) VALUES
+        ('l1', 'keep.test', 'a'), ('l2', 'keep.test', 'b'), ('l3', 'drop.test', 'c'), ('l4', 'gone.test', 'd')`);
+      const first = await sidecars(["users", "rehash", "--batch", "1"], { env });
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(
+        /^rehashed 3 row\(s\), dropped needless cleartext from 0; left gone\.test as they are/,
+      );
+      const rows = await db.pool.query<{
+        node: string;
+        token: string | null;
+        scram: ScramCredentials | null;
+      }>("SELECT node, token, scram FROM web_users WHERE node LIKE 'l_' ORDER BY node");
+      expect(rows.rows.map((r) => [r.node, r.token, r.scram !== null])).toEqual([
+        ["l1", "a", true],
+        ["l2", "b", true],
+        ["l3", null, true],
+        ["l4", "d", false],
+      ]);
+      expect(await verifyPassword("c", rows.rows[2]?.scram as ScramCredentials)).toBe(true);
+      const again = await sidecars(["users", "rehash"], { env });
+      expect(again.stdout).toMatch(/^rehashed 0 row\(s\)/);
+    });
   });
 
   it("says the database is unreachable and what to do", async () => {

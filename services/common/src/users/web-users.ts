@@ -148,3 +148,13 @@ export async function listUsers(pool: Pool, options: { domain?: string; limit: n
     createdAt: u.created_at,
   }));
 }
+
+/** Rows that have SCRAM data and still a cleartext token, in domains that do not keep cleartext: forget it. */
+export async function dropNeedlessCleartext(pool: Pool, domains: string[]): Promise<number> {
+  if (domains.length === 0) return 0;
+  const r = await pool.query(
+    "UPDATE web_users SET token = NULL WHERE scram IS NOT NULL AND token IS NOT NULL AND domain = ANY($1::text[])",
+    [domains],
+  );
+  return r.rowCount ?? 0;
+}
