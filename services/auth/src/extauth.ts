@@ -113,8 +113,6 @@ export interface ExtauthOptions {
   log: Logger;
   /** Bound on one answer; past it the answer is false (ejabberd 23.01 gives up after 30 s and restarts us). */
   timeoutMs?: number;
-  /** Requests being decided at once before reading more (ejabberd sends one at a time per program). */
-  maxInFlight?: number;
 }
 
 /** Answers one frame: the decision, or false when it is malformed, fails or takes longer than `timeoutMs`. */
@@ -162,38 +160,19 @@ function write(output: Writable, data: Buffer): Promise<void> {
 
 /**
  * Serves the protocol until `input` ends, then resolves once every request read has been answered.
- * Rejects only when `output` fails (the XMPP server went away).
+ * One request at a time, as ejabberd sends them (one outstanding request per program): a request sees
+ * the effects of the ones before it. Rejects only when `output` fails (the XMPP server went away).
  */
 export async function runExtauth(o: ExtauthOptions): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 5000;
-  const maxInFlight = o.maxInFlight ?? 32;
   const reader = new FrameReader();
-  let inFlight = 0;
-  // answers are written one after the other, in the order the requests came
-  let written: Promise<void> = Promise.resolve();
-  let failed: Error | undefined;
   for await (const chunk of o.input as AsyncIterable<Buffer>) {
     for (const frame of reader.push(chunk)) {
-      const answer = answerFrame(frame, o, timeoutMs);
-      inFlight++;
-      written = written
-        .then(async () => {
-          const yes = await answer;
-          if (!failed) await write(o.output, yes ? TRUE_ANSWER : FALSE_ANSWER);
-        })
-        .catch((err: Error) => {
-          failed ??= err;
-        })
-        .finally(() => {
-          inFlight--;
-        });
-      if (inFlight >= maxInFlight) await written;
+      const yes = await answerFrame(frame, o, timeoutMs);
+      await write(o.output, yes ? TRUE_ANSWER : FALSE_ANSWER);
     }
-    if (failed) break;
   }
-  await written;
   if (reader.pendingBytes > 0) {
     o.log.warn({ bytes: reader.pendingBytes }, "extauth: input ended inside a frame");
   }
-  if (failed) throw failed;
 }
