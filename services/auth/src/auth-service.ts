@@ -139,9 +139,10 @@ export async function createAuthCore(deps: {
         if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
         if (guard.isLocked(jid)) return [false, "locked"];
         if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
+        const generation = cache.generation(jid);
         const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
         if (result.ok) {
-          if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000);
+          if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation);
           return [true, "ok"];
         }
         await guard

@@ -12,6 +12,7 @@ await runService({
     host: config.services.auth.host,
     port: config.services.auth.port,
     portEnv: "AUTH_PORT",
+    rawRequestBytes: true, // MongooseIM 2.1.0 sends UTF-8 unencoded in its queries
   }),
   async createApp(ctx) {
     const metrics = createMetrics("auth");

@@ -19,6 +19,7 @@ export interface ServiceDefinition {
     host: string;
     port: number;
     portEnv: string;
+    rawRequestBytes?: boolean;
     tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
   };
   createApp: (ctx: ServiceContext) => Express | Promise<Express>;

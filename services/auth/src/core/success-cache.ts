@@ -9,6 +9,9 @@ export class SuccessCache {
   private readonly key = randomBytes(32);
   private readonly entries = new Map<string, { until: number; user: string }>();
   private readonly byUser = new Map<string, Set<string>>();
+  /** Raised whenever a user's entries are dropped: a check begun before must not store its result. */
+  private readonly generations = new Map<string, number>();
+  private epoch = 0;
   private readonly maxEntries: number;
 
   constructor(maxEntries = 100_000) {
@@ -34,8 +37,13 @@ export class SuccessCache {
     return false;
   }
 
-  put(jid: Jid, password: string, ttlMs: number, now = Date.now()): void {
-    if (ttlMs <= 0) return;
+  /** Note this before asking the backend; pass it to `put`. */
+  generation(jid: Jid): string {
+    return `${this.epoch}:${this.generations.get(this.userKey(jid)) ?? 0}`;
+  }
+
+  put(jid: Jid, password: string, ttlMs: number, generation: string, now = Date.now()): void {
+    if (ttlMs <= 0 || generation !== this.generation(jid)) return;
     if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.entries().next().value;
       if (oldest) this.delete(oldest[0], oldest[1].user);
@@ -51,11 +59,14 @@ export class SuccessCache {
 
   dropUser(jid: Jid): void {
     const user = this.userKey(jid);
+    this.generations.set(user, (this.generations.get(user) ?? 0) + 1);
     for (const k of this.byUser.get(user) ?? []) this.entries.delete(k);
     this.byUser.delete(user);
   }
 
   clear(): void {
+    this.epoch++;
+    this.generations.clear();
     this.entries.clear();
     this.byUser.clear();
   }

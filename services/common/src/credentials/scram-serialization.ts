@@ -16,7 +16,15 @@ const PREFIX: Record<ScramHash, string> = {
   sha512: "==SHA512==",
 };
 
-const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const KEY_BYTES: Record<ScramHash, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
+const MAX_ITERATIONS = 1_000_000;
+
+/** Bytes of canonical base64, or undefined: what goes in must come back out unchanged. */
+function base64Bytes(text: string | undefined): number | undefined {
+  if (!text || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
+  const bytes = Buffer.from(text, "base64");
+  return bytes.toString("base64") === text ? bytes.length : undefined;
+}
 
 export function isScramSerialization(text: string): boolean {
   return text.startsWith("==SCRAM==,") || text.startsWith("==MULTI_SCRAM==,");
@@ -44,13 +52,24 @@ export function toMultiSerialization(
 function iterations(text: string | undefined): number | undefined {
   if (!text || !/^\d{1,9}$/.test(text)) return undefined;
   const n = Number(text);
-  return n >= 1 ? n : undefined;
+  return n >= 1 && n <= MAX_ITERATIONS ? n : undefined;
 }
 
-const entry = (salt: string | undefined, storedKey: string | undefined, serverKey: string | undefined) =>
-  salt && storedKey && serverKey && [salt, storedKey, serverKey].every((v) => B64.test(v))
-    ? { salt, storedKey, serverKey }
+/** An entry whose keys have the hash's length and whose salt is not empty. */
+function entry(
+  hash: ScramHash,
+  salt: string | undefined,
+  storedKey: string | undefined,
+  serverKey: string | undefined,
+): ScramEntry | undefined {
+  const ok =
+    (base64Bytes(salt) ?? 0) >= 1 &&
+    base64Bytes(storedKey) === KEY_BYTES[hash] &&
+    base64Bytes(serverKey) === KEY_BYTES[hash];
+  return ok
+    ? { salt: salt as string, storedKey: storedKey as string, serverKey: serverKey as string }
     : undefined;
+}
 
 /** Reads any of the three forms; undefined for anything malformed. */
 export function parseScramSerialization(text: string): ScramCredentials | undefined {
@@ -58,7 +77,7 @@ export function parseScramSerialization(text: string): ScramCredentials | undefi
   if (fields[0] === "==SCRAM==") {
     if (fields.length !== 5) return undefined;
     const i = iterations(fields[4]);
-    const e = entry(fields[3], fields[1], fields[2]);
+    const e = entry("sha1", fields[3], fields[1], fields[2]);
     return i && e ? { iterations: i, sha1: e } : undefined;
   }
   if (fields[0] !== "==MULTI_SCRAM==" || fields.length < 3) return undefined;
@@ -73,7 +92,9 @@ export function parseScramSerialization(text: string): ScramCredentials | undefi
     const hash = SCRAM_HASHES.find((h) => field.startsWith(PREFIX[h]));
     if (!hash || creds[hash]) return undefined;
     const values = field.slice(PREFIX[hash].length).split("|");
-    const e = perHash ? entry(values[0], values[1], values[2]) : entry(sharedSalt, values[0], values[1]);
+    const e = perHash
+      ? entry(hash, values[0], values[1], values[2])
+      : entry(hash, sharedSalt, values[0], values[1]);
     if (!e || values.length !== (perHash ? 3 : 2)) return undefined;
     creds[hash] = e;
   }

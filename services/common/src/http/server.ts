@@ -3,8 +3,10 @@ import type { RequestListener } from "node:http";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { StartupError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { EncodedRequestSocket } from "./raw-request-bytes.ts";
 import { readTls, type TlsPaths, watchTls } from "./tls-files.ts";
 
 const CLUSTER_HANDOFF_GRACE_MS = 500;
@@ -16,6 +18,8 @@ export interface ServerOptions {
   /** Env variable that overrides the port, named in the "port in use" message. */
   portEnv?: string;
   tls?: TlsPaths | undefined;
+  /** Accept raw bytes >= 0x80 in request lines (MongooseIM 2.1.0's queries); plain HTTP only. */
+  rawRequestBytes?: boolean;
   /** How long an idle keep-alive connection stays open (Node's default: 5 s). */
   keepAliveTimeoutMs?: number;
   log: Logger;
@@ -81,9 +85,21 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
     res.on("close", () => inFlight.delete(res));
   });
 
+  // a request Node's parser refuses still gets an answer with Content-Length (MongooseIM requires one)
+  server.on("clientError", (_err: Error, socket: Duplex) => {
+    if (socket.writable)
+      socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad_request");
+    else socket.destroy();
+  });
+
+  // the listening socket: the HTTP server's own, or one that re-encodes request lines first
+  const listening: net.Server =
+    o.rawRequestBytes && !useTls
+      ? net.createServer((socket) => server.emit("connection", new EncodedRequestSocket(socket)))
+      : server;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(listenError(err, o)));
-    server.listen(o.port, o.host, () => resolve());
+    listening.once("error", (err) => reject(listenError(err, o)));
+    listening.listen(o.port, o.host, () => resolve());
   });
   server.on("error", (err) => o.log.error({ err }, "server error"));
 
@@ -100,7 +116,7 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
   };
   const stopWatching = useTls && o.tls ? watchTls(o.tls, reloadTls) : () => {};
 
-  const port = (server.address() as AddressInfo).port;
+  const port = (listening.address() as AddressInfo).port;
   const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host;
   return {
     server,
@@ -117,7 +133,7 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
           server.closeAllConnections();
         }, timeoutMs);
         // net.Server's close: stop accepting, call back once every connection has ended (see above)
-        net.Server.prototype.close.call(server, () => {
+        net.Server.prototype.close.call(listening, () => {
           clearTimeout(timer);
           server.closeAllConnections(); // also stops http.Server's connection-checking interval
           // In a cluster worker (pm2 cluster mode), the primary may have handed us a connection just before it
