@@ -52,9 +52,9 @@ export class SuccessCache {
     const user = this.userKey(jid);
     this.entries.delete(k); // re-insert at the end: Map order is age order
     this.entries.set(k, { until: now + ttlMs, user });
-    let keys = this.byUser.get(user);
-    if (!keys) this.byUser.set(user, (keys = new Set()));
+    const keys = this.byUser.get(user) ?? new Set<string>();
     keys.add(k);
+    this.byUser.set(user, keys);
   }
 
   dropUser(jid: Jid): void {
