@@ -1,4 +1,4 @@
-import { PassThrough } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Jid } from "../../common/src/users/jid.ts";
@@ -261,6 +261,15 @@ describe("runExtauth", () => {
     const { answers, log } = await exchange(api, [whole, frame("isuser:alice:localhost").subarray(0, 5)]);
     expect(answers).toEqual([true]);
     expect(log).toContain("input ended inside a frame");
+  });
+
+  it("rejects when the output fails (the XMPP server went away)", async () => {
+    const input = new PassThrough();
+    const output = new Writable({ write: (_c, _e, cb) => cb(new Error("EPIPE")) });
+    const log = pino({ level: "silent" });
+    const done = runExtauth({ api: fakeApi({}), input, output, log });
+    input.end(frame("isuser:a:localhost"));
+    await expect(done).rejects.toThrow("EPIPE");
   });
 
   it("answers nothing and ends at once on an empty input", async () => {

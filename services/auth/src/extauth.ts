@@ -166,11 +166,19 @@ function write(output: Writable, data: Buffer): Promise<void> {
 export async function runExtauth(o: ExtauthOptions): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 5000;
   const reader = new FrameReader();
-  for await (const chunk of o.input as AsyncIterable<Buffer>) {
-    for (const frame of reader.push(chunk)) {
-      const yes = await answerFrame(frame, o, timeoutMs);
-      await write(o.output, yes ? TRUE_ANSWER : FALSE_ANSWER);
+  // a failed write reaches us through its callback; without a listener the stream's `error` event
+  // (EPIPE on stdout) would also crash the process as an uncaught exception
+  const ignore = () => {};
+  o.output.on("error", ignore);
+  try {
+    for await (const chunk of o.input as AsyncIterable<Buffer>) {
+      for (const frame of reader.push(chunk)) {
+        const yes = await answerFrame(frame, o, timeoutMs);
+        await write(o.output, yes ? TRUE_ANSWER : FALSE_ANSWER);
+      }
     }
+  } finally {
+    o.output.off("error", ignore);
   }
   if (reader.pendingBytes > 0) {
     o.log.warn({ bytes: reader.pendingBytes }, "extauth: input ended inside a frame");

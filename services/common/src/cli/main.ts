@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { StartupError } from "../errors.ts";
 import { registerDb } from "./commands/db.ts";
+import { registerExtauth } from "./commands/extauth.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerUsers } from "./commands/users.ts";
 import { type CliContext, CliError, createCliContext } from "./context.ts";
@@ -16,6 +17,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerMigrate(program, ctx);
   registerDb(program, ctx);
   registerUsers(program, ctx);
+  registerExtauth(program, ctx);
   return program;
 }
 
