@@ -68,6 +68,7 @@ describe("auth service reload", () => {
             await new Promise((r) => setTimeout(r, 100));
             after = await check("ann", "new.test");
           }
+          await new Promise((r) => setTimeout(r, 1000)); // the load runs on across and after the reload
           stop = true;
           await load;
           result = { before, after, failures, requests };

@@ -42,6 +42,7 @@ describe("every service", () => {
         HTTP_UTILITY_PORT: String(port),
         AUTH_PORT: String(port),
         BUDDIES_ADMIN_PORT: String(port),
+        AUTH_BASIC_AUTH: "mongooseim:s3cret",
         LOG_LEVEL: "info",
       };
       let health: unknown;
