@@ -25,7 +25,8 @@ export const REDACT_PATHS = [
 ];
 
 /** JSON lines for machines; readable lines in development. */
-export function createLogger(config: Pick<Config, "log">, service: string): Logger {
+/** `fd` 2 for programs whose stdout is a protocol (the extauth program). */
+export function createLogger(config: Pick<Config, "log">, service: string, fd: 1 | 2 = 1): Logger {
   const options = {
     level: config.log.level,
     base: { service, pid: process.pid },
@@ -35,7 +36,8 @@ export function createLogger(config: Pick<Config, "log">, service: string): Logg
     return pino(
       options,
       pretty({
-        colorize: process.stdout.isTTY,
+        destination: fd,
+        colorize: fd === 1 ? process.stdout.isTTY : false,
         sync: true,
         singleLine: true,
         ignore: "pid,hostname,req,res",
@@ -43,5 +45,5 @@ export function createLogger(config: Pick<Config, "log">, service: string): Logg
     );
   }
   // synchronous writes: lines stay in order and the last ones survive a crash or process.exit
-  return pino(options, pino.destination({ dest: 1, sync: true }));
+  return pino(options, pino.destination({ dest: fd, sync: true }));
 }

@@ -1,36 +1,13 @@
 import { Console } from "node:console";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { pino } from "pino";
-import pretty from "pino-pretty";
-import type { Config } from "../../config/schema.ts";
 import { createPool, resolveDatabaseUrl } from "../../db/pool.ts";
-import { type Logger, REDACT_PATHS } from "../../logger.ts";
+import { createLogger } from "../../logger.ts";
 import type { CliContext } from "../context.ts";
 
 /**
  * `sidecars extauth`: the program ejabberd (`auth_method: external`, `extauth_program`) starts and talks to
  * on stdin/stdout. stdout carries only the protocol; logs go to stderr.
  */
-
-/** The service logger's settings, written to stderr (fd 2). */
-function stderrLogger(config: Pick<Config, "log">): Logger {
-  const options = {
-    level: config.log.level,
-    base: { service: "extauth", pid: process.pid },
-    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-  };
-  if (config.log.pretty) {
-    const stream = pretty({
-      destination: 2,
-      sync: true,
-      colorize: false,
-      singleLine: true,
-      ignore: "pid,hostname",
-    });
-    return pino(options, stream);
-  }
-  return pino(options, pino.destination({ dest: 2, sync: true }));
-}
 
 function parseTimeout(value: string): number {
   const ms = Number(value);
@@ -55,7 +32,7 @@ export function registerExtauth(program: Command, ctx: CliContext): void {
       // a stray console.log (say, in a per-domain module) must not reach stdout: it would corrupt the protocol
       globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
       const config = ctx.config();
-      const log = stderrLogger(config);
+      const log = createLogger(config, "extauth", 2);
       const [{ createAuthCore }, { runExtauth }] = await Promise.all([
         import("../../../../auth/src/auth-service.ts"),
         import("../../../../auth/src/extauth.ts"),
