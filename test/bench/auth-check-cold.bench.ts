@@ -33,17 +33,25 @@ function startPbkdf2Loop(ctx: BenchContext, iterations: number): Side {
     ],
     { cwd: projectRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] },
   );
+  let failure: Error | undefined;
+  child.on("error", (err) => {
+    failure = err;
+  });
   const kill = () => child.kill("SIGTERM");
   process.once("exit", kill);
   ctx.defer(() => {
     process.off("exit", kill);
-    child.disconnect?.();
+    if (child.connected) child.disconnect(); // it exits when its channel closes
     kill();
   });
   return {
     label: "crypto.pbkdf2",
     measure(durationS) {
       return new Promise<LoopResult>((resolve, reject) => {
+        if (failure || !child.connected) {
+          reject(new Error(`pbkdf2-loop is not running (${failure?.message ?? `code ${child.exitCode}`})`));
+          return;
+        }
         const onExit = (code: number | null) => reject(new Error(`pbkdf2-loop exited (code ${code})`));
         child.once("exit", onExit);
         child.once("message", (result) => {

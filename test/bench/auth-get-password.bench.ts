@@ -49,8 +49,11 @@ export const benchmark: Benchmark = {
         expectBody: serialization,
         domain: USER.domain,
         method: "get_password",
-        verify: ({ ok = 0, ...other }, sample) =>
-          Object.keys(other).length > 0 || ok < sample.total ? "not every request answered ok" : undefined,
+        // answered from the database, or from a cache of answers should the service keep one
+        verify: ({ ok = 0, cached = 0, ...other }, sample) =>
+          Object.keys(other).length > 0 || ok + cached < sample.total
+            ? "not every request answered ok"
+            : undefined,
       }),
       baseline: bareSide("node:http", { ...load, url: baseline.url, expectBody: "true" }),
     };

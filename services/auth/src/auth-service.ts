@@ -157,6 +157,9 @@ export async function createAuthCore(deps: {
         const d = domainOf(jid);
         if (!d) return [undefined, "unknown_domain"];
         if (guard.isLocked(jid)) return [undefined, "locked"];
+        const remembered = listener.connected() ? cache.answer(jid) : undefined;
+        if (remembered !== undefined) return [remembered, "cached"];
+        const generation = cache.generation(jid);
         const a = authenticatorOf(d, jid);
         const secret = a.getSecret ? await bounded(a.getSecret(jid)) : undefined;
         if (!secret) return [undefined, "no"];
@@ -176,7 +179,9 @@ export async function createAuthCore(deps: {
           d.config.scramFormat === "legacy"
             ? toLegacySerialization(scram)
             : toMultiSerialization(scram, d.config.scramHashes);
-        return text ? [text, "ok"] : [undefined, "no"];
+        if (!text) return [undefined, "no"];
+        if (listener.connected()) cache.putAnswer(jid, text, d.config.cacheTtlSeconds * 1000, generation);
+        return [text, "ok"];
       });
     },
 
