@@ -1,22 +1,29 @@
-import type { Express } from "express";
+import type { RequestListener } from "node:http";
 import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
 import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
 import type { AuthApi } from "./auth-service.ts";
-import { authorizeRouter } from "./contract/routes.ts";
+import { contractHandler } from "./contract/routes.ts";
 
 export interface AppDeps extends ServiceContext {
   core: AuthApi;
   metrics: Metrics;
 }
 
-/** The auth app: MongooseIM's contract under the configured prefix, plus the common endpoints. */
-export function createAuthApp(deps: AppDeps): Express {
-  const app = createBaseApp({ service: "auth", ...deps });
+/**
+ * The auth service's request handler: MongooseIM's contract under the configured prefix (a plain handler,
+ * see contract/routes.ts), everything else (/healthz, /readyz, /metrics, 404s) through the common Express app.
+ */
+export function createAuthApp(deps: AppDeps): RequestListener {
   const auth = deps.config.services.auth;
-  app.use(
-    auth.pathPrefix.replace(/\/$/, ""),
-    authorizeRouter({ core: deps.core, basicAuth: auth.basicAuth, log: deps.log }),
-  );
-  return finishApp(app, deps.log);
+  const contract = contractHandler({
+    core: deps.core,
+    pathPrefix: auth.pathPrefix,
+    basicAuth: auth.basicAuth,
+    log: deps.log,
+  });
+  const app = finishApp(createBaseApp({ service: "auth", ...deps }), deps.log);
+  return (req, res) => {
+    if (!contract(req, res)) app(req, res);
+  };
 }

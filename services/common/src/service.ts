@@ -1,4 +1,4 @@
-import type { Express } from "express";
+import type { RequestListener } from "node:http";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
@@ -22,7 +22,7 @@ export interface ServiceDefinition {
     rawRequestBytes?: boolean;
     tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
   };
-  createApp: (ctx: ServiceContext) => Express | Promise<Express>;
+  createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
   /** Extra work at SIGHUP (e.g. reloading domains), after the certificates. */
   onReload?: (ctx: ServiceContext) => void | Promise<void>;
   /** Extra work at shutdown, after the server stopped and before the pool closes. */

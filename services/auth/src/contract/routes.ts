@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import express, { type ErrorRequestHandler, type Request, type Response, Router } from "express";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../../../common/src/logger.ts";
 import type { Jid } from "../../../common/src/users/jid.ts";
 import type { AuthApi } from "../auth-service.ts";
@@ -10,9 +10,15 @@ import { parseParams, queryBytes } from "./params.ts";
  * Prosody's mod_auth_http. Every answer has Content-Length and a byte-exact body; only the codes MongooseIM
  * knows (200, 201, 400, 401, 403, 404, 409) are used: 2.1.0 crashes on any other, so an internal failure is a
  * 400 with a short reason, never a 5xx.
+ *
+ * This is a plain node:http handler in front of the Express app, not an Express router: it is the path
+ * MongooseIM takes on every login, and Express's routing, request logger and response helpers cost more than
+ * everything else on it (test/bench/auth-*.bench.ts). Its metrics are the core's per-domain histogram.
  */
 
-function answer(res: Response, status: number, body = ""): void {
+const MAX_BODY = 16 * 1024;
+
+function answer(res: ServerResponse, status: number, body = ""): void {
   const bytes = Buffer.from(body, "utf8");
   res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": bytes.length });
   res.end(bytes);
@@ -20,25 +26,12 @@ function answer(res: Response, status: number, body = ""): void {
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-/** Basic auth compared in constant time (digests of equal length, whatever was sent). */
-function basicAuthCheck(expected: string | undefined) {
-  const want = expected ? digest(`Basic ${Buffer.from(expected).toString("base64")}`) : undefined;
-  return (req: Request, res: Response, next: () => void) => {
-    if (!want) return next();
-    const got = digest(req.headers.authorization ?? "");
-    if (timingSafeEqual(got, want)) return next();
-    res.setHeader("www-authenticate", 'Basic realm="xmpp-sidecars auth"');
-    answer(res, 401, "unauthorized");
-  };
-}
-
 type Params = { jid: Jid; pass: string | undefined };
 
 const PASSWORD_REQUIRED = new Set(["check_password", "set_password", "register", "remove_user_validate"]);
 
-function readParams(req: Request, method: string): Params | string {
-  const body = req.body instanceof Buffer && req.body.length > 0 ? req.body : undefined;
-  const params = parseParams(body ?? queryBytes(req.originalUrl));
+function readParams(raw: Uint8Array, method: string): Params | string {
+  const params = parseParams(raw);
   if (!params) return "bad_request: not UTF-8";
   const user = params.get("user");
   const server = params.get("server");
@@ -48,7 +41,7 @@ function readParams(req: Request, method: string): Params | string {
   return { jid: { node: user.toLowerCase(), domain: server.toLowerCase() }, pass };
 }
 
-const METHODS: Record<string, (core: AuthApi, p: Params, res: Response) => Promise<void>> = {
+const METHODS: Record<string, (core: AuthApi, p: Params, res: ServerResponse) => Promise<void>> = {
   async check_password(core, { jid, pass }, res) {
     answer(res, 200, (await core.checkPassword(jid, pass ?? "")) ? "true" : "false");
   },
@@ -82,37 +75,74 @@ const METHODS: Record<string, (core: AuthApi, p: Params, res: Response) => Promi
   },
 };
 
-export function authorizeRouter(deps: {
+/** The request's body, at most MAX_BODY bytes; undefined when larger (the rest is not read). */
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        req.removeAllListeners("data");
+        req.pause();
+        resolve(undefined);
+      } else chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Returns a handler that answers the requests under `pathPrefix` and returns true, or returns false for
+ * anything else (the Express app answers those).
+ */
+export function contractHandler(deps: {
   core: AuthApi;
+  pathPrefix: string;
   basicAuth?: string | undefined;
   log: Logger;
-}): Router {
-  const router = Router();
-  router.use(basicAuthCheck(deps.basicAuth));
-  // POST carries no Content-Type: read any body as bytes
-  router.use(express.raw({ type: () => true, limit: "16kb" }));
-  router.all("/:method", async (req, res) => {
-    const method = String(req.params.method);
+}): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const want = deps.basicAuth ? digest(`Basic ${Buffer.from(deps.basicAuth).toString("base64")}`) : undefined;
+  const prefix = deps.pathPrefix;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    // Basic auth compared in constant time (digests of equal length, whatever was sent)
+    if (want && !timingSafeEqual(digest(req.headers.authorization ?? ""), want)) {
+      res.setHeader("www-authenticate", 'Basic realm="xmpp-sidecars auth"');
+      return answer(res, 401, "unauthorized");
+    }
+    const q = url.indexOf("?");
+    const method = url.slice(prefix.length, q < 0 ? undefined : q);
     const handler = Object.hasOwn(METHODS, method) ? METHODS[method] : undefined;
     if (!handler || (req.method !== "GET" && req.method !== "POST"))
       return answer(res, 404, "unknown_method");
-    const params = readParams(req, method);
+    // POST carries its parameters as a body without Content-Type; GET (and a body-less POST) in the query
+    const body = req.method === "POST" ? await readBody(req) : Buffer.alloc(0);
+    if (body === undefined) {
+      res.setHeader("connection", "close");
+      return answer(res, 400, "bad_request: body over 16 KiB");
+    }
+    const params = readParams(body.length > 0 ? body : queryBytes(url), method);
     if (typeof params === "string") return answer(res, 400, params);
     try {
       await handler(deps.core, params, res);
     } catch (err) {
-      (req.log ?? deps.log).error(
+      deps.log.error(
         { err: (err as Error).message, method, domain: params.jid.domain },
         "auth backend failed",
       );
       if (!res.headersSent) answer(res, 400, "internal_error");
     }
-  });
-  router.use((_req, res) => answer(res, 404, "unknown_method"));
-  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const tooLarge = (err as { type?: string }).type === "entity.too.large";
-    if (!res.headersSent) answer(res, 400, tooLarge ? "bad_request: body over 16 KiB" : "bad_request");
+  }
+
+  return (req, res) => {
+    const url = req.url ?? "/";
+    if (!url.startsWith(prefix)) return false;
+    handle(req, res, url).catch((err: Error) => {
+      deps.log.error({ err: err.message }, "auth request failed");
+      if (!res.headersSent) answer(res, 400, "bad_request");
+    });
+    return true;
   };
-  router.use(onError);
-  return router;
 }
