@@ -110,8 +110,8 @@ export async function startBareTrueServer(ctx: BenchContext): Promise<ChildServe
   const port = await freePort();
   const server = await startChildServer({
     name: "bare node:http",
-    script: "test/bench/bare-true-server.ts",
-    args: [String(port)],
+    script: "test/bench/bare-http-server.ts",
+    args: [String(port), "text/plain; charset=utf-8", "true"],
     url: `http://127.0.0.1:${port}`,
     readyPath: "/",
   });

@@ -26,7 +26,7 @@ export const benchmark: Benchmark = {
     const baseline = await startChildServer({
       name: "bare node:http",
       script: "test/bench/bare-http-server.ts",
-      args: [String(baselinePort)],
+      args: [String(baselinePort), "application/json", BODY],
       url: `http://127.0.0.1:${baselinePort}`,
       readyPath: "/healthz",
     });

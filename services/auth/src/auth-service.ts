@@ -67,7 +67,7 @@ export async function createAuthCore(deps: {
   pruner.unref();
 
   const listener = startListener({
-    connectionString: (pool as unknown as { options: { connectionString: string } }).options.connectionString,
+    connectionString: pool.options.connectionString ?? "",
     channels: [WEB_USERS_CHANNEL, LOCKOUT_CHANNEL],
     onMessage(channel, payload) {
       if (channel === LOCKOUT_CHANNEL) return guard.onNotification(payload);
