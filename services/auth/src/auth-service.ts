@@ -93,6 +93,18 @@ export async function createAuthCore(deps: {
     registers: deps.metrics ? [deps.metrics] : [],
   });
 
+  // one child per label set, looked up by a string: prom-client's own lookup hashes a labels object per call
+  const series = new Map<string, { observe(seconds: number): void }>();
+  function seriesOf(domain: string, method: string, outcome: Outcome) {
+    const key = `${domain}\u0000${method}\u0000${outcome}`;
+    let child = series.get(key);
+    if (!child) {
+      child = duration.labels(domain, method, outcome);
+      series.set(key, child);
+    }
+    return child;
+  }
+
   async function measured<T>(method: string, jid: Jid, fn: () => Promise<[T, Outcome]>): Promise<T> {
     const start = process.hrtime.bigint();
     const domain = registry.has(jid.domain) ? jid.domain : "(unknown)";
@@ -102,7 +114,7 @@ export async function createAuthCore(deps: {
       outcome = o;
       return value;
     } finally {
-      duration.observe({ domain, method, outcome }, Number(process.hrtime.bigint() - start) / 1e9);
+      seriesOf(domain, method, outcome).observe(Number(process.hrtime.bigint() - start) / 1e9);
     }
   }
 

@@ -1,59 +1,64 @@
+import { isUtf8 } from "node:buffer";
+
 /**
  * MongooseIM's `user`, `server`, `pass` (../shared/mongooseim-contract.md §1): a query string (GET) or the
  * same string as a body with no Content-Type (POST). 2.1.0 percent-encodes per RFC 3986 and may send raw
  * UTF-8 bytes; 6.x form-encodes (`+` is a space). Decoding bytes with form rules reads both.
+ *
+ * The input is the bytes as a latin1 string (one char per byte, as node:http keeps a request line): plain
+ * ASCII components, the usual case on every login, are taken as they are without copying bytes around.
  */
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const NEEDS_DECODING = /[%+\u0080-\u00ff]/;
 
-function hex(b: number): number {
-  if (b >= 0x30 && b <= 0x39) return b - 0x30;
-  if (b >= 0x41 && b <= 0x46) return b - 0x37;
-  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+function hex(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
   return -1;
 }
 
-/** One component: `+` → space, `%XX` → that byte, any other byte as it is; then UTF-8 (throws when invalid). */
-function decode(bytes: Uint8Array): string {
-  const out = new Uint8Array(bytes.length);
+/** One component: `+` → space, `%XX` → that byte, any other byte as it is; then UTF-8 (undefined when invalid). */
+function decode(s: string): string | undefined {
+  if (!NEEDS_DECODING.test(s)) return s;
+  const out = Buffer.allocUnsafe(s.length);
   let n = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number;
-    if (b === 0x2b) out[n++] = 0x20;
-    else if (
-      b === 0x25 &&
-      i + 2 < bytes.length + 0 &&
-      hex(bytes[i + 1] ?? -1) >= 0 &&
-      hex(bytes[i + 2] ?? -1) >= 0
-    ) {
-      out[n++] = hex(bytes[i + 1] as number) * 16 + hex(bytes[i + 2] as number);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const h = c === 0x25 && i + 2 < s.length + 0 ? hex(s.charCodeAt(i + 1)) : -1;
+    const l = h >= 0 ? hex(s.charCodeAt(i + 2)) : -1;
+    if (c === 0x2b) out[n++] = 0x20;
+    else if (l >= 0) {
+      out[n++] = h * 16 + l;
       i += 2;
-    } else out[n++] = b;
+    } else out[n++] = c;
   }
-  return utf8.decode(out.subarray(0, n));
+  const bytes = out.subarray(0, n);
+  return isUtf8(bytes) ? bytes.toString("utf8") : undefined;
 }
 
-/** The parameters of a query or form body given as bytes; undefined when they are not valid UTF-8. */
-export function parseParams(raw: Uint8Array): Map<string, string> | undefined {
+/**
+ * The parameters of a query or form body, given as bytes or as their latin1 string; undefined when they are
+ * not valid UTF-8. The first occurrence of a name wins.
+ */
+export function parseParams(raw: Uint8Array | string): Map<string, string> | undefined {
+  const text =
+    typeof raw === "string"
+      ? raw
+      : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("latin1");
   const params = new Map<string, string>();
-  let start = 0;
-  try {
-    for (let i = 0; i <= raw.length; i++) {
-      if (i < raw.length && raw[i] !== 0x26) continue;
-      const pair = raw.subarray(start, i);
-      start = i + 1;
-      if (pair.length === 0) continue;
-      const eq = pair.indexOf(0x3d);
-      const key = decode(eq < 0 ? pair : pair.subarray(0, eq));
-      if (!params.has(key)) params.set(key, eq < 0 ? "" : decode(pair.subarray(eq + 1)));
-    }
-  } catch {
-    return undefined;
+  for (const pair of text.split("&")) {
+    if (pair.length === 0) continue;
+    const eq = pair.indexOf("=");
+    const key = decode(eq < 0 ? pair : pair.slice(0, eq));
+    const value = eq < 0 ? "" : decode(pair.slice(eq + 1));
+    if (key === undefined || value === undefined) return undefined;
+    if (!params.has(key)) params.set(key, value);
   }
   return params;
 }
 
-/** The raw bytes of a request's query string. Node keeps each byte of the request line as one latin1 char. */
-export function queryBytes(url: string): Uint8Array {
+/** The query string of a request's URL, as its latin1 bytes (Node keeps each byte of the request line as a char). */
+export function rawQuery(url: string): string {
   const q = url.indexOf("?");
-  return q < 0 ? new Uint8Array() : Buffer.from(url.slice(q + 1), "latin1");
+  return q < 0 ? "" : url.slice(q + 1);
 }

@@ -1,9 +1,10 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { hashBytes } from "../../../common/src/credentials/hmac.ts";
 import type { Logger } from "../../../common/src/logger.ts";
 import type { Jid } from "../../../common/src/users/jid.ts";
 import type { AuthApi } from "../auth-service.ts";
-import { parseParams, queryBytes } from "./params.ts";
+import { parseParams, rawQuery } from "./params.ts";
 
 /**
  * MongooseIM's HTTP auth contract (ejabberd_auth_http, ../shared/mongooseim-contract.md §1), also spoken by
@@ -18,19 +19,22 @@ import { parseParams, queryBytes } from "./params.ts";
 
 const MAX_BODY = 16 * 1024;
 
+/** Head and body in one write: node:http joins a string body to the head, a Buffer body goes as a second write. */
 function answer(res: ServerResponse, status: number, body = ""): void {
-  const bytes = Buffer.from(body, "utf8");
-  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": bytes.length });
-  res.end(bytes);
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body, "utf8"),
+  });
+  res.end(body, "utf8");
 }
 
-const digest = (s: string) => createHash("sha256").update(s).digest();
+const digest = (s: string): Buffer => hashBytes("sha256", s);
 
 type Params = { jid: Jid; pass: string | undefined };
 
 const PASSWORD_REQUIRED = new Set(["check_password", "set_password", "register", "remove_user_validate"]);
 
-function readParams(raw: Uint8Array, method: string): Params | string {
+function readParams(raw: string, method: string): Params | string {
   const params = parseParams(raw);
   if (!params) return "bad_request: not UTF-8";
   const user = params.get("user");
@@ -123,7 +127,7 @@ export function contractHandler(deps: {
       res.setHeader("connection", "close");
       return answer(res, 400, "bad_request: body over 16 KiB");
     }
-    const params = readParams(body.length > 0 ? body : queryBytes(url), method);
+    const params = readParams(body.length > 0 ? body.toString("latin1") : rawQuery(url), method);
     if (typeof params === "string") return answer(res, 400, params);
     try {
       await handler(deps.core, params, res);

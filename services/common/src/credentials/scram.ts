@@ -1,5 +1,6 @@
-import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
+import { pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
+import { Hmac, hashBytes } from "./hmac.ts";
 
 /**
  * Salted SCRAM credentials (RFC 5802 section 3): SaltedPassword = PBKDF2-HMAC-H(password, salt, i),
@@ -30,11 +31,11 @@ export async function deriveEntry(
   hash: ScramHash,
 ): Promise<ScramEntry> {
   const salted = await pbkdf2Async(password.normalize("NFKC"), salt, iterations, KEY_LENGTH[hash], hash);
-  const clientKey = createHmac(hash, salted).update("Client Key").digest();
+  const key = new Hmac(hash, salted);
   return {
     salt: salt.toString("base64"),
-    storedKey: createHash(hash).update(clientKey).digest("base64"),
-    serverKey: createHmac(hash, salted).update("Server Key").digest("base64"),
+    storedKey: hashBytes(hash, key.digest("Client Key")).toString("base64"),
+    serverKey: key.digestBase64("Server Key"),
   };
 }
 
@@ -72,7 +73,5 @@ export async function verifyPassword(password: string, creds: ScramCredentials):
 
 /** Constant-time comparison of two secrets of any length (legacy cleartext tokens). */
 export function sameSecret(a: string, b: string): boolean {
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
+  return timingSafeEqual(hashBytes("sha256", a), hashBytes("sha256", b));
 }

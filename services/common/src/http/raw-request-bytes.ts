@@ -1,15 +1,16 @@
+import { isAscii } from "node:buffer";
 import type { Socket } from "node:net";
-import { Duplex } from "node:stream";
 
 /**
  * MongooseIM 2.1.0 puts raw UTF-8 bytes (>= 0x80) in the query of its GET requests; Node's HTTP parser refuses
  * them with a bare 400 before any handler runs. Connections of the auth service therefore pass through this
- * wrapper, which percent-encodes such bytes in each request line (the form decoder reads `%XX` back as the same
+ * encoder, which percent-encodes such bytes in each request line (the form decoder reads `%XX` back as the same
  * bytes). It follows HTTP/1.1 framing by Content-Length, so bodies and keep-alive requests pass untouched; a
  * chunked request, or a head over 64 KiB, switches the connection to plain pass-through.
  */
 const MAX_HEAD = 64 * 1024;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
+const EMPTY: Buffer = Buffer.alloc(0);
 
 function encodeRequestLine(head: Buffer): Buffer {
   // the first non-empty line (clients may send CRLFs between requests)
@@ -17,7 +18,7 @@ function encodeRequestLine(head: Buffer): Buffer {
   while (head[start] === 0x0d && head[start + 1] === 0x0a) start += 2;
   const end = head.indexOf("\r\n", start);
   const line = head.subarray(start, end < 0 ? head.length : end);
-  if (!line.some((b) => b >= 0x80)) return head;
+  if (isAscii(line)) return head;
   const parts: Buffer[] = [head.subarray(0, start)];
   for (const b of line)
     parts.push(b >= 0x80 ? Buffer.from(`%${b.toString(16).toUpperCase()}`) : Buffer.of(b));
@@ -26,15 +27,15 @@ function encodeRequestLine(head: Buffer): Buffer {
 }
 
 export class RequestLineEncoder {
-  private pending = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   private bodyLeft = 0;
   private passThrough = false;
 
   push(chunk: Buffer): Buffer {
     if (this.passThrough) return chunk;
     const out: Buffer[] = [];
-    let data = Buffer.concat([this.pending, chunk]);
-    this.pending = Buffer.alloc(0);
+    let data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = EMPTY;
     while (data.length > 0) {
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, data.length);
@@ -62,63 +63,24 @@ export class RequestLineEncoder {
       out.push(encodeRequestLine(head));
       data = data.subarray(end + 4);
     }
-    return Buffer.concat(out);
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
   }
 }
 
-/** The socket as the HTTP server sees it: reads go through the encoder, everything else to the socket. */
-export class EncodedRequestSocket extends Duplex {
-  readonly socket: Socket;
-
-  constructor(socket: Socket) {
-    super({ allowHalfOpen: true });
-    this.socket = socket;
-    const encoder = new RequestLineEncoder();
-    socket.on("data", (chunk: Buffer) => {
-      const out = encoder.push(chunk);
-      if (out.length > 0 && !this.push(out)) socket.pause();
-    });
-    socket.on("end", () => this.push(null));
-    socket.on("timeout", () => this.emit("timeout"));
-    socket.on("error", (err) => this.destroy(err));
-    socket.on("close", () => this.destroy());
-  }
-
-  override _read(): void {
-    this.socket.resume();
-  }
-  override _write(chunk: Buffer, encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.socket.write(chunk, encoding, done);
-  }
-  override _final(done: (err?: Error | null) => void): void {
-    this.socket.end(done);
-  }
-  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    this.socket.destroy(err ?? undefined);
-    done(err);
-  }
-  setTimeout(ms: number, callback?: () => void): this {
-    this.socket.setTimeout(ms, callback);
-    return this;
-  }
-  setNoDelay(noDelay?: boolean): this {
-    this.socket.setNoDelay(noDelay);
-    return this;
-  }
-  setKeepAlive(enable?: boolean, delay?: number): this {
-    this.socket.setKeepAlive(enable, delay);
-    return this;
-  }
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-  get localAddress(): string | undefined {
-    return this.socket.localAddress;
-  }
-  get localPort(): number | undefined {
-    return this.socket.localPort;
-  }
+/**
+ * Makes `socket` hand node:http its bytes through the encoder. node:http reads a plain socket straight from its
+ * native handle unless the handle is marked as already consumed, in which case it listens to 'data' events,
+ * which come from `push`: the encoder sits there, and writes go to the socket untouched.
+ */
+export function encodeRequestLines(socket: Socket): Socket {
+  const encoder = new RequestLineEncoder();
+  const push = socket.push.bind(socket);
+  socket.push = (chunk: Buffer | null, encoding?: BufferEncoding) => {
+    if (chunk === null) return push(null);
+    const out = encoder.push(chunk);
+    return out.length === 0 || push(out, encoding);
+  };
+  const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+  if (handle) handle._consumed = true;
+  return socket;
 }

@@ -6,7 +6,7 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { StartupError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { EncodedRequestSocket } from "./raw-request-bytes.ts";
+import { encodeRequestLines } from "./raw-request-bytes.ts";
 import { readTls, type TlsPaths, watchTls } from "./tls-files.ts";
 
 const CLUSTER_HANDOFF_GRACE_MS = 500;
@@ -96,9 +96,7 @@ export async function startServer(handler: RequestListener, o: ServerOptions): P
   const listening: net.Server =
     o.rawRequestBytes && !useTls
       ? // noDelay as http.Server sets it: without it Nagle holds every answer back ~40 ms
-        net.createServer({ noDelay: true }, (socket) =>
-          server.emit("connection", new EncodedRequestSocket(socket)),
-        )
+        net.createServer({ noDelay: true }, (socket) => server.emit("connection", encodeRequestLines(socket)))
       : server;
   await new Promise<void>((resolve, reject) => {
     listening.once("error", (err) => reject(listenError(err, o)));

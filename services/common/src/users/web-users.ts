@@ -41,19 +41,22 @@ export async function credentialsFor(
   return { token: domain.keepCleartext ? secret.cleartext : null, scram };
 }
 
+// The two lookups of every login are named statements: each connection parses and plans them once.
 export async function findUser(pool: Pool, jid: Jid): Promise<WebUserRow | undefined> {
-  const r = await pool.query<WebUserRow>(
-    "SELECT token, scram, disabled_at IS NOT NULL AS disabled FROM web_users WHERE domain = $1 AND node = $2",
-    [jid.domain, jid.node],
-  );
+  const r = await pool.query<WebUserRow>({
+    name: "web_users.find",
+    text: "SELECT token, scram, disabled_at IS NOT NULL AS disabled FROM web_users WHERE domain = $1 AND node = $2",
+    values: [jid.domain, jid.node],
+  });
   return r.rows[0];
 }
 
 export async function userExists(pool: Pool, jid: Jid): Promise<boolean> {
-  const r = await pool.query("SELECT 1 FROM web_users WHERE domain = $1 AND node = $2", [
-    jid.domain,
-    jid.node,
-  ]);
+  const r = await pool.query({
+    name: "web_users.exists",
+    text: "SELECT 1 FROM web_users WHERE domain = $1 AND node = $2",
+    values: [jid.domain, jid.node],
+  });
   return r.rowCount === 1;
 }
 
