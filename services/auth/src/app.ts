@@ -1,8 +1,8 @@
 import type { RequestListener } from "node:http";
+import type { AuthApi } from "../../common/src/auth/auth-core.ts";
 import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
 import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
-import type { AuthApi } from "./auth-service.ts";
 import { contractHandler } from "./contract/routes.ts";
 
 export interface AppDeps extends ServiceContext {

@@ -1,11 +1,35 @@
-import type { Express } from "express";
+import express, { type Express } from "express";
+import type { AuthApi } from "../../common/src/auth/auth-core.ts";
 import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
+import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
+import { appVersionRouter } from "./app-version/routes.ts";
+import { createCallers } from "./callers.ts";
+import { locationsRouter } from "./locations/routes.ts";
+import { apiDocsRouter } from "./openapi/routes.ts";
+import { usersRouter } from "./users/routes.ts";
 
-export type AppDeps = ServiceContext;
+export interface AppDeps extends ServiceContext {
+  /** The auth service's decisions (same code, same cache and guard): who an app caller is. */
+  core: AuthApi;
+  metrics?: Metrics;
+}
 
-/** The http-utility app: built from its dependencies, never listening by itself. */
+const BODY_LIMIT = "256kb";
+
+/** The http-utility app (legacy-api.md): built from its dependencies, never listening by itself. */
 export function createHttpUtilityApp(deps: AppDeps): Express {
+  const { config } = deps;
   const app = createBaseApp({ service: "http-utility", ...deps });
+  app.set("trust proxy", config.services.httpUtility.trustProxy);
+  const callers = createCallers({ core: deps.core, apiKeys: config.services.httpUtility.apiKeys });
+
+  const api = express.Router();
+  api.use(express.json({ limit: BODY_LIMIT }), express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+  api.use("/users", usersRouter({ ...deps, callers }));
+  api.use("/locations", locationsRouter({ ...deps, callers }));
+  api.use("/minimum_app_version", appVersionRouter({ ...deps, callers }));
+  app.use("/api/v1", api);
+  app.use("/api/docs", apiDocsRouter());
   return finishApp(app, deps.log);
 }

@@ -1,5 +1,10 @@
+import { type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
+import { loadConfig } from "../../common/src/config/load.ts";
+import { createMetrics } from "../../common/src/http/metrics.ts";
 import { runService } from "../../common/src/service.ts";
 import { createHttpUtilityApp } from "./app.ts";
+
+let core: AuthCore | undefined;
 
 await runService({
   name: "http-utility",
@@ -9,5 +14,15 @@ await runService({
     portEnv: "HTTP_UTILITY_PORT",
     tls: config.services.httpUtility.tls,
   }),
-  createApp: createHttpUtilityApp,
+  async createApp(ctx) {
+    const metrics = createMetrics("http-utility");
+    core = await createAuthCore({ ...ctx, metrics: metrics.registry });
+    return createHttpUtilityApp({ ...ctx, core, metrics });
+  },
+  // SIGHUP: domains (authenticators) from the config files as they are now
+  async onReload(ctx) {
+    await core?.reload(loadConfig());
+    ctx.log.info("domains reloaded");
+  },
+  onShutdown: () => core?.close(),
 });

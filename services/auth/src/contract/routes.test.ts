@@ -5,13 +5,13 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { freePort } from "../../../../test/support/free-port.ts";
+import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
 import type { Config, DomainConfig } from "../../../common/src/config/schema.ts";
 import { createMetrics } from "../../../common/src/http/metrics.ts";
 import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
 import { addUser } from "../../../common/src/users/web-users.ts";
 import { createAuthApp } from "../app.ts";
-import { type AuthCore, createAuthCore } from "../auth-service.ts";
 
 /**
  * MongooseIM's HTTP auth contract (../shared/mongooseim-contract.md §1) against the real app, database and

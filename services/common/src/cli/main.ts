@@ -1,7 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { StartupError } from "../errors.ts";
+import { registerApiKeys } from "./commands/api-keys.ts";
+import { registerApps } from "./commands/apps.ts";
 import { registerDb } from "./commands/db.ts";
 import { registerExtauth } from "./commands/extauth.ts";
+import { registerLocations } from "./commands/locations.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerUsers } from "./commands/users.ts";
 import { type CliContext, CliError, createCliContext } from "./context.ts";
@@ -18,6 +21,9 @@ export function buildProgram(ctx: CliContext): Command {
   registerDb(program, ctx);
   registerUsers(program, ctx);
   registerExtauth(program, ctx);
+  registerLocations(program, ctx);
+  registerApps(program, ctx);
+  registerApiKeys(program, ctx);
   return program;
 }
 

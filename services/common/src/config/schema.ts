@@ -36,6 +36,44 @@ const authenticator = z
   })
   .strict();
 
+const smsSender = z
+  .object({
+    kind: z
+      .enum(["log", "http", "twilio"])
+      .describe(
+        "SMS sender: `log` (development: the code goes to the log), `http` (a gateway API), `twilio`",
+      ),
+    options: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("options of that kind (docs/registration.md)"),
+  })
+  .strict();
+
+const registration = z
+  .object({
+    enabled: z.boolean().default(false).describe("accept phone-number registration (POST /api/v1/users)"),
+    countries: z
+      .array(z.string().regex(/^[A-Z]{2}$/, "an ISO 3166 alpha-2 code such as GR"))
+      .default([])
+      .describe("countries whose numbers may register, ISO 3166 alpha-2 (empty: any)"),
+    sms: smsSender.default({ kind: "log", options: {} }),
+    message: z
+      .string()
+      .includes("{code}", { message: "must contain {code}" })
+      .default("Your {app} code is {code}")
+      .describe("SMS text; {code} and {app} are replaced"),
+    codeTtlSeconds: z.number().int().min(60).max(3600).default(600).describe("life of a challenge code"),
+    resendAfterSeconds: z
+      .array(z.number().int().min(1).max(86_400))
+      .min(1)
+      .default([60, 120, 300, 600])
+      .describe("wait before the 2nd, 3rd… code of a session (the last value repeats)"),
+    maxSends: z.number().int().min(1).max(20).default(5).describe("codes sent per session"),
+    maxChecks: z.number().int().min(1).max(20).default(5).describe("wrong answers accepted per code"),
+  })
+  .strict();
+
 const domain = z
   .object({
     authenticator: authenticator.default({ kind: "web_users", options: {} }),
@@ -73,6 +111,16 @@ const domain = z
       .array(z.string().min(1))
       .default([])
       .describe("buddy nodes of this domain: always checked against web_users, whatever the authenticator"),
+    registration: registration.default({
+      enabled: false,
+      countries: [],
+      sms: { kind: "log", options: {} },
+      message: "Your {app} code is {code}",
+      codeTtlSeconds: 600,
+      resendAfterSeconds: [60, 120, 300, 600],
+      maxSends: 5,
+      maxChecks: 5,
+    }),
   })
   .strict()
   .refine((d) => !d.keepCleartext || d.passwordFormat === "plain", {
@@ -85,6 +133,22 @@ const domain = z
   });
 
 const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
+
+/** What a server API key may be allowed to do. */
+export const API_SCOPES = ["push", "broadcast", "locations:read"] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+/** The rate limits of the public API, each `{ points, seconds }`. */
+export const RATE_LIMITS = [
+  "registerPerIp",
+  "registerPerNumber",
+  "authorizePerIp",
+  "authorizePerNumber",
+] as const;
+export type RateLimitName = (typeof RATE_LIMITS)[number];
+
+/** An app version: dotted numbers, an optional pre-release (`2.0.0-beta`), or an integer build code. */
+export const VERSION = /^\d{1,9}(\.\d{1,9}){0,3}(-[0-9A-Za-z.-]{1,40})?$/;
 
 export const configSchema = z
   .object({
@@ -151,7 +215,52 @@ export const configSchema = z
     services: z
       .object({
         httpUtility: z
-          .object({ ...listener, tls })
+          .object({
+            ...listener,
+            tls,
+            trustProxy: z
+              .array(z.string().min(1))
+              .describe(
+                "proxies whose X-Forwarded-For names the client (express `trust proxy`: loopback, CIDRs)",
+              ),
+            apiKeys: z
+              .record(
+                z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
+                z
+                  .object({
+                    sha256: z
+                      .string()
+                      .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars api-keys create`)"),
+                    scopes: z
+                      .array(z.enum(API_SCOPES))
+                      .min(1)
+                      .describe(`any of ${API_SCOPES.join(", ")}`),
+                  })
+                  .strict(),
+              )
+              .describe("server API keys by name: the SHA-256 of each key (never the key) and its scopes"),
+            rateLimits: z
+              .record(
+                z.enum(RATE_LIMITS),
+                z
+                  .object({
+                    points: z.number().int().min(1).describe("requests allowed"),
+                    seconds: z.number().int().min(1).describe("per this many seconds"),
+                  })
+                  .strict(),
+              )
+              .describe(`limits shared by all processes through PostgreSQL: ${RATE_LIMITS.join(", ")}`),
+            locations: z
+              .object({
+                maxBatch: z.number().int().min(1).max(10_000).describe("reports per request"),
+                futureSkewSeconds: z
+                  .number()
+                  .int()
+                  .min(0)
+                  .describe("how far in the future a report's date may be (clock skew)"),
+              })
+              .strict(),
+          })
           .strict()
           .describe("public app API (env HTTP_UTILITY_PORT)"),
         auth: z
@@ -203,6 +312,23 @@ export const configSchema = z
         buddies: z.object(listener).strict().describe("buddies admin API (env BUDDIES_ADMIN_PORT)"),
       })
       .strict(),
+    apps: z
+      .record(
+        z.string().min(1).max(100),
+        z
+          .object({
+            minimumVersion: z
+              .record(
+                z.string().regex(/^[a-z0-9_-]+$/, "a platform name such as android, ios or default"),
+                z.string().regex(VERSION, "a version such as 1.10.2, 2.0.0-beta or a build number"),
+              )
+              .describe(
+                "per platform (`android`, `ios`…; `default` for any other); `sidecars apps set-minimum` overrides",
+              ),
+          })
+          .strict(),
+      )
+      .describe("apps by appName: the minimum version each platform must run"),
     domains: z
       .record(
         z.string().regex(/^[a-z0-9.-]+$/, "a domain is lower-case letters, digits, dots, dashes"),

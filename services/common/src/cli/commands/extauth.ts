@@ -34,7 +34,7 @@ export function registerExtauth(program: Command, ctx: CliContext): void {
       const config = ctx.config();
       const log = createLogger(config, "extauth", 2);
       const [{ createAuthCore }, { runExtauth }] = await Promise.all([
-        import("../../../../auth/src/auth-service.ts"),
+        import("../../auth/auth-core.ts"),
         import("../../../../auth/src/extauth.ts"),
       ]);
       // No startup check of the database: while it is down every answer is false, and the program keeps

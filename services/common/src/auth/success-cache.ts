@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { Hmac } from "../../../common/src/credentials/hmac.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import { Hmac } from "../credentials/hmac.ts";
+import type { Jid } from "../users/jid.ts";
 
 /**
  * What the auth service remembers per user, for a domain's TTL, forgotten together when the user changes:

@@ -1,9 +1,9 @@
-import type { DomainConfig } from "../../../common/src/config/schema.ts";
-import type { ScramCredentials } from "../../../common/src/credentials/scram.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
-import type { NewSecret } from "../../../common/src/users/web-users.ts";
+import type { DomainConfig } from "../../config/schema.ts";
+import type { ScramCredentials } from "../../credentials/scram.ts";
+import type { Pool } from "../../db/pool.ts";
+import type { Logger } from "../../logger.ts";
+import type { Jid } from "../../users/jid.ts";
+import type { NewSecret } from "../../users/web-users.ts";
 
 /**
  * What decides, for one domain, whether a user may log in (conventions.md 5 and 6). "No" is a value;
@@ -17,7 +17,7 @@ export interface StoredSecret {
   scram?: ScramCredentials;
 }
 
-export type { NewSecret } from "../../../common/src/users/web-users.ts";
+export type { NewSecret } from "../../users/web-users.ts";
 
 export interface Authenticator {
   readonly kind: string;

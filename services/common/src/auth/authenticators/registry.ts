@@ -2,16 +2,17 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ZodError } from "zod";
-import type { Config, DomainConfig } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { StartupError } from "../../../common/src/errors.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Config, DomainConfig } from "../../config/schema.ts";
+import type { Pool } from "../../db/pool.ts";
+import { StartupError } from "../../errors.ts";
+import type { Logger } from "../../logger.ts";
+import { fromRoot } from "../../paths.ts";
 import type { Authenticator, AuthenticatorDeps, AuthenticatorFactory } from "./authenticator.ts";
 import { createHttpAuthenticator } from "./http-authenticator.ts";
 import { createWebUsersAuthenticator } from "./web-users-authenticator.ts";
 
 /** Where per-domain modules live: one file per domain, `<domain>.ts` (the legacy "domain auth file"). */
-export const EXTERNALS_DIR = path.resolve(import.meta.dirname, "../../externals-auth");
+export const EXTERNALS_DIR = fromRoot("services/auth/externals-auth");
 
 export interface DomainAuth {
   domain: string;

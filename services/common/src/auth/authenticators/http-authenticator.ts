@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
-import { fromRoot } from "../../../common/src/paths.ts";
+import { fromRoot } from "../../paths.ts";
 import type { Authenticator, AuthenticatorDeps, CheckResult } from "./authenticator.ts";
 
 /**

@@ -1,7 +1,7 @@
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import type { Config } from "../config/schema.ts";
+import type { Pool } from "../db/pool.ts";
+import type { Logger } from "../logger.ts";
+import type { Jid } from "../users/jid.ts";
 
 export const LOCKOUT_CHANNEL = "auth_lockout";
 

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeCertificate } from "../../../../test/support/certificates.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { loadConfig } from "../../../common/src/config/load.ts";
-import type { Config } from "../../../common/src/config/schema.ts";
+import { makeCertificate } from "../../../../../test/support/certificates.ts";
+import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
+import { loadConfig } from "../../config/load.ts";
+import type { Config } from "../../config/schema.ts";
 import { buildRegistry } from "./registry.ts";
 
 const log = pino({ level: "silent" });

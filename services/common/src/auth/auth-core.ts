@@ -1,21 +1,21 @@
 import { Histogram, type Registry as MetricsRegistry } from "prom-client";
-import type { Config } from "../../common/src/config/schema.ts";
+import type { Config } from "../config/schema.ts";
 
 import {
   isScramSerialization,
   parseScramSerialization,
   toLegacySerialization,
   toMultiSerialization,
-} from "../../common/src/credentials/scram-serialization.ts";
-import { startListener } from "../../common/src/db/listener.ts";
-import type { Pool } from "../../common/src/db/pool.ts";
-import type { Logger } from "../../common/src/logger.ts";
-import { type Jid, validateNode } from "../../common/src/users/jid.ts";
-import { credentialsFor, type NewSecret } from "../../common/src/users/web-users.ts";
+} from "../credentials/scram-serialization.ts";
+import { startListener } from "../db/listener.ts";
+import type { Pool } from "../db/pool.ts";
+import type { Logger } from "../logger.ts";
+import { type Jid, validateNode } from "../users/jid.ts";
+import { credentialsFor, type NewSecret } from "../users/web-users.ts";
 import type { Authenticator } from "./authenticators/authenticator.ts";
 import { buildRegistry, closeRegistry, type DomainAuth, type Registry } from "./authenticators/registry.ts";
-import { BruteForceGuard, LOCKOUT_CHANNEL } from "./core/brute-force-guard.ts";
-import { SuccessCache } from "./core/success-cache.ts";
+import { BruteForceGuard, LOCKOUT_CHANNEL } from "./brute-force-guard.ts";
+import { SuccessCache } from "./success-cache.ts";
 
 /**
  * The decisions behind MongooseIM's auth contract and ejabberd's extauth, per domain: which authenticator

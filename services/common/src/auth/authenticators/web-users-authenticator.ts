@@ -1,5 +1,5 @@
-import { sameSecret, verifyPassword } from "../../../common/src/credentials/scram.ts";
-import * as webUsers from "../../../common/src/users/web-users.ts";
+import { sameSecret, verifyPassword } from "../../credentials/scram.ts";
+import * as webUsers from "../../users/web-users.ts";
 import type { Authenticator, AuthenticatorDeps } from "./authenticator.ts";
 
 /** The web_users table (the default kind, and always the one for a domain's buddies). */

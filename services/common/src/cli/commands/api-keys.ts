@@ -1,0 +1,5 @@
+import type { Command } from "commander";
+import type { CliContext } from "../context.ts";
+
+// placeholder until the command is written
+export function registerApiKeys(_program: Command, _ctx: CliContext): void {}

@@ -1,0 +1,131 @@
+import { timingSafeEqual } from "node:crypto";
+import type { RequestHandler, Response } from "express";
+import type { AuthApi } from "../../common/src/auth/auth-core.ts";
+import type { ApiScope, Config } from "../../common/src/config/schema.ts";
+import { hashBytes } from "../../common/src/credentials/hmac.ts";
+import { HttpError } from "../../common/src/errors.ts";
+import { type Jid, parseJid } from "../../common/src/users/jid.ts";
+
+/**
+ * Who is calling (architecture.md "Security model"). Apps: HTTP Basic with the user's JID and XMPP password,
+ * decided by the auth service's own core (per-domain authenticators, success cache, brute-force guard).
+ * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
+ * The caller is kept in `res.locals.caller`; read it with `callerOf(res)`.
+ */
+export type Caller =
+  | { kind: "app"; jid: Jid }
+  | { kind: "server"; key: string; scopes: ReadonlySet<ApiScope> };
+
+type ApiKeys = Config["services"]["httpUtility"]["apiKeys"];
+
+const REALM = 'Basic realm="xmpp-sidecars", charset="UTF-8"';
+
+export const invalidCredentials = () =>
+  new HttpError(
+    401,
+    "invalid_credentials",
+    "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
+    { "www-authenticate": REALM },
+  );
+const invalidApiKey = () =>
+  new HttpError(401, "invalid_api_key", "Send a valid API key as `Authorization: Bearer <key>`.", {
+    "www-authenticate": 'Bearer realm="xmpp-sidecars"',
+  });
+const missingScope = (scope: ApiScope) =>
+  new HttpError(
+    403,
+    "insufficient_scope",
+    `This API key lacks the scope "${scope}"; ask for a key that has it.`,
+  );
+const authUnavailable = () =>
+  new HttpError(503, "auth_unavailable", "Credentials cannot be checked right now; retry in a few seconds.", {
+    "retry-after": "5",
+  });
+
+export function callerOf(res: Response): Caller {
+  const caller = res.locals.caller as Caller | undefined;
+  if (!caller) throw new Error("callerOf: no caller middleware ran on this route");
+  return caller;
+}
+
+/** The JID of an app caller; server callers (who act for anyone their scope allows) get undefined. */
+export function appJid(res: Response): Jid | undefined {
+  const c = callerOf(res);
+  return c.kind === "app" ? c.jid : undefined;
+}
+
+function basicCredentials(header: string): { jid: Jid; password: string } | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m?.[1]) return undefined;
+  const decoded = Buffer.from(m[1], "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon <= 0) return undefined;
+  try {
+    return { jid: parseJid(decoded.slice(0, colon)), password: decoded.slice(colon + 1) };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Callers {
+  /** An app user (Basic). */
+  app: RequestHandler;
+  /** A server with `scope` (Bearer). */
+  server(scope: ApiScope): RequestHandler;
+  /** Either: an app user (acting on their own data) or a server with `scope`. */
+  appOrServer(scope: ApiScope): RequestHandler;
+}
+
+export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Callers {
+  const keys = Object.entries(deps.apiKeys).map(([name, k]) => ({
+    name,
+    sha256: Buffer.from(k.sha256, "hex"),
+    scopes: new Set(k.scopes),
+  }));
+
+  async function appCaller(header: string): Promise<Caller> {
+    const creds = basicCredentials(header);
+    if (!creds) throw invalidCredentials();
+    let ok: boolean;
+    try {
+      ok = await deps.core.checkPassword(creds.jid, creds.password);
+    } catch {
+      throw authUnavailable();
+    }
+    if (!ok) throw invalidCredentials();
+    return { kind: "app", jid: creds.jid };
+  }
+
+  function serverCaller(header: string, scope: ApiScope): Caller {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m?.[1]) throw invalidApiKey();
+    const presented = hashBytes("sha256", m[1]);
+    // every key compared, in constant time: which key matched (or that none did) shows in no timing
+    let found: (typeof keys)[number] | undefined;
+    for (const k of keys) if (timingSafeEqual(k.sha256, presented)) found = k;
+    if (!found) throw invalidApiKey();
+    if (!found.scopes.has(scope)) throw missingScope(scope);
+    return { kind: "server", key: found.name, scopes: found.scopes };
+  }
+
+  const middleware =
+    (accept: { app: boolean; scope?: ApiScope }): RequestHandler =>
+    async (req, res, next) => {
+      try {
+        const header = req.headers.authorization ?? "";
+        const isBearer = /^Bearer\s/i.test(header);
+        if (accept.scope && (isBearer || !accept.app)) res.locals.caller = serverCaller(header, accept.scope);
+        else if (accept.app) res.locals.caller = await appCaller(header);
+        else throw invalidApiKey();
+        next();
+      } catch (err) {
+        next(err);
+      }
+    };
+
+  return {
+    app: middleware({ app: true }),
+    server: (scope) => middleware({ app: false, scope }),
+    appOrServer: (scope) => middleware({ app: true, scope }),
+  };
+}
