@@ -28,7 +28,7 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   api.use(express.json({ limit: BODY_LIMIT }), express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   api.use("/users", usersRouter({ ...deps, callers }));
   api.use("/locations", locationsRouter({ ...deps, callers }));
-  api.use("/minimum_app_version", appVersionRouter({ ...deps, callers }));
+  api.use("/minimum_app_version", appVersionRouter(deps));
   app.use("/api/v1", api);
   app.use("/api/docs", apiDocsRouter());
   return finishApp(app, deps.log);

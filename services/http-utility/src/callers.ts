@@ -27,15 +27,17 @@ export const invalidCredentials = () =>
     "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
     { "www-authenticate": REALM },
   );
-const invalidApiKey = () =>
+// RFC 6750 §3: no error code when no key was sent, invalid_token for a key we do not know
+const invalidApiKey = (presented: boolean) =>
   new HttpError(401, "invalid_api_key", "Send a valid API key as `Authorization: Bearer <key>`.", {
-    "www-authenticate": 'Bearer realm="xmpp-sidecars"',
+    "www-authenticate": `Bearer realm="xmpp-sidecars"${presented ? ', error="invalid_token"' : ""}`,
   });
 const missingScope = (scope: ApiScope) =>
   new HttpError(
     403,
     "insufficient_scope",
     `This API key lacks the scope "${scope}"; ask for a key that has it.`,
+    { "www-authenticate": `Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="${scope}"` },
   );
 const authUnavailable = () =>
   new HttpError(503, "auth_unavailable", "Credentials cannot be checked right now; retry in a few seconds.", {
@@ -54,10 +56,19 @@ export function appJid(res: Response): Jid | undefined {
   return c.kind === "app" ? c.jid : undefined;
 }
 
+// fatal: bytes that are not UTF-8 are refused, not turned into U+FFFD (two different passwords would then
+// be one, and a client sending Latin-1 would count failures toward a lockout with a password it never had)
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 function basicCredentials(header: string): { jid: Jid; password: string } | undefined {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (!m?.[1]) return undefined;
-  const decoded = Buffer.from(m[1], "base64").toString("utf8");
+  let decoded: string;
+  try {
+    decoded = utf8.decode(Buffer.from(m[1], "base64"));
+  } catch {
+    return undefined;
+  }
   const colon = decoded.indexOf(":");
   if (colon <= 0) return undefined;
   try {
@@ -65,6 +76,19 @@ function basicCredentials(header: string): { jid: Jid; password: string } | unde
   } catch {
     return undefined;
   }
+}
+
+/** Whom a caller middleware accepts: an app user, a server with a scope, or either. */
+export interface CallerPolicy {
+  app: boolean;
+  scope?: ApiScope;
+}
+
+const policies = new WeakMap<RequestHandler, CallerPolicy>();
+
+/** The policy of a middleware made by `createCallers`, for tools that read the app (the OpenAPI test). */
+export function callerPolicy(handler: unknown): CallerPolicy | undefined {
+  return typeof handler === "function" ? policies.get(handler as RequestHandler) : undefined;
 }
 
 export interface Callers {
@@ -98,30 +122,32 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
 
   function serverCaller(header: string, scope: ApiScope): Caller {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m?.[1]) throw invalidApiKey();
+    if (!m?.[1]) throw invalidApiKey(false);
     const presented = hashBytes("sha256", m[1]);
     // every key compared, in constant time: which key matched (or that none did) shows in no timing
     let found: (typeof keys)[number] | undefined;
     for (const k of keys) if (timingSafeEqual(k.sha256, presented)) found = k;
-    if (!found) throw invalidApiKey();
+    if (!found) throw invalidApiKey(true);
     if (!found.scopes.has(scope)) throw missingScope(scope);
     return { kind: "server", key: found.name, scopes: found.scopes };
   }
 
-  const middleware =
-    (accept: { app: boolean; scope?: ApiScope }): RequestHandler =>
-    async (req, res, next) => {
+  function middleware(accept: CallerPolicy): RequestHandler {
+    const handler: RequestHandler = async (req, res, next) => {
       try {
         const header = req.headers.authorization ?? "";
         const isBearer = /^Bearer\s/i.test(header);
         if (accept.scope && (isBearer || !accept.app)) res.locals.caller = serverCaller(header, accept.scope);
         else if (accept.app) res.locals.caller = await appCaller(header);
-        else throw invalidApiKey();
+        else throw invalidApiKey(false);
         next();
       } catch (err) {
         next(err);
       }
     };
+    policies.set(handler, accept);
+    return handler;
+  }
 
   return {
     app: middleware({ app: true }),

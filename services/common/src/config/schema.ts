@@ -148,7 +148,7 @@ export const RATE_LIMITS = [
 export type RateLimitName = (typeof RATE_LIMITS)[number];
 
 /** An app version: dotted numbers, an optional pre-release (`2.0.0-beta`), or an integer build code. */
-export const VERSION = /^\d{1,9}(\.\d{1,9}){0,3}(-[0-9A-Za-z.-]{1,40})?$/;
+export const VERSION = /^\d{1,9}(\.\d{1,9}){0,3}(-(?=.{1,40}$)[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
 
 export const configSchema = z
   .object({

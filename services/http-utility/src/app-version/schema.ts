@@ -1,0 +1,33 @@
+import { z } from "zod";
+
+/** GET /api/v1/minimum_app_version (legacy-api.md "Users, locations, app version"). */
+
+const PLATFORM = /^[a-z0-9_-]{1,40}$/;
+
+export const minimumVersionQuery = z.object({
+  appName: z
+    .string({ error: "required: the app's name, as configured under `apps` (e.g. OyoChat)" })
+    .trim()
+    .min(1, "required: the app's name, as configured under `apps` (e.g. OyoChat)")
+    .max(100)
+    .meta({ description: "the app, as named under `apps` in the config", example: "OyoChat" }),
+  platform: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    // an empty `platform=` from a form means "not given"
+    .transform((p) => (p ? p : undefined))
+    .pipe(z.string().regex(PLATFORM, "letters, digits, _ or - such as android or ios").optional())
+    .meta({
+      description: "android, ios…; without it, or for a platform with no entry, the `default` entry",
+      example: "android",
+    }),
+});
+
+export const minimumVersionAnswer = z.object({
+  appName: z.string().meta({ example: "OyoChat" }),
+  platform: z.string().meta({ description: "the entry that applies: the platform asked for, or `default`" }),
+  minimumVersion: z.string().meta({ example: "1.10.2" }),
+});
+export type MinimumVersionAnswer = z.infer<typeof minimumVersionAnswer>;

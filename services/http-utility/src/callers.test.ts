@@ -1,0 +1,326 @@
+import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
+import { freePort } from "../../../test/support/free-port.ts";
+import { type AuthApi, type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
+import { loadConfig } from "../../common/src/config/load.ts";
+import type { Config } from "../../common/src/config/schema.ts";
+import { finishApp } from "../../common/src/http/app-base.ts";
+import { addUser } from "../../common/src/users/web-users.ts";
+import { callerOf, createCallers } from "./callers.ts";
+
+/**
+ * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
+ * real auth core (per-domain authenticators, success cache, brute-force guard) and a real database. Every
+ * refusal is checked for its status, its exact body and its exact WWW-Authenticate challenge.
+ */
+
+const GUARD = { maxFailures: 3, windowSeconds: 60, lockSeconds: 60 };
+const newKey = () => `sk_${randomBytes(32).toString("base64url")}`;
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+const PUSHER = newKey(); // scope push
+const READER = newKey(); // scope locations:read
+
+const BASIC_CHALLENGE = 'Basic realm="xmpp-sidecars", charset="UTF-8"';
+const INVALID_CREDENTIALS = {
+  error: {
+    code: "invalid_credentials",
+    message: "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
+  },
+};
+const INVALID_API_KEY = {
+  error: { code: "invalid_api_key", message: "Send a valid API key as `Authorization: Bearer <key>`." },
+};
+
+let db: TestDatabase;
+let core: AuthCore;
+let config: Config;
+let base: string;
+let close: () => Promise<void>;
+/** the passwords the auth core was asked about: a malformed header must not reach it (nor count failures) */
+const asked: string[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const deadPort = await freePort();
+  config = loadConfig({
+    env: { APP_ENV: "test" },
+    overrides: {
+      services: {
+        auth: { guard: GUARD },
+        httpUtility: {
+          apiKeys: {
+            pusher: { sha256: sha256(PUSHER), scopes: ["push"] },
+            reader: { sha256: sha256(READER), scopes: ["locations:read"] },
+          },
+        },
+      },
+      domains: {
+        "down.test": {
+          authenticator: {
+            kind: "http",
+            options: { url: `http://127.0.0.1:${deadPort}/check`, timeoutMs: 500 },
+          },
+        },
+      },
+    },
+  });
+  const log = pino({ level: "silent" });
+  core = await createAuthCore({ config, pool: db.pool, log });
+  const domain = config.domains.localhost;
+  if (!domain) throw new Error("config/test.json has no localhost domain");
+  for (const [node, password] of [
+    ["alice", "alice pw"],
+    ["carol", "pa:ss wörd"],
+    ["dave", "dave pw"],
+    ["erin", "erin pw"],
+    ["locked", "right"],
+  ] as const) {
+    await addUser(db.pool, { node, domain: "localhost" }, { cleartext: password }, domain);
+  }
+
+  const counted: AuthApi = {
+    ...core,
+    checkPassword(jid, password) {
+      asked.push(`${jid.node}@${jid.domain}`);
+      return core.checkPassword(jid, password);
+    },
+  };
+  const callers = createCallers({ core: counted, apiKeys: config.services.httpUtility.apiKeys });
+  const app = express();
+  const whoIs: express.RequestHandler = (_req, res) => {
+    const c = callerOf(res);
+    res.json(c.kind === "app" ? c : { kind: c.kind, key: c.key, scopes: [...c.scopes] });
+  };
+  app.get("/app", callers.app, whoIs);
+  app.get("/server", callers.server("push"), whoIs);
+  app.get("/either", callers.appOrServer("locations:read"), whoIs);
+  finishApp(app, log);
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  close = () => new Promise((resolve) => server.close(() => resolve()));
+});
+afterAll(async () => {
+  await close?.();
+  await core?.close();
+  await db?.drop();
+});
+
+interface Answer {
+  status: number;
+  body: unknown;
+  challenge: string | undefined;
+  retryAfter: string | undefined;
+}
+
+/** A GET with the Authorization header exactly as given (bytes as latin1), through node:http. */
+function call(path: string, authorization?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${path}`, {
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolve({
+          status: res.statusCode ?? 0,
+          body: text && res.headers["content-type"]?.startsWith("application/json") ? JSON.parse(text) : text,
+          challenge: res.headers["www-authenticate"],
+          retryAfter: res.headers["retry-after"],
+        });
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const basic = (credentials: string | Buffer) =>
+  `Basic ${(typeof credentials === "string" ? Buffer.from(credentials, "utf8") : credentials).toString("base64")}`;
+
+const refusedCredentials = {
+  status: 401,
+  body: INVALID_CREDENTIALS,
+  challenge: BASIC_CHALLENGE,
+  retryAfter: undefined,
+};
+
+describe("app callers (HTTP Basic: JID and XMPP password)", () => {
+  it("accepts the right password, and names the caller by their normalised JID", async () => {
+    expect(await call("/app", basic("alice@localhost:alice pw"))).toMatchObject({
+      status: 200,
+      body: { kind: "app", jid: { node: "alice", domain: "localhost" } },
+    });
+    expect(await call("/app", basic("Alice@LocalHost:alice pw"))).toMatchObject({
+      status: 200,
+      body: { kind: "app", jid: { node: "alice", domain: "localhost" } },
+    });
+    // the password is everything after the first colon, in UTF-8
+    expect(await call("/app", basic("carol@localhost:pa:ss wörd"))).toMatchObject({ status: 200 });
+    expect(await call("/app", `basic  ${basic("alice@localhost:alice pw").slice(6)} `)).toMatchObject({
+      status: 200,
+    });
+  });
+
+  it("refuses a wrong password, an unknown user, an unknown domain and an empty password", async () => {
+    for (const credentials of [
+      "dave@localhost:wrong",
+      "dave@localhost:Dave pw",
+      "nobody@localhost:alice pw",
+      "alice@nowhere.test:alice pw",
+      "alice@localhost:",
+    ]) {
+      expect(await call("/app", basic(credentials)), credentials).toEqual(refusedCredentials);
+    }
+  });
+
+  it("refuses malformed headers without asking the auth core", async () => {
+    const malformed: [string, string | undefined][] = [
+      ["no header", undefined],
+      ["empty header", ""],
+      ["scheme only", "Basic"],
+      ["scheme and blank", "Basic    "],
+      ["another scheme", `Digest ${basic("alice@localhost:alice pw").slice(6)}`],
+      ["no colon", basic("alice@localhost alice pw")],
+      ["empty user", basic(":alice pw")],
+      ["empty credentials", basic(":")],
+      ["not a JID", basic("alice:alice pw")],
+      ["a JID with a space", basic("al ice@localhost:alice pw")],
+      ["not base64", "Basic !!!alice@localhost:alice pw!!!"],
+      ["base64 then garbage", `${basic("alice@localhost:alice pw")} extra`],
+      ["not UTF-8", basic(Buffer.concat([Buffer.from("alice@localhost:alice "), Buffer.from([0xff, 0xfe])]))],
+      [
+        "not UTF-8 in the JID",
+        basic(Buffer.concat([Buffer.from([0xe9]), Buffer.from("@localhost:alice pw")])),
+      ],
+      ["Latin-1 bytes in the header", "Basic \u00e9\u00e9\u00e9\u00e9"],
+    ];
+    const before = asked.length;
+    for (const [what, header] of malformed) {
+      expect(await call("/app", header), what).toEqual(refusedCredentials);
+    }
+    expect(asked.slice(before)).toEqual([]);
+  });
+
+  it("refuses a huge password (the core bounds it) and a header past Node's limit (431)", async () => {
+    expect(await call("/app", basic(`alice@localhost:${"x".repeat(9000)}`))).toEqual(refusedCredentials);
+    expect((await call("/app", basic(`alice@localhost:${"x".repeat(20_000)}`))).status).toBe(431);
+    expect(await call("/app", basic("alice@localhost:alice pw"))).toMatchObject({ status: 200 });
+  });
+
+  it("locks a JID out after services.auth.guard.maxFailures wrong passwords, even for the right one", async () => {
+    expect(await call("/app", basic("locked@localhost:right"))).toMatchObject({ status: 200 });
+    for (let i = 0; i < GUARD.maxFailures; i++) {
+      expect(await call("/app", basic(`locked@localhost:wrong ${i}`))).toEqual(refusedCredentials);
+    }
+    expect(await call("/app", basic("locked@localhost:right"))).toEqual(refusedCredentials);
+    expect(await call("/app", basic("alice@localhost:alice pw"))).toMatchObject({ status: 200 }); // others are not
+  });
+
+  it("answers 503 auth_unavailable with Retry-After when the domain's backend cannot answer", async () => {
+    expect(await call("/app", basic("bob@down.test:pw"))).toEqual({
+      status: 503,
+      body: {
+        error: {
+          code: "auth_unavailable",
+          message: "Credentials cannot be checked right now; retry in a few seconds.",
+        },
+      },
+      challenge: undefined,
+      retryAfter: "5",
+    });
+  });
+
+  it("refuses a Bearer API key on an app route", async () => {
+    expect(await call("/app", `Bearer ${PUSHER}`)).toEqual(refusedCredentials);
+  });
+});
+
+describe("server callers (Bearer API keys with scopes)", () => {
+  it("accepts a configured key that has the scope", async () => {
+    expect(await call("/server", `Bearer ${PUSHER}`)).toMatchObject({
+      status: 200,
+      body: { kind: "server", key: "pusher", scopes: ["push"] },
+    });
+    expect(await call("/server", `bearer ${PUSHER}`)).toMatchObject({ status: 200 });
+  });
+
+  it("refuses an unknown key with invalid_token, and no key without an error code (RFC 6750 §3)", async () => {
+    for (const key of [newKey(), PUSHER.slice(0, -1), `${PUSHER}x`, sha256(PUSHER)]) {
+      expect(await call("/server", `Bearer ${key}`)).toEqual({
+        status: 401,
+        body: INVALID_API_KEY,
+        challenge: 'Bearer realm="xmpp-sidecars", error="invalid_token"',
+        retryAfter: undefined,
+      });
+    }
+    for (const header of [undefined, "Bearer", "Bearer ", `Bearer ${PUSHER} ${PUSHER}`]) {
+      expect(await call("/server", header), String(header)).toEqual({
+        status: 401,
+        body: INVALID_API_KEY,
+        challenge: 'Bearer realm="xmpp-sidecars"',
+        retryAfter: undefined,
+      });
+    }
+  });
+
+  it("refuses a key without the scope: 403 insufficient_scope", async () => {
+    expect(await call("/server", `Bearer ${READER}`)).toEqual({
+      status: 403,
+      body: {
+        error: {
+          code: "insufficient_scope",
+          message: 'This API key lacks the scope "push"; ask for a key that has it.',
+        },
+      },
+      challenge: 'Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="push"',
+      retryAfter: undefined,
+    });
+  });
+
+  it("refuses HTTP Basic on a server route without asking the auth core", async () => {
+    const before = asked.length;
+    expect(await call("/server", basic("alice@localhost:alice pw"))).toEqual({
+      status: 401,
+      body: INVALID_API_KEY,
+      challenge: 'Bearer realm="xmpp-sidecars"',
+      retryAfter: undefined,
+    });
+    expect(asked.length).toBe(before);
+  });
+});
+
+describe("app-or-server callers", () => {
+  it("accepts an app user and a key with the scope", async () => {
+    expect(await call("/either", basic("alice@localhost:alice pw"))).toMatchObject({
+      status: 200,
+      body: { kind: "app", jid: { node: "alice", domain: "localhost" } },
+    });
+    expect(await call("/either", `Bearer ${READER}`)).toMatchObject({
+      status: 200,
+      body: { kind: "server", key: "reader", scopes: ["locations:read"] },
+    });
+  });
+
+  it("refuses what either kind would refuse, each with its own challenge", async () => {
+    expect(await call("/either")).toEqual(refusedCredentials);
+    expect(await call("/either", basic("erin@localhost:wrong"))).toEqual(refusedCredentials);
+    expect(await call("/either", `Bearer ${newKey()}`)).toMatchObject({
+      status: 401,
+      body: INVALID_API_KEY,
+      challenge: 'Bearer realm="xmpp-sidecars", error="invalid_token"',
+    });
+    expect(await call("/either", `Bearer ${PUSHER}`)).toMatchObject({
+      status: 403,
+      body: { error: { code: "insufficient_scope" } },
+      challenge: 'Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="locations:read"',
+    });
+  });
+});

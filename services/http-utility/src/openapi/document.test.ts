@@ -1,0 +1,447 @@
+import express, { type Express, Router } from "express";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import pkg from "../../../../package.json" with { type: "json" };
+import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
+import { loadConfig } from "../../../common/src/config/load.ts";
+import { createHttpUtilityApp } from "../app.ts";
+import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
+import { errorResponse, security } from "./components.ts";
+import { buildOpenApiDocument, mergePaths, type OpenApiDocument, ROUTE_GROUPS } from "./document.ts";
+
+/**
+ * The OpenAPI document against the app it describes: every route of the Express app is documented, every
+ * documented operation has a route, each says who may call it as the route's caller middleware does, and
+ * the document holds together as OpenAPI 3.1 (every $ref resolves, every operation has answers…).
+ */
+
+// ---------------------------------------------------------------------------------------------------------
+// The routes of an Express 5 app, read from its router stack (router 2.x: `layer.rawPath` is the path a
+// layer was added with, `layer.route` a route, `layer.handle.stack` a nested router).
+
+interface Layer {
+  rawPath?: unknown;
+  route?: { path: unknown; methods: Record<string, boolean>; stack: Layer[] };
+  handle: unknown;
+}
+
+interface AppRoute {
+  method: string;
+  /** in OpenAPI form: `/api/v1/locations/{msisdn}` */
+  path: string;
+  /** the caller middleware in front of it, if any */
+  policy: CallerPolicy | undefined;
+}
+
+const isRouter = (h: unknown): h is { stack: Layer[] } =>
+  typeof h === "function" && Array.isArray((h as { stack?: unknown }).stack);
+
+/** Every concrete path an Express 5 path stands for (`{…}` is an optional part), in OpenAPI form. */
+function openApiPaths(expressPath: unknown): string[] {
+  if (Array.isArray(expressPath)) return expressPath.flatMap(openApiPaths);
+  if (typeof expressPath !== "string") {
+    throw new Error(`a route path that is not a string (${String(expressPath)}): describe it by hand`);
+  }
+  const optional = /\{([^{}]*)\}/.exec(expressPath);
+  if (optional) {
+    const [whole, inner] = optional as unknown as [string, string];
+    const at = optional.index;
+    return [
+      ...openApiPaths(expressPath.slice(0, at) + inner + expressPath.slice(at + whole.length)),
+      ...openApiPaths(expressPath.slice(0, at) + expressPath.slice(at + whole.length)),
+    ];
+  }
+  return [expressPath.replace(/[:*]([A-Za-z_$][\w$]*)/g, "{$1}")];
+}
+
+function joinPath(prefix: string, rest: string): string {
+  const joined = `${prefix}/${rest}`.replace(/\/+/g, "/");
+  return joined.length > 1 ? joined.replace(/\/$/, "") : joined;
+}
+
+function appRoutes(app: Express): AppRoute[] {
+  const routes: AppRoute[] = [];
+  const walk = (stack: Layer[], prefix: string, inherited: CallerPolicy | undefined) => {
+    let policy = inherited;
+    for (const layer of stack) {
+      if (!("rawPath" in layer)) {
+        throw new Error("router layers carry no rawPath: Express's router changed, update appRoutes()");
+      }
+      if (layer.route) {
+        const own = layer.route.stack.map((l) => callerPolicy(l.handle)).find(Boolean);
+        for (const path of openApiPaths(layer.route.path)) {
+          for (const [method, on] of Object.entries(layer.route.methods)) {
+            if (on) routes.push({ method, path: joinPath(prefix, path), policy: own ?? policy });
+          }
+        }
+      } else if (isRouter(layer.handle)) {
+        for (const path of openApiPaths(layer.rawPath))
+          walk(layer.handle.stack, joinPath(prefix, path), policy);
+      } else if (layer.rawPath === "/" || layer.rawPath === undefined) {
+        policy = callerPolicy(layer.handle) ?? policy; // router.use(callers.app) guards what follows
+      } else {
+        throw new Error(
+          `middleware mounted at ${joinPath(prefix, String(layer.rawPath))} answers requests no route lists: mount it on a route, or teach appRoutes() about it`,
+        );
+      }
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/", undefined);
+  return routes;
+}
+
+/** Routes that are not the public API: health and metrics (common/src/http/app-base.ts), the docs themselves. */
+const OPERATIONAL = /^(get \/healthz|get \/readyz|get \/metrics|\w+ \/api\/docs(\/.*)?)$/;
+
+const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function operations(doc: OpenApiDocument): { method: string; path: string; op: Json }[] {
+  return Object.entries(doc.paths ?? {}).flatMap(([path, item]) =>
+    METHODS.filter((m) => isObject((item as Json)[m])).map((method) => ({
+      method,
+      path,
+      op: (item as Json)[method] as Json,
+    })),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// OpenAPI 3.1 structure (https://spec.openapis.org/oas/v3.1.0): what a generator or a hand-written group
+// could get wrong. Not a full validator: @apidevtools/swagger-parser would be one (see docs/api.md).
+
+function openApiProblems(doc: Json): string[] {
+  const problems: string[] = [];
+  const resolve = (ref: string): unknown => {
+    if (!ref.startsWith("#/")) return undefined;
+    let node: unknown = doc;
+    for (const raw of ref.slice(2).split("/")) {
+      const key = decodeURIComponent(raw).replaceAll("~1", "/").replaceAll("~0", "~");
+      node = isObject(node) || Array.isArray(node) ? (node as Json)[key] : undefined;
+    }
+    return node;
+  };
+  const deref = (v: unknown): unknown =>
+    isObject(v) && typeof v.$ref === "string" ? deref(resolve(v.$ref)) : v;
+
+  // every $ref, anywhere, points into this document at something that exists
+  const visit = (v: unknown, where: string) => {
+    if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) visit(x, `${where}/${i}`);
+    } else if (isObject(v)) {
+      if (typeof v.$ref === "string" && resolve(v.$ref) === undefined) {
+        problems.push(`${where}: $ref ${v.$ref} does not resolve`);
+      }
+      for (const [k, x] of Object.entries(v))
+        visit(x, `${where}/${k.replaceAll("~", "~0").replaceAll("/", "~1")}`);
+    } else if (v === undefined) problems.push(`${where}: undefined (not JSON)`);
+  };
+  visit(doc, "#");
+
+  if (doc.openapi !== "3.1.0") problems.push(`openapi is ${String(doc.openapi)}, not 3.1.0`);
+  const info = doc.info as Json | undefined;
+  if (typeof info?.title !== "string" || typeof info?.version !== "string") {
+    problems.push("info needs a title and a version");
+  }
+  const schemes = ((doc.components as Json | undefined)?.securitySchemes ?? {}) as Json;
+  for (const [name, s] of Object.entries(schemes)) {
+    const scheme = deref(s) as Json;
+    if (!["apiKey", "http", "mutualTLS", "oauth2", "openIdConnect"].includes(String(scheme?.type))) {
+      problems.push(`securityScheme ${name}: unknown type ${String(scheme?.type)}`);
+    }
+    if (scheme?.type === "http" && typeof scheme.scheme !== "string") {
+      problems.push(`securityScheme ${name}: http needs a scheme`);
+    }
+  }
+  if (!isObject(doc.paths)) problems.push("no paths");
+  const operationIds = new Set<string>();
+  for (const [path, rawItem] of Object.entries((doc.paths ?? {}) as Json)) {
+    const item = deref(rawItem) as Json;
+    if (!path.startsWith("/")) problems.push(`path ${path} does not start with /`);
+    const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
+    const ops = METHODS.filter((m) => item[m] !== undefined);
+    if (ops.length === 0) problems.push(`${path}: no operation`);
+    for (const method of ops) {
+      const op = item[method] as Json;
+      const where = `${method.toUpperCase()} ${path}`;
+      const params = [...((item.parameters as unknown[]) ?? []), ...((op.parameters as unknown[]) ?? [])].map(
+        (p) => deref(p) as Json,
+      );
+      const seen = new Set<string>();
+      for (const p of params) {
+        if (typeof p?.name !== "string" || !["query", "header", "path", "cookie"].includes(String(p?.in))) {
+          problems.push(`${where}: a parameter without a name or a valid "in"`);
+          continue;
+        }
+        const key = `${p.in}:${p.name}`;
+        if (seen.has(key)) problems.push(`${where}: parameter ${key} twice`);
+        seen.add(key);
+        if (p.schema === undefined && p.content === undefined)
+          problems.push(`${where}: ${key} has no schema`);
+        if (p.in === "path") {
+          if (p.required !== true) problems.push(`${where}: path parameter ${p.name} must be required`);
+          if (!templated.includes(p.name))
+            problems.push(`${where}: path parameter ${p.name} is not in the path`);
+        }
+      }
+      for (const name of templated) {
+        if (!seen.has(`path:${name}`))
+          problems.push(`${where}: {${name}} is not described as a path parameter`);
+      }
+      if (typeof op.operationId === "string") {
+        if (operationIds.has(op.operationId)) problems.push(`${where}: operationId ${op.operationId} twice`);
+        operationIds.add(op.operationId);
+      }
+      const body = deref(op.requestBody) as Json | undefined;
+      if (body && (!isObject(body.content) || Object.keys(body.content).length === 0)) {
+        problems.push(`${where}: a requestBody without content`);
+      }
+      const responses = op.responses;
+      if (!isObject(responses) || Object.keys(responses).length === 0) {
+        problems.push(`${where}: no responses`);
+        continue;
+      }
+      for (const [status, r] of Object.entries(responses)) {
+        if (!/^([1-5]XX|[1-5]\d\d|default)$/.test(status)) problems.push(`${where}: response key ${status}`);
+        const response = deref(r) as Json | undefined;
+        if (typeof response?.description !== "string") {
+          problems.push(`${where}: response ${status} has no description`);
+        }
+        for (const [type, media] of Object.entries((response?.content ?? {}) as Json)) {
+          if (!isObject(media) || media.schema === undefined) {
+            problems.push(`${where}: response ${status} ${type} has no schema`);
+          }
+        }
+      }
+      for (const requirement of (op.security ?? doc.security ?? []) as Json[]) {
+        for (const [name, scopes] of Object.entries(requirement)) {
+          if (!(name in schemes)) problems.push(`${where}: security scheme ${name} is not defined`);
+          if (!Array.isArray(scopes)) problems.push(`${where}: security ${name} needs an array`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe("appRoutes / openApiPaths (the walker the coverage test relies on)", () => {
+  it("reads routes with their mount paths, parameters, optional parts and caller middleware", async () => {
+    const callers = createCallers({
+      core: { checkPassword: async () => false } as unknown as AuthCore,
+      apiKeys: {},
+    });
+    const app = express();
+    app.get("/healthz", (_req, res) => res.end());
+    const inner = Router();
+    inner.get("/", (_req, res) => res.end());
+    inner.post("/:id/items{/:item}", callers.app, (_req, res) => res.end());
+    const guarded = Router();
+    guarded.use(callers.server("push"));
+    guarded.route("/send").post((_req, res) => res.end());
+    const api = Router();
+    api.use(express.json());
+    api.use("/things", inner);
+    api.use(["/guarded", "/alias"], guarded);
+    app.use("/api/v1", api);
+
+    expect(appRoutes(app)).toEqual([
+      { method: "get", path: "/healthz", policy: undefined },
+      { method: "get", path: "/api/v1/things", policy: undefined },
+      { method: "post", path: "/api/v1/things/{id}/items/{item}", policy: { app: true } },
+      { method: "post", path: "/api/v1/things/{id}/items", policy: { app: true } },
+      { method: "post", path: "/api/v1/guarded/send", policy: { app: false, scope: "push" } },
+      { method: "post", path: "/api/v1/alias/send", policy: { app: false, scope: "push" } },
+    ]);
+
+    const withStatic = express();
+    withStatic.use("/files", express.static("/nonexistent"));
+    expect(() => appRoutes(withStatic)).toThrow(/middleware mounted at \/files/);
+  });
+});
+
+describe("openApiProblems (the structural check)", () => {
+  it("finds what is broken in a broken document", () => {
+    const broken = {
+      openapi: "3.0.3",
+      info: { title: "x" },
+      components: { securitySchemes: { basic: { type: "http" } } },
+      paths: {
+        "/a/{id}": {
+          get: {
+            parameters: [{ name: "other", in: "path", schema: { type: "string" } }],
+            responses: { "200": { content: { "application/json": {} } }, "2xx": { description: "x" } },
+            security: [{ missing: [] }],
+          },
+        },
+        "/b": {
+          post: { responses: {} },
+          put: { responses: { "200": { $ref: "#/components/responses/Nope" } } },
+        },
+      },
+    };
+    expect(openApiProblems(broken)).toEqual([
+      "#/paths/~1b/put/responses/200: $ref #/components/responses/Nope does not resolve",
+      "openapi is 3.0.3, not 3.1.0",
+      "info needs a title and a version",
+      "securityScheme basic: http needs a scheme",
+      "GET /a/{id}: path parameter other must be required",
+      "GET /a/{id}: path parameter other is not in the path",
+      "GET /a/{id}: {id} is not described as a path parameter",
+      "GET /a/{id}: response 200 has no description",
+      "GET /a/{id}: response 200 application/json has no schema",
+      "GET /a/{id}: response key 2xx",
+      "GET /a/{id}: security scheme missing is not defined",
+      "PUT /b: response 200 has no description",
+      "POST /b: no responses",
+    ]);
+  });
+});
+
+describe("mergePaths", () => {
+  const op = { security: security.public, responses: { "200": { description: "ok" } } };
+  it("tags each operation with its group, adds the common answers, refuses a path described twice", () => {
+    const merged = mergePaths([
+      { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
+      { name: "two", description: "", paths: { "/api/v1/a": { post: { ...op, security: security.app } } } },
+    ]);
+    expect(merged["/api/v1/a"]?.get?.tags).toEqual(["one"]);
+    expect(Object.keys(merged["/api/v1/a"]?.get?.responses ?? {})).toEqual(["200", "default"]);
+    expect(Object.keys(merged["/api/v1/a"]?.post?.responses ?? {})).toEqual(["200", "401", "503", "default"]);
+    expect(() =>
+      mergePaths([
+        { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
+        { name: "two", description: "", paths: { "/api/v1/a": { get: op } } },
+      ]),
+    ).toThrow("GET /api/v1/a is described twice");
+    expect(() => mergePaths([{ name: "one", description: "", paths: { "/users": { get: op } } }])).toThrow(
+      /not a full public path/,
+    );
+  });
+
+  it("keeps a group's own answer for a status over the common one", () => {
+    const merged = mergePaths([
+      {
+        name: "one",
+        description: "",
+        paths: {
+          "/api/v1/a": {
+            get: {
+              ...op,
+              security: security.app,
+              responses: { ...op.responses, "401": errorResponse("mine") },
+            },
+          },
+        },
+      },
+    ]);
+    expect(merged["/api/v1/a"]?.get?.responses["401"]).toMatchObject({ description: "mine" });
+  });
+});
+
+describe("the OpenAPI document of http-utility", () => {
+  let db: TestDatabase;
+  let core: AuthCore;
+  let app: Express;
+  const doc = buildOpenApiDocument();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const config = loadConfig({ env: { APP_ENV: "test", DATABASE_URL: db.url } });
+    const log = pino({ level: "silent" });
+    core = await createAuthCore({ config, pool: db.pool, log });
+    app = createHttpUtilityApp({ config, log, pool: db.pool, core });
+  });
+  afterAll(async () => {
+    await core?.close();
+    await db?.drop();
+  });
+
+  it("is OpenAPI 3.1.0 that holds together", () => {
+    expect(openApiProblems(JSON.parse(JSON.stringify(doc)))).toEqual([]);
+  });
+
+  it("names the API, its version (package.json), the server, both security schemes and the error body", () => {
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.info).toMatchObject({ title: "xmpp-sidecars public API", version: pkg.version });
+    expect(doc.servers).toEqual([{ url: "/", description: expect.any(String) }]);
+    expect(doc.components?.securitySchemes).toEqual({
+      appBasic: { type: "http", scheme: "basic", description: expect.stringMatching(/JID.*XMPP password/) },
+      apiKey: { type: "http", scheme: "bearer", bearerFormat: "sk_…", description: expect.any(String) },
+    });
+    expect(doc.components?.schemas?.Error).toEqual({
+      description: expect.any(String),
+      type: "object",
+      properties: {
+        error: {
+          type: "object",
+          properties: {
+            code: expect.objectContaining({ type: "string" }),
+            message: expect.objectContaining({ type: "string" }),
+          },
+          required: ["code", "message"],
+          additionalProperties: false,
+        },
+      },
+      required: ["error"],
+      additionalProperties: false,
+    });
+  });
+
+  it("describes every route group, each operation tagged, with an error answer in the common format", () => {
+    const tags = (doc.tags ?? []).map((t) => t.name);
+    expect(tags).toEqual(ROUTE_GROUPS.map((g) => g.name));
+    for (const { method, path, op } of operations(doc)) {
+      expect(tags, `${method} ${path}`).toContain((op.tags as string[])[0]);
+      expect((op.responses as Json).default, `${method} ${path}`).toMatchObject({
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+      });
+    }
+    for (const group of ROUTE_GROUPS) {
+      expect(
+        operations(doc).some(({ op }) => (op.tags as string[]).includes(group.name)),
+        group.name,
+      ).toBe(true);
+    }
+  });
+
+  it("documents every route of the app, and has a route for every documented operation", () => {
+    const routes = appRoutes(app).filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
+    const inApp = routes.map((r) => `${r.method.toUpperCase()} ${r.path}`).sort();
+    const inDoc = operations(doc)
+      .map(({ method, path }) => `${method.toUpperCase()} ${path}`)
+      .sort();
+    expect({ undocumented: inApp.filter((r) => !inDoc.includes(r)) }).toEqual({ undocumented: [] });
+    expect({ withoutRoute: inDoc.filter((d) => !inApp.includes(d)) }).toEqual({ withoutRoute: [] });
+    expect(inApp.length).toBeGreaterThan(0);
+  });
+
+  it("says of every operation who may call it, as its route's caller middleware decides", () => {
+    const expected = (policy: CallerPolicy | undefined) =>
+      !policy
+        ? security.public
+        : policy.app && policy.scope
+          ? security.appOrServer(policy.scope)
+          : policy.scope
+            ? security.server(policy.scope)
+            : security.app;
+    const routes = appRoutes(app).filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
+    for (const { method, path, op } of operations(doc)) {
+      const route = routes.find((r) => r.method === method && r.path === path);
+      if (!route) continue; // the test above names it
+      expect(op.security, `${method.toUpperCase()} ${path}: security must be explicit`).toBeDefined();
+      const sort = (s: unknown) =>
+        z
+          .array(z.record(z.string(), z.array(z.string())))
+          .parse(s)
+          .map((r) => JSON.stringify(r))
+          .sort();
+      expect(sort(op.security), `${method.toUpperCase()} ${path}`).toEqual(sort(expected(route.policy)));
+    }
+  });
+});

@@ -1,0 +1,116 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { fromRoot } from "../../../common/src/paths.ts";
+import {
+  callProvider,
+  describeAnswer,
+  fillTemplate,
+  SmsError,
+  type TemplateValues,
+  timeoutMsOption,
+  unknownPlaceholders,
+} from "./gateway.ts";
+import type { SmsSender, SmsSenderDeps } from "./sender.ts";
+
+/**
+ * Any SMS gateway with an HTTP API: a URL, a method, headers, and a body built from a template with `{to}`,
+ * `{msisdn}`, `{text}` and `{code}`. A 2xx answer means sent; anything else (or no answer within
+ * `timeoutMs`) is a failure. Placeholders are encoded for where they stand: URL-encoded in `url`, JSON-escaped
+ * in `json`, form-encoded in `form`; `body` is a raw template, sent as it is.
+ */
+const SAMPLE: TemplateValues = { to: "+306912345678", msisdn: "306912345678", text: "t", code: "123456" };
+
+export const httpSenderOptions = z
+  .object({
+    url: z
+      .string()
+      .refine((u) => {
+        try {
+          return /^https?:$/.test(new URL(fillTemplate(u, SAMPLE, encodeURIComponent)).protocol);
+        } catch {
+          return false;
+        }
+      }, "must be an http:// or https:// URL (placeholders allowed)")
+      .describe("where messages go; placeholders are URL-encoded"),
+    method: z.enum(["GET", "POST", "PUT"]).default("POST"),
+    headers: z.record(z.string(), z.string()).default({}).describe("sent as they are (an API key…)"),
+    headerFiles: z
+      .record(z.string(), z.string().min(1))
+      .default({})
+      .describe("headers whose value is read from a file at start (secrets kept out of config)"),
+    json: z.record(z.string(), z.unknown()).optional().describe("a JSON body: placeholders in its strings"),
+    form: z.record(z.string(), z.string()).optional().describe("a form body (x-www-form-urlencoded)"),
+    body: z.string().optional().describe("a raw body template; set its content-type in headers"),
+    timeoutMs: timeoutMsOption,
+  })
+  .strict()
+  .refine((o) => [o.json, o.form, o.body].filter((b) => b !== undefined).length <= 1, {
+    message: "set at most one of json, form, body",
+  })
+  .refine((o) => o.method !== "GET" || (o.json ?? o.form ?? o.body) === undefined, {
+    path: ["method"],
+    message: "GET sends no body: put the placeholders in url, or use POST",
+  });
+
+export type HttpSenderOptions = z.infer<typeof httpSenderOptions>;
+
+/** Every string of a JSON template (keys excluded), depth first. */
+function strings(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === "object") return Object.values(value).flatMap(strings);
+  return [];
+}
+
+function fillJson(value: unknown, values: TemplateValues): unknown {
+  if (typeof value === "string") return fillTemplate(value, values);
+  if (Array.isArray(value)) return value.map((v) => fillJson(v, values));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fillJson(v, values)]));
+  }
+  return value;
+}
+
+function hasHeader(headers: Record<string, string>, name: string): boolean {
+  return Object.keys(headers).some((h) => h.toLowerCase() === name);
+}
+
+export function createHttpSender(options: Record<string, unknown>, _deps: SmsSenderDeps): SmsSender {
+  const o = httpSenderOptions.parse(options);
+  const templates = [o.url, ...strings(o.json), ...Object.values(o.form ?? {}), o.body ?? ""];
+  const unknown = [...new Set(templates.flatMap(unknownPlaceholders))];
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown placeholder(s) ${unknown.map((n) => `{${n}}`).join(", ")}; use {to}, {msisdn}, {text}, {code}`,
+    );
+  }
+  const headers: Record<string, string> = { ...o.headers };
+  for (const [name, file] of Object.entries(o.headerFiles)) {
+    try {
+      headers[name] = readFileSync(fromRoot(file), "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new Error(`headerFiles.${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const contentType = o.json ? "application/json" : o.form ? "application/x-www-form-urlencoded" : undefined;
+  if (contentType && !hasHeader(headers, "content-type")) headers["content-type"] = contentType;
+
+  return {
+    kind: "http",
+    async send(to, text, code) {
+      const values: TemplateValues = { to, msisdn: to.replace(/^\+/, ""), text, code };
+      let body: string | undefined;
+      if (o.json) body = JSON.stringify(fillJson(o.json, values));
+      else if (o.form) {
+        body = new URLSearchParams(
+          Object.entries(o.form).map(([k, v]): [string, string] => [k, fillTemplate(v, values)]),
+        ).toString();
+      } else if (o.body !== undefined) body = fillTemplate(o.body, values);
+      const url = fillTemplate(o.url, values, encodeURIComponent);
+      const answer = await callProvider("SMS gateway", url, { method: o.method, headers, body }, o.timeoutMs);
+      if (answer.status < 200 || answer.status > 299) {
+        throw new SmsError(`SMS gateway answered ${answer.status}: ${describeAnswer(answer.body, code)}`);
+      }
+    },
+  };
+}

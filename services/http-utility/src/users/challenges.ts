@@ -1,0 +1,236 @@
+import { randomBytes, randomInt, randomUUID, scrypt, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
+import type { DomainConfig } from "../../../common/src/config/schema.ts";
+import type { Pool } from "../../../common/src/db/pool.ts";
+import type { Jid } from "../../../common/src/users/jid.ts";
+
+/**
+ * Registration sessions in `registration_challenges` (one row per domain and number). A session is the chain
+ * of codes sent to a number; it ends when its current code expires. Every limit is enforced by one
+ * conditional statement (INSERT … ON CONFLICT DO UPDATE … WHERE, UPDATE … WHERE … RETURNING), so concurrent
+ * requests on any number of processes cannot send more codes or try more answers than allowed. The clock is
+ * the database's `now()`, the same for every process.
+ *
+ * Sending a code takes three steps, none of which holds a lock while the SMS goes out: `claimSend` marks the
+ * row as sending (if a code may be sent now), `commitSend` stores the new code once the provider accepted it,
+ * `releaseSend` gives the claim back when it did not (the send is not counted, the previous code stays).
+ */
+
+export type Limits = Pick<
+  DomainConfig["registration"],
+  "codeTtlSeconds" | "resendAfterSeconds" | "maxSends" | "maxChecks"
+>;
+
+/** Longest a claim holds the row: above any sender timeout (MAX_SEND_TIMEOUT_MS), and a crashed claimer's row frees itself. */
+const CLAIM_SECONDS = 60;
+
+/**
+ * scrypt (Node's default cost, about 50 ms): a 6-digit code has a million values, so a fast hash would give
+ * every live code away within a second to someone holding a copy of the table; at this cost, trying them
+ * all takes hours of CPU per row, far beyond the life of a code.
+ */
+const hash = promisify(scrypt) as (code: string, salt: Buffer, length: number) => Promise<Buffer>;
+const HASH_BYTES = 32;
+
+/** 6 digits from the CSPRNG, uniformly (randomInt rejects biased draws). */
+export function newCode(): string {
+  return String(randomInt(0, 1_000_000)).padStart(6, "0");
+}
+
+export async function hashCode(code: string): Promise<{ salt: Buffer; hash: Buffer }> {
+  const salt = randomBytes(16);
+  return { salt, hash: await hash(code, salt, HASH_BYTES) };
+}
+
+/** The wait after the n-th code of a session (n ≥ 1): resendAfterSeconds[n-1], the last value repeating. */
+export function resendWait(limits: Limits, sends: number): number {
+  const waits = limits.resendAfterSeconds;
+  return waits[Math.min(Math.max(sends, 1), waits.length) - 1] as number;
+}
+
+const seconds = (s: number | string | null) => Math.max(1, Math.ceil(Number(s ?? 1)));
+
+// the wait before the next code, in SQL: $waits is resendAfterSeconds as int[] (1-based, last repeating)
+const WAIT = (waits: string) =>
+  `make_interval(secs => (${waits}::int[])[LEAST(GREATEST(c.sends, 1), cardinality(${waits}::int[]))])`;
+const LIVE = "(c.code_expires_at IS NOT NULL AND c.code_expires_at > now())";
+
+export type Claim =
+  | { ok: true; claimId: string }
+  | { ok: false; reason: "resend_too_soon" | "too_many_codes"; retryAfterS: number };
+
+/** Reserves the sending of a code, or says why none may be sent now and when one may. */
+export async function claimSend(
+  pool: Pool,
+  jid: Jid,
+  app: { name: string; version: string; platform: string | undefined },
+  limits: Limits,
+): Promise<Claim> {
+  const claimId = randomUUID();
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await pool.query(
+      `INSERT INTO registration_challenges AS c
+              (domain, node, app_name, app_version, platform, sending_id, sending_until)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+       ON CONFLICT (domain, node) DO UPDATE SET
+              sending_id = EXCLUDED.sending_id, sending_until = EXCLUDED.sending_until,
+              app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version, platform = EXCLUDED.platform
+        WHERE (c.sending_until IS NULL OR c.sending_until <= now())
+          AND (NOT ${LIVE} OR (c.sends < $8 AND c.last_sent_at + ${WAIT("$9")} <= now()))
+       RETURNING 1`,
+      [
+        jid.domain,
+        jid.node,
+        app.name,
+        app.version,
+        app.platform ?? null,
+        claimId,
+        CLAIM_SECONDS,
+        limits.maxSends,
+        limits.resendAfterSeconds,
+      ],
+    );
+    if (r.rowCount === 1) return { ok: true, claimId };
+
+    // refused: read why (the row may have changed since; then try again)
+    const why = await pool.query<{
+      sending_s: string | null;
+      live_s: string | null;
+      wait_s: string | null;
+      sends: number;
+    }>(
+      `SELECT EXTRACT(EPOCH FROM c.sending_until - now()) AS sending_s,
+              CASE WHEN ${LIVE} THEN EXTRACT(EPOCH FROM c.code_expires_at - now()) END AS live_s,
+              EXTRACT(EPOCH FROM c.last_sent_at + ${WAIT("$3")} - now()) AS wait_s, c.sends
+         FROM registration_challenges c WHERE c.domain = $1 AND c.node = $2`,
+      [jid.domain, jid.node, limits.resendAfterSeconds],
+    );
+    const row = why.rows[0];
+    if (!row) continue;
+    if (row.sending_s !== null && Number(row.sending_s) > 0) {
+      return { ok: false, reason: "resend_too_soon", retryAfterS: seconds(row.sending_s) };
+    }
+    if (row.live_s === null) continue;
+    if (row.sends >= limits.maxSends) {
+      return { ok: false, reason: "too_many_codes", retryAfterS: seconds(row.live_s) };
+    }
+    if (row.wait_s !== null && Number(row.wait_s) > 0) {
+      const s = Math.min(Number(row.wait_s), Number(row.live_s));
+      return { ok: false, reason: "resend_too_soon", retryAfterS: seconds(s) };
+    }
+  }
+  return { ok: false, reason: "resend_too_soon", retryAfterS: 1 };
+}
+
+/** Gives a claim back: nothing was sent. */
+export async function releaseSend(pool: Pool, jid: Jid, claimId: string): Promise<void> {
+  await pool.query(
+    `UPDATE registration_challenges SET sending_id = NULL, sending_until = NULL
+      WHERE domain = $1 AND node = $2 AND sending_id = $3`,
+    [jid.domain, jid.node, claimId],
+  );
+}
+
+export interface Sent {
+  /** codes sent in this session, this one included */
+  sends: number;
+  expiresInS: number;
+  /** when the next code may be asked for: the resend wait, or the end of the session after the last code */
+  resendAfterS: number;
+}
+
+/**
+ * Stores the code that went out: counted, checks back to 0. A session whose code had expired starts anew.
+ * Undefined when the claim was lost (held past CLAIM_SECONDS and taken by another request).
+ */
+export async function commitSend(
+  pool: Pool,
+  jid: Jid,
+  claimId: string,
+  code: string,
+  limits: Limits,
+): Promise<Sent | undefined> {
+  const { salt, hash: digest } = await hashCode(code);
+  const r = await pool.query<{ sends: number }>(
+    `UPDATE registration_challenges c SET
+            sends = CASE WHEN ${LIVE} THEN c.sends + 1 ELSE 1 END,
+            created_at = CASE WHEN ${LIVE} THEN c.created_at ELSE now() END,
+            verified_at = CASE WHEN ${LIVE} THEN c.verified_at END,
+            code_salt = $4, code_hash = $5, code_expires_at = now() + make_interval(secs => $6),
+            last_sent_at = now(), checks = 0, sending_id = NULL, sending_until = NULL
+      WHERE c.domain = $1 AND c.node = $2 AND c.sending_id = $3
+      RETURNING c.sends`,
+    [jid.domain, jid.node, claimId, salt, digest, limits.codeTtlSeconds],
+  );
+  const sends = r.rows[0]?.sends;
+  if (sends === undefined) return undefined;
+  const resendAfterS =
+    sends < limits.maxSends
+      ? Math.min(resendWait(limits, sends), limits.codeTtlSeconds)
+      : limits.codeTtlSeconds;
+  return { sends, expiresInS: limits.codeTtlSeconds, resendAfterS };
+}
+
+export type Check =
+  | { ok: true }
+  | { ok: false; reason: "no_challenge" }
+  | { ok: false; reason: "challenge_expired" }
+  | { ok: false; reason: "wrong_code"; attemptsLeft: number }
+  /** the code is void; a new one may be asked for after retryAfterS */
+  | { ok: false; reason: "too_many_attempts"; retryAfterS: number };
+
+/**
+ * Checks an answer. The attempt is counted before the comparison (a right answer gives it back), so that
+ * many answers sent at once cannot be compared beyond maxChecks. Constant-time comparison of the hashes.
+ */
+export async function checkCode(pool: Pool, jid: Jid, code: string, limits: Limits): Promise<Check> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await pool.query<{ code_salt: Buffer; code_hash: Buffer; checks: number }>(
+      `UPDATE registration_challenges c SET checks = c.checks + 1
+        WHERE c.domain = $1 AND c.node = $2 AND c.code_hash IS NOT NULL AND ${LIVE} AND c.checks < $3
+        RETURNING c.code_salt, c.code_hash, c.checks`,
+      [jid.domain, jid.node, limits.maxChecks],
+    );
+    const row = r.rows[0];
+    if (row) {
+      const presented = await hash(code, row.code_salt, HASH_BYTES);
+      if (presented.length === row.code_hash.length && timingSafeEqual(presented, row.code_hash)) {
+        await pool.query(
+          `UPDATE registration_challenges SET checks = GREATEST(checks - 1, 0), verified_at = now()
+            WHERE domain = $1 AND node = $2 AND code_hash = $3`,
+          [jid.domain, jid.node, row.code_hash],
+        );
+        return { ok: true };
+      }
+      if (row.checks < limits.maxChecks) {
+        return { ok: false, reason: "wrong_code", attemptsLeft: limits.maxChecks - row.checks };
+      }
+      return { ok: false, reason: "too_many_attempts", retryAfterS: await nextCodeIn(pool, jid, limits) };
+    }
+
+    const why = await pool.query<{ has_code: boolean; live: boolean; checks: number }>(
+      `SELECT c.code_hash IS NOT NULL AS has_code, ${LIVE} AS live, c.checks
+         FROM registration_challenges c WHERE c.domain = $1 AND c.node = $2`,
+      [jid.domain, jid.node],
+    );
+    const state = why.rows[0];
+    if (!state?.has_code) return { ok: false, reason: "no_challenge" };
+    if (!state.live) return { ok: false, reason: "challenge_expired" };
+    if (state.checks >= limits.maxChecks) {
+      return { ok: false, reason: "too_many_attempts", retryAfterS: await nextCodeIn(pool, jid, limits) };
+    }
+  }
+  return { ok: false, reason: "too_many_attempts", retryAfterS: 1 };
+}
+
+/** Seconds until a new code may be asked for: the resend wait, or the end of the session after the last code. */
+async function nextCodeIn(pool: Pool, jid: Jid, limits: Limits): Promise<number> {
+  const r = await pool.query<{ s: string | null }>(
+    `SELECT CASE WHEN c.sends >= $3 THEN EXTRACT(EPOCH FROM c.code_expires_at - now())
+                 ELSE LEAST(EXTRACT(EPOCH FROM c.last_sent_at + ${WAIT("$4")} - now()),
+                            EXTRACT(EPOCH FROM c.code_expires_at - now())) END AS s
+       FROM registration_challenges c WHERE c.domain = $1 AND c.node = $2`,
+    [jid.domain, jid.node, limits.maxSends, limits.resendAfterSeconds],
+  );
+  return seconds(r.rows[0]?.s ?? 1);
+}
