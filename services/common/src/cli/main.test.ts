@@ -1,14 +1,14 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, runSidecars } from "../../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { freePort } from "../../../../test/support/free-port.ts";
 import { type ScramCredentials, verifyPassword } from "../credentials/scram.ts";
 import { projectRoot } from "../paths.ts";
 
-const BIN = path.join(projectRoot, "bin/sidecars.js");
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -17,29 +17,11 @@ afterAll(async () => {
   await db.drop();
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sidecars(
-  args: string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv; node?: string } = {},
-): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      options.node ?? process.execPath,
-      [BIN, ...args],
-      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, ...options.env } },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(options.input ?? "");
-  });
-}
+const sidecars = (args: string[], o: Parameters<typeof runSidecars>[1] = {}) =>
+  runSidecars(args, { ...o, env: { DATABASE_URL: db.url, ...o.env } });
 
 /** A failure is exactly one line on stderr. */
-function oneLine(r: Result): string {
+function oneLine(r: CliResult): string {
   const lines = r.stderr.trim().split("\n");
   expect(lines, r.stderr).toHaveLength(1);
   return lines[0] as string;

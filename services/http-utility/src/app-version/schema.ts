@@ -4,6 +4,18 @@ import { z } from "zod";
 
 const PLATFORM = /^[a-z0-9_-]{1,40}$/;
 
+/** An app's platform as apps send it (query or form): optional, case-insensitive, empty means not given. */
+export function platformField(description: string) {
+  return z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    .transform((p) => (p ? p : undefined))
+    .pipe(z.string().regex(PLATFORM, "letters, digits, _ or - such as android or ios").optional())
+    .meta({ description, example: "android" });
+}
+
 export const minimumVersionQuery = z.object({
   appName: z
     .string({ error: "required: the app's name, as configured under `apps` (e.g. OyoChat)" })
@@ -11,18 +23,7 @@ export const minimumVersionQuery = z.object({
     .min(1, "required: the app's name, as configured under `apps` (e.g. OyoChat)")
     .max(100)
     .meta({ description: "the app, as named under `apps` in the config", example: "OyoChat" }),
-  platform: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .optional()
-    // an empty `platform=` from a form means "not given"
-    .transform((p) => (p ? p : undefined))
-    .pipe(z.string().regex(PLATFORM, "letters, digits, _ or - such as android or ios").optional())
-    .meta({
-      description: "android, ios…; without it, or for a platform with no entry, the `default` entry",
-      example: "android",
-    }),
+  platform: platformField("android, ios…; without it, or for a platform with no entry, the `default` entry"),
 });
 
 export const minimumVersionAnswer = z.object({

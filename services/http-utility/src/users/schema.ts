@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { platformField } from "../app-version/schema.ts";
 import { isVersion } from "../app-version/versions.ts";
 
 /**
@@ -6,8 +7,6 @@ import { isVersion } from "../app-version/versions.ts";
  * form fields. Legacy apps send numbers where strings are meant (the msisdn, the code, `0.1`): both are taken.
  * The phone number is only shaped here; phone.ts decides whether it is one (400 invalid_number).
  */
-
-const PLATFORM = /^[a-z0-9_-]{1,40}$/;
 
 /** A string, or a JSON number written as its decimal text. */
 const text = (what: string) =>
@@ -50,19 +49,9 @@ export const registerBody = z.object({
     }),
   domain,
   node: msisdn,
-  platform: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .optional()
-    // an empty `platform=` from a form means "not given"
-    .transform((p) => (p ? p : undefined))
-    .pipe(z.string().regex(PLATFORM, "letters, digits, _ or - such as android or ios").optional())
-    .meta({
-      description:
-        "android, ios…: whose minimum version applies (without it, or for a platform with no entry: `default`, else the lowest configured)",
-      example: "android",
-    }),
+  platform: platformField(
+    "android, ios…: whose minimum version applies (without it, or for a platform with no entry: `default`, else the lowest configured)",
+  ),
 });
 export type RegisterBody = z.output<typeof registerBody>;
 

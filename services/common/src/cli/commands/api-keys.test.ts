@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -7,6 +6,7 @@ import path from "node:path";
 import express from "express";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { type CliResult, runSidecars } from "../../../../../test/support/cli.ts";
 import { createCallers } from "../../../../http-utility/src/callers.ts";
 import type { AuthApi } from "../../auth/auth-core.ts";
 import { loadConfig } from "../../config/load.ts";
@@ -15,33 +15,12 @@ import { projectRoot } from "../../paths.ts";
 
 /** `sidecars api-keys`, run as operators run it (bin/sidecars.js), and its keys checked by the real callers.ts. */
 
-const BIN = path.join(projectRoot, "bin/sidecars.js");
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sidecars(
-  args: string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", ...options.env } },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(options.input ?? "");
-  });
-}
+const sidecars = runSidecars;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The key and the config entry that `create` printed. */
-function created(r: Result): { key: string; entry: Record<string, { sha256: string; scopes: string[] }> } {
+function created(r: CliResult): { key: string; entry: Record<string, { sha256: string; scopes: string[] }> } {
   const lines = r.stdout.split("\n");
   const json = lines.indexOf("{");
   return { key: lines[1] ?? "", entry: JSON.parse(lines.slice(json).join("\n")) };

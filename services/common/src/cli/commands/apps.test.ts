@@ -1,8 +1,8 @@
-import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runSidecars } from "../../../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
 import { projectRoot } from "../../paths.ts";
 
@@ -28,22 +28,8 @@ beforeEach(async () => {
   await db.pool.query("DELETE FROM app_minimum_versions");
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sidecars(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(projectRoot, "bin/sidecars.js"), ...args],
-      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, CONFIG_DIR: configDir } },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const sidecars = (args: string[]) =>
+  runSidecars(args, { env: { DATABASE_URL: db.url, CONFIG_DIR: configDir } });
 
 async function overrides(): Promise<string[][]> {
   const r = await db.pool.query(

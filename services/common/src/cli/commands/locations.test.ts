@@ -3,13 +3,13 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runSidecars, SIDECARS_BIN } from "../../../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
 import { projectRoot } from "../../paths.ts";
 import { parseDuration } from "./locations.ts";
 
 /** `sidecars locations purge`, run as the operator runs it (bin/sidecars.js) against this file's database. */
 
-const BIN = path.join(projectRoot, "bin/sidecars.js");
 const DAY = 86_400_000;
 
 // two domains configured, as an operator would
@@ -27,22 +27,8 @@ afterAll(async () => {
   await db.drop();
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sidecars(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, CONFIG_DIR: configDir } },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const sidecars = (args: string[]) =>
+  runSidecars(args, { env: { DATABASE_URL: db.url, CONFIG_DIR: configDir } });
 
 /** Rows of `domain`/`node`, each `age` days (and a few minutes) old. */
 async function seed(rows: [domain: string, node: string, ageDays: number][]): Promise<void> {
@@ -131,7 +117,7 @@ describe("sidecars locations purge", () => {
 
   it("draws a progress bar when a person watches (a terminal)", async () => {
     // util-linux `script` (Debian's essential bsdutils) runs the command on a pseudo-terminal
-    const command = [BIN, "locations", "purge", "--older-than", "90d", "--batch", "1"]
+    const command = [SIDECARS_BIN, "locations", "purge", "--older-than", "90d", "--batch", "1"]
       .map((a) => `'${a}'`)
       .join(" ");
     const out = await new Promise<string>((resolve, reject) => {
