@@ -4,6 +4,8 @@ import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
 import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
 import { appVersionRouter } from "./app-version/routes.ts";
+import type { MediaDeps } from "./attachments/media-deps.ts";
+import { attachmentsRouter } from "./attachments/routes.ts";
 import { createCallers } from "./callers.ts";
 import { locationsRouter } from "./locations/routes.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
@@ -12,6 +14,8 @@ import { usersRouter } from "./users/routes.ts";
 export interface AppDeps extends ServiceContext {
   /** The auth service's decisions (same code, same cache and guard): who an app caller is. */
   core: AuthApi;
+  /** Storage, images and video posters of the attachment routes (`createMediaDeps`). */
+  media: MediaDeps;
   metrics?: Metrics;
 }
 
@@ -29,6 +33,8 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   api.use("/users", usersRouter({ ...deps, callers }));
   api.use("/locations", locationsRouter({ ...deps, callers }));
   api.use("/minimum_app_version", appVersionRouter(deps));
+  // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
+  app.use("/api/v1/attachments", attachmentsRouter({ ...deps, ...deps.media, media: config.media, callers }));
   app.use("/api/v1", api);
   app.use("/api/docs", apiDocsRouter());
   return finishApp(app, deps.log);

@@ -3,8 +3,10 @@ import { loadConfig } from "../../common/src/config/load.ts";
 import { createMetrics } from "../../common/src/http/metrics.ts";
 import { runService } from "../../common/src/service.ts";
 import { createHttpUtilityApp } from "./app.ts";
+import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
 
 let core: AuthCore | undefined;
+let media: MediaDeps | undefined;
 
 await runService({
   name: "http-utility",
@@ -17,12 +19,16 @@ await runService({
   async createApp(ctx) {
     const metrics = createMetrics("http-utility");
     core = await createAuthCore({ ...ctx, metrics: metrics.registry });
-    return createHttpUtilityApp({ ...ctx, core, metrics });
+    media = await createMediaDeps(ctx.config, ctx.log);
+    return createHttpUtilityApp({ ...ctx, core, media, metrics });
   },
   // SIGHUP: domains (authenticators) from the config files as they are now
   async onReload(ctx) {
     await core?.reload(loadConfig());
     ctx.log.info("domains reloaded");
   },
-  onShutdown: () => core?.close(),
+  onShutdown: async () => {
+    await core?.close();
+    await media?.storage.close();
+  },
 });

@@ -5,6 +5,7 @@ import { registerApps } from "./commands/apps.ts";
 import { registerDb } from "./commands/db.ts";
 import { registerExtauth } from "./commands/extauth.ts";
 import { registerLocations } from "./commands/locations.ts";
+import { registerMedia } from "./commands/media.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerUsers } from "./commands/users.ts";
 import { type CliContext, CliError, createCliContext } from "./context.ts";
@@ -22,6 +23,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerUsers(program, ctx);
   registerExtauth(program, ctx);
   registerLocations(program, ctx);
+  registerMedia(program, ctx);
   registerApps(program, ctx);
   registerApiKeys(program, ctx);
   return program;

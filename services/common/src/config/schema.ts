@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SCRAM_HASHES } from "../credentials/scram.ts";
+import { mediaSchema } from "./media-schema.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -312,6 +313,7 @@ export const configSchema = z
         buddies: z.object(listener).strict().describe("buddies admin API (env BUDDIES_ADMIN_PORT)"),
       })
       .strict(),
+    media: mediaSchema,
     apps: z
       .record(
         z.string().min(1).max(100),

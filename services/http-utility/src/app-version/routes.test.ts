@@ -10,6 +10,7 @@ import { loadConfig } from "../../../common/src/config/load.ts";
 import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
 import { projectRoot } from "../../../common/src/paths.ts";
 import { createHttpUtilityApp } from "../app.ts";
+import { createMediaDeps } from "../attachments/media-deps.ts";
 
 /**
  * GET /api/v1/minimum_app_version from the config, then as `sidecars apps set-minimum` (the real command,
@@ -35,12 +36,15 @@ beforeAll(async () => {
   db = await createTestDatabase();
   const config = loadConfig({ env: { APP_ENV: "test" }, configDir });
   core = await createAuthCore({ config, pool: db.pool, log });
-  server = await startServer(createHttpUtilityApp({ config, log, pool: db.pool, core }), {
-    name: "http-utility",
-    host: "127.0.0.1",
-    port: 0,
-    log,
-  });
+  server = await startServer(
+    createHttpUtilityApp({ config, log, pool: db.pool, core, media: await createMediaDeps(config, log) }),
+    {
+      name: "http-utility",
+      host: "127.0.0.1",
+      port: 0,
+      log,
+    },
+  );
 });
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import type { Config } from "../../../common/src/config/schema.ts";
 import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
 import { addUser } from "../../../common/src/users/web-users.ts";
 import { createHttpUtilityApp } from "../app.ts";
+import { createMediaDeps } from "../attachments/media-deps.ts";
 
 /**
  * POST /api/v1/locations and its reads, against the real app, auth core and database: what an app and a
@@ -55,7 +56,13 @@ beforeAll(async () => {
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
   core = await createAuthCore({ config, pool: db.pool, log });
-  const app = createHttpUtilityApp({ config, log, pool: db.pool, core });
+  const app = createHttpUtilityApp({
+    config,
+    log,
+    pool: db.pool,
+    core,
+    media: await createMediaDeps(config, log),
+  });
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}/api/v1/locations`;
 });

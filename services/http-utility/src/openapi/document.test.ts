@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
 import { createHttpUtilityApp } from "../app.ts";
+import { createMediaDeps } from "../attachments/media-deps.ts";
 import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
 import { errorResponse, security } from "./components.ts";
 import { buildOpenApiDocument, mergePaths, type OpenApiDocument, ROUTE_GROUPS } from "./document.ts";
@@ -355,7 +356,13 @@ describe("the OpenAPI document of http-utility", () => {
     const config = loadConfig({ env: { APP_ENV: "test", DATABASE_URL: db.url } });
     const log = pino({ level: "silent" });
     core = await createAuthCore({ config, pool: db.pool, log });
-    app = createHttpUtilityApp({ config, log, pool: db.pool, core });
+    app = createHttpUtilityApp({
+      config,
+      log,
+      pool: db.pool,
+      core,
+      media: await createMediaDeps(config, log),
+    });
   });
   afterAll(async () => {
     await core?.close();

@@ -1,6 +1,7 @@
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject } from "zod-openapi";
 import pkg from "../../../../package.json" with { type: "json" };
 import { paths as appVersionPaths } from "../app-version/openapi.ts";
+import { paths as attachmentsPaths } from "../attachments/openapi.ts";
 import { paths as locationsPaths } from "../locations/openapi.ts";
 import { paths as usersPaths } from "../users/openapi.ts";
 import { API_KEY, APP_BASIC, callerErrors, errorBody, errorResponse, securitySchemes } from "./components.ts";
@@ -26,6 +27,11 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
   { name: "users", description: "Registration by phone number (SMS challenge)", paths: usersPaths },
   { name: "locations", description: "Location reports of app users", paths: locationsPaths },
   { name: "app-version", description: "The minimum version each app must run", paths: appVersionPaths },
+  {
+    name: "attachments",
+    description: "Pictures, avatars, generated avatars and videos",
+    paths: attachmentsPaths,
+  },
 ];
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;

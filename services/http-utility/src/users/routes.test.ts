@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
 import { createHttpUtilityApp } from "../app.ts";
+import { createMediaDeps } from "../attachments/media-deps.ts";
 
 /**
  * Registration through the real app, database and SMS senders: the `log` sender (the code read from the log,
@@ -100,7 +101,13 @@ beforeAll(async () => {
     }),
   );
   core = await createAuthCore({ config, pool: db.pool, log });
-  const app = createHttpUtilityApp({ config, log, pool: db.pool, core });
+  const app = createHttpUtilityApp({
+    config,
+    log,
+    pool: db.pool,
+    core,
+    media: await createMediaDeps(config, log),
+  });
   server = app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,0 +1,168 @@
+import { z } from "zod";
+
+/**
+ * The `media` section: attachments (pictures, avatars, videos), where they are stored, what an upload may
+ * be, how images are derived and how downloads are served (docs/attachments.md).
+ */
+
+const MiB = 1024 * 1024;
+
+/** Types an upload kind may accept, decided from the file's bytes (magic numbers). */
+export const IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"] as const;
+export const VIDEO_TYPES = [
+  "video/mp4",
+  "video/quicktime",
+  "video/webm",
+  "video/3gpp",
+  "video/x-matroska",
+] as const;
+
+const uploadLimits = (types: readonly [string, ...string[]], maxBytes: number, maxFiles: number) =>
+  z
+    .object({
+      maxBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * MiB)
+        .default(maxBytes)
+        .describe("largest file accepted, bytes (413 above it)"),
+      maxFiles: z.number().int().min(1).max(100).default(maxFiles).describe("files per request"),
+      types: z
+        .array(z.enum(types))
+        .min(1)
+        .default([...types])
+        .describe(`accepted types, from the bytes: any of ${types.join(", ")}`),
+    })
+    .strict()
+    .prefault({});
+
+const imageTypes = IMAGE_TYPES as unknown as readonly [string, ...string[]];
+const videoTypes = VIDEO_TYPES as unknown as readonly [string, ...string[]];
+
+export const STORAGE_KINDS = ["fs", "s3"] as const;
+
+export const mediaSchema = z
+  .object({
+    storage: z
+      .object({
+        kind: z.enum(STORAGE_KINDS).default("fs").describe("`fs` (a directory; NFS in a cluster) or `s3`"),
+        options: z
+          .record(z.string(), z.unknown())
+          .default({ root: "var/media" })
+          .describe(
+            "fs: `{ root }`; s3: `{ bucket, region, endpoint, forcePathStyle, prefix, credentials }` (docs/attachments.md)",
+          ),
+      })
+      .strict()
+      .prefault({}),
+    uploads: z
+      .object({
+        pictures: uploadLimits(imageTypes, 20 * MiB, 10),
+        avatars: uploadLimits(imageTypes, 10 * MiB, 1),
+        videos: uploadLimits(videoTypes, 2048 * MiB, 5),
+      })
+      .strict()
+      .prefault({})
+      .describe("limits per upload kind"),
+    tmpDir: z
+      .string()
+      .min(1)
+      .default("var/media-tmp")
+      .describe("local scratch space for images being processed and video posters (deleted after use)"),
+    images: z
+      .object({
+        maxPixels: z
+          .number()
+          .int()
+          .min(1)
+          .default(40_000_000)
+          .describe("decompression-bomb guard: images above this many pixels are refused (422)"),
+        thumbnailSizes: z
+          .array(z.number().int().min(16).max(4096))
+          .min(1)
+          .default([128, 512])
+          .describe("thumbnail sizes in pixels (longest side; avatars: square)"),
+        thumbnailFormat: z.enum(["webp", "jpeg", "png", "avif"]).default("webp").describe("thumbnail format"),
+        quality: z.number().int().min(1).max(100).default(82).describe("lossy encoding quality"),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(2)
+          .describe("libvips threads per image (sharp.concurrency)"),
+      })
+      .strict()
+      .prefault({}),
+    generated: z
+      .object({
+        sizes: z
+          .array(z.number().int().min(16).max(1024))
+          .min(1)
+          .default([32, 64, 128, 256, 512])
+          .describe("sizes a generated avatar may be asked in (`?size=`)"),
+        defaultSize: z.number().int().min(16).max(1024).default(128).describe("size without `?size=`"),
+        thumbnailSize: z
+          .number()
+          .int()
+          .min(16)
+          .max(1024)
+          .default(64)
+          .describe("size of `gravatar/thumbnails/…`"),
+      })
+      .strict()
+      .prefault({})
+      .refine((g) => g.sizes.includes(g.defaultSize) && g.sizes.includes(g.thumbnailSize), {
+        message: "defaultSize and thumbnailSize must be among sizes",
+      })
+      .describe("generated (identicon) avatars"),
+    quotaBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("bytes a user may store, all kinds together (0 = no quota)"),
+    cache: z
+      .object({
+        maxBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(64 * MiB)
+          .describe("byte budget of the in-memory cache (0 = off)"),
+        maxFileBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(256 * 1024)
+          .describe("files up to this size are cached (thumbnails, avatars)"),
+        ttlSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(600)
+          .describe("how long a cached file is served before it is looked up again"),
+      })
+      .strict()
+      .prefault({})
+      .describe("in-memory LRU of small hot files, per process"),
+    accelRedirect: z
+      .string()
+      .regex(/^\/(.*\/)?$/, "must start and end with /")
+      .optional()
+      .describe(
+        "fs storage behind nginx: answer downloads with `X-Accel-Redirect: <this><key>` and let nginx send the bytes",
+      ),
+    ffmpeg: z
+      .string()
+      .min(1)
+      .default("ffmpeg")
+      .describe("ffmpeg program for video posters; when missing, videos get no poster"),
+  })
+  .strict()
+  .prefault({})
+  .describe("attachments: storage, upload limits, images, downloads (docs/attachments.md)");
+
+export type MediaConfig = z.infer<typeof mediaSchema>;
+export type UploadKind = keyof MediaConfig["uploads"];

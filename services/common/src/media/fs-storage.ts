@@ -1,0 +1,151 @@
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { z } from "zod";
+import { fromRoot } from "../paths.ts";
+import { assertKey, isKey } from "./keys.ts";
+import { type ByteRange, MissingObjectError, type Storage, type StoredObject } from "./storage.ts";
+
+/**
+ * A directory (a shared NFS mount in a cluster, as in the legacy system). Objects live at
+ * `<root>/<first two characters>/<key>`; a write goes to `<root>/.partial/` on the same file system, is
+ * fsynced, then renamed into place, so a reader never sees half a file and a crash leaves only a partial
+ * file that `sweepPartial` removes.
+ */
+const options = z.object({ root: z.string().min(1).describe("directory of the stored files") }).strict();
+
+const PARTIAL = ".partial";
+
+/** Where a key lives under the root: also the path nginx appends in `X-Accel-Redirect` mode. */
+export function relativePathOf(key: string): string {
+  assertKey(key);
+  return `${key.slice(0, 2)}/${key}`;
+}
+
+export function createFsStorage(raw: Record<string, unknown>): Storage {
+  const parsed = options.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(
+      `options: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`,
+    );
+  }
+  const root = path.resolve(fromRoot(parsed.data.root));
+  const partialDir = path.join(root, PARTIAL);
+
+  /** The file of a key; `assertKey` has already ruled out separators, dots and encodings. */
+  function fileOf(key: string): string {
+    const file = path.join(root, relativePathOf(key));
+    // belt and braces: a key can never leave the root
+    if (path.dirname(path.dirname(file)) !== root) throw new Error(`key ${key} escapes the storage root`);
+    return file;
+  }
+
+  async function statOf(key: string): Promise<StoredObject | undefined> {
+    try {
+      const s = await stat(fileOf(key));
+      return s.isFile() ? { key, size: s.size, modified: s.mtime } : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  return {
+    kind: "fs",
+
+    async put(key, body: Readable) {
+      const file = fileOf(key);
+      await mkdir(partialDir, { recursive: true });
+      const partial = path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
+      try {
+        await pipeline(body, createWriteStream(partial, { flags: "wx", highWaterMark: 1024 * 1024 }));
+        const handle = await open(partial, "r");
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await mkdir(path.dirname(file), { recursive: true });
+        await rename(partial, file);
+      } catch (err) {
+        await rm(partial, { force: true });
+        throw err;
+      }
+    },
+
+    async get(key, range?: ByteRange) {
+      const file = fileOf(key);
+      const stream = createReadStream(file, range ? { start: range.start, end: range.end } : {});
+      // the open error (ENOENT) arrives as an event: wait for the open so a missing file is a rejection here
+      await new Promise<void>((resolve, reject) => {
+        stream.once("open", () => resolve());
+        stream.once("error", (err: NodeJS.ErrnoException) =>
+          reject(err.code === "ENOENT" ? new MissingObjectError(key) : err),
+        );
+      });
+      return stream;
+    },
+
+    stat: statOf,
+
+    async delete(key) {
+      try {
+        await unlink(fileOf(key));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+    },
+
+    async *list() {
+      let shards: string[];
+      try {
+        shards = await readdir(root);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw err;
+      }
+      for (const shard of shards) {
+        if (shard === PARTIAL || shard.length !== 2) continue;
+        let names: string[];
+        try {
+          names = await readdir(path.join(root, shard));
+        } catch {
+          continue;
+        }
+        for (const name of names) {
+          if (!isKey(name) || name.slice(0, 2) !== shard) continue;
+          const found = await statOf(name);
+          if (found) yield found;
+        }
+      }
+    },
+
+    async sweepPartial(olderThanMs) {
+      let names: string[];
+      try {
+        names = await readdir(partialDir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+        throw err;
+      }
+      let removed = 0;
+      const cutoff = Date.now() - olderThanMs;
+      for (const name of names) {
+        const file = path.join(partialDir, name);
+        const s = await stat(file).catch(() => undefined);
+        if (s && s.mtimeMs < cutoff) {
+          await rm(file, { force: true });
+          removed++;
+        }
+      }
+      return removed;
+    },
+
+    localPath: fileOf,
+
+    async close() {},
+  };
+}

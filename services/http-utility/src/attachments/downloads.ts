@@ -1,0 +1,184 @@
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Request, Response } from "express";
+import { LRUCache } from "lru-cache";
+import type { MediaConfig } from "../../../common/src/config/media-schema.ts";
+import type { Pool } from "../../../common/src/db/pool.ts";
+import { notFound } from "../../../common/src/errors.ts";
+import { type AttachmentRow, findAttachment } from "../../../common/src/media/attachments-store.ts";
+import { relativePathOf } from "../../../common/src/media/fs-storage.ts";
+import { isKey } from "../../../common/src/media/keys.ts";
+import { MissingObjectError, type Storage } from "../../../common/src/media/storage.ts";
+
+/**
+ * Downloads of stored attachments: the right type, never sniffed; conditional answers (ETag from the
+ * SHA-256, Last-Modified from the upload) and byte ranges through express's own `req.fresh` and
+ * `req.range` (the `fresh` and `range-parser` libraries, as in `send`), for every backend alike; an LRU of
+ * small hot files (thumbnails, avatars) under a byte budget; optionally `X-Accel-Redirect`, so an nginx in
+ * front sends the bytes of an fs backend itself.
+ */
+
+/** Types a browser may show inline: they cannot run script in our origin. */
+const INLINE = new Set([
+  "image/jpeg",
+  "image/png",
+  "image/webp",
+  "image/avif",
+  "image/gif",
+  "video/mp4",
+  "video/webm",
+  "video/quicktime",
+  "video/3gpp",
+  "video/x-matroska",
+]);
+
+/** A stored name never changes content: a year, and `immutable` so browsers do not even revalidate. */
+export const IMMUTABLE = "public, max-age=31536000, immutable";
+
+interface Entry {
+  row: AttachmentRow;
+  data?: Buffer;
+}
+
+const ROW_BYTES = 512;
+
+export interface Downloads {
+  /** The row of a stored name (cached), or undefined when the name is not one or has no row. */
+  lookup(name: string): Promise<AttachmentRow | undefined>;
+  /** Answers GET/HEAD with the object of `row`. */
+  send(req: Request, res: Response, row: AttachmentRow, cacheControl?: string): Promise<void>;
+  /** Forgets names (their objects were deleted). */
+  forget(names: string[]): void;
+}
+
+export function createDownloads(deps: { pool: Pool; storage: Storage; media: MediaConfig }): Downloads {
+  const { storage, media } = deps;
+  const cache =
+    media.cache.maxBytes > 0
+      ? new LRUCache<string, Entry>({
+          maxSize: media.cache.maxBytes,
+          sizeCalculation: (e) => ROW_BYTES + (e.data?.length ?? 0),
+          ttl: media.cache.ttlSeconds * 1000,
+        })
+      : undefined;
+  const accel = media.accelRedirect && storage.localPath ? media.accelRedirect : undefined;
+
+  async function lookup(name: string): Promise<AttachmentRow | undefined> {
+    if (!isKey(name)) return undefined;
+    const hit = cache?.get(name);
+    if (hit) return hit.row;
+    const row = await findAttachment(deps.pool, name);
+    if (row) cache?.set(name, { row });
+    return row;
+  }
+
+  /** The whole object of a small file, read once and then served from memory. */
+  async function smallBody(row: AttachmentRow): Promise<Buffer | undefined> {
+    if (!cache || row.size > media.cache.maxFileBytes) return undefined;
+    const hit = cache.get(row.name);
+    if (hit?.data) return hit.data;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await storage.get(row.name)) chunks.push(chunk as Buffer);
+    const data = Buffer.concat(chunks);
+    cache.set(row.name, { row, data });
+    return data;
+  }
+
+  function setHeaders(res: Response, row: AttachmentRow, cacheControl: string) {
+    res.setHeader("Content-Type", row.contentType);
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.setHeader(
+      "Content-Disposition",
+      `${INLINE.has(row.contentType) ? "inline" : "attachment"}; filename="${row.name}"`,
+    );
+    res.setHeader("ETag", `"${Buffer.from(row.sha256, "hex").toString("base64url")}"`);
+    res.setHeader("Last-Modified", row.created.toUTCString());
+    res.setHeader("Cache-Control", cacheControl);
+    res.setHeader("Accept-Ranges", "bytes");
+    res.setHeader("Cross-Origin-Resource-Policy", "cross-origin");
+  }
+
+  /** A Range header counts only when If-Range (if any) still names this content. */
+  function rangeApplies(req: Request, res: Response): boolean {
+    const ifRange = req.get("If-Range");
+    if (!ifRange) return true;
+    if (ifRange.startsWith('"') || ifRange.startsWith("W/")) return ifRange === res.getHeader("ETag");
+    const since = Date.parse(ifRange);
+    const modified = Date.parse(String(res.getHeader("Last-Modified")));
+    return !Number.isNaN(since) && modified <= since;
+  }
+
+  async function send(req: Request, res: Response, row: AttachmentRow, cacheControl = IMMUTABLE) {
+    setHeaders(res, row, cacheControl);
+    if (req.fresh) {
+      res.status(304).end();
+      return;
+    }
+    if (accel) {
+      // nginx answers Range and HEAD itself from the file; our headers above ride along
+      res.setHeader("X-Accel-Redirect", `${accel}${relativePathOf(row.name)}`);
+      res.end();
+      return;
+    }
+
+    let start = 0;
+    let end = row.size - 1;
+    const ranges =
+      req.get("Range") && rangeApplies(req, res) ? req.range(row.size, { combine: true }) : undefined;
+    if (ranges === -1) {
+      res.status(416).setHeader("Content-Range", `bytes */${row.size}`);
+      res.json({
+        error: {
+          code: "range_not_satisfiable",
+          message: `The range is outside the file's ${row.size} bytes: ask for bytes 0-${Math.max(0, row.size - 1)}.`,
+        },
+      });
+      return;
+    }
+    // a malformed header (-2), another unit, or several ranges: the whole file, as `send` does
+    const single =
+      Array.isArray(ranges) && ranges.type === "bytes" && ranges.length === 1 ? ranges[0] : undefined;
+    if (single) {
+      start = single.start;
+      end = single.end;
+      res.status(206).setHeader("Content-Range", `bytes ${start}-${end}/${row.size}`);
+    }
+    const length = row.size === 0 ? 0 : end - start + 1;
+    res.setHeader("Content-Length", String(length));
+    if (req.method === "HEAD" || length === 0) {
+      res.end();
+      return;
+    }
+
+    let small: Buffer | undefined;
+    let body: Readable | undefined;
+    try {
+      small = await smallBody(row);
+      if (!small) body = await storage.get(row.name, single ? { start, end } : undefined);
+    } catch (err) {
+      if (!(err instanceof MissingObjectError)) throw err;
+      // a row whose file is gone (deleted a moment ago by another process): no such attachment
+      for (const h of res.getHeaderNames()) if (h !== "x-request-id") res.removeHeader(h);
+      res.status(200);
+      throw notFound("attachment");
+    }
+    if (small) {
+      res.end(single ? small.subarray(start, end + 1) : small);
+      return;
+    }
+    try {
+      await pipeline(body as Readable, res);
+    } catch {
+      // the client went away, or the backend failed after the headers: the connection is cut either way
+      res.destroy();
+    }
+  }
+
+  return {
+    lookup,
+    send,
+    forget(names) {
+      for (const n of names) cache?.delete(n);
+    },
+  };
+}

@@ -1,0 +1,246 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Request } from "express";
+import { fileTypeFromBuffer } from "file-type";
+import type { StorageEngine } from "multer";
+import type { MediaConfig, UploadKind } from "../../../common/src/config/media-schema.ts";
+import { HttpError } from "../../../common/src/errors.ts";
+import type { Logger } from "../../../common/src/logger.ts";
+import type { StoredFile } from "../../../common/src/media/attachments-store.ts";
+import { newKey } from "../../../common/src/media/keys.ts";
+import type { Storage } from "../../../common/src/media/storage.ts";
+import { fromRoot } from "../../../common/src/paths.ts";
+import { type createImages, type EncodedImage, ImageError } from "./images.ts";
+import { acceptType, fileTooLarge } from "./upload-policy.ts";
+import type { createPosterMaker } from "./video-poster.ts";
+
+/**
+ * The multer storage engine of attachments: each file is streamed, never held whole. Its first bytes decide
+ * its type; a counting, hashing stage enforces the size limit before anything is committed; videos go
+ * straight to the storage backend (atomic there), images to a local scratch file that sharp decodes once
+ * into the stored original and its thumbnails. On any failure nothing stays under a final name.
+ */
+
+export interface UploadedAttachment extends StoredFile {
+  originalName: string;
+  variants: Array<StoredFile & { variant: string }>;
+}
+
+export interface EngineDeps {
+  storage: Storage;
+  images: ReturnType<typeof createImages>;
+  posters: ReturnType<typeof createPosterMaker>;
+  media: MediaConfig;
+  log: Logger;
+}
+
+const WHAT: Record<UploadKind, string> = { pictures: "pictures", avatars: "avatars", videos: "videos" };
+
+/** Counts and hashes what passes; errors (so nothing is committed) once more than `limit` bytes passed. */
+class Metered extends Transform {
+  size = 0;
+  readonly hash = createHash("sha256");
+  private readonly limit: number;
+  private readonly what: string;
+  constructor(limit: number, what: string) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.limit = limit;
+    this.what = what;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      done(fileTooLarge(this.what, this.limit));
+      return;
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+}
+
+/** Bytes enough for file-type to recognise every format it knows (its `reasonableDetectionSizeInBytes`). */
+const SNIFF_BYTES = 4100;
+
+/**
+ * Reads the first `bytes` of a stream without consuming them: they are put back (`unshift`), or, when the
+ * whole file was shorter, handed on in a fresh stream.
+ */
+export function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; body: Readable }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const cleanup = () => {
+      stream.off("readable", onReadable);
+      stream.off("end", onEnd);
+      stream.off("error", onError);
+    };
+    const onReadable = () => {
+      while (length < bytes) {
+        const chunk = stream.read() as Buffer | null;
+        if (chunk === null) break;
+        chunks.push(chunk);
+        length += chunk.length;
+      }
+      if (length >= bytes) {
+        cleanup();
+        const head = Buffer.concat(chunks);
+        stream.unshift(head);
+        resolve({ head, body: stream });
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      const head = Buffer.concat(chunks);
+      resolve({ head, body: Readable.from([head]) });
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    stream.on("readable", onReadable);
+    stream.once("end", onEnd);
+    stream.once("error", onError);
+  });
+}
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageEngine {
+  const limits = deps.media.uploads[kind];
+  const what = WHAT[kind];
+  const tmpDir = fromRoot(deps.media.tmpDir);
+
+  /** Puts a buffer under a fresh name: originals and thumbnails made from images. */
+  async function putImage(image: EncodedImage): Promise<StoredFile> {
+    const name = newKey(image.extension);
+    await deps.storage.put(name, Readable.from([image.data]), { contentType: image.contentType });
+    return {
+      name,
+      contentType: image.contentType,
+      size: image.data.length,
+      sha256: sha256(image.data),
+      width: image.width,
+      height: image.height,
+    };
+  }
+
+  async function removeAll(files: StoredFile[]) {
+    await Promise.all(files.map((f) => deps.storage.delete(f.name).catch(() => {})));
+  }
+
+  /** Stores the images derived from `input`; on a failure half-way, removes what it stored. */
+  async function storeImages(input: string, original: string): Promise<UploadedAttachment> {
+    const processed = await deps.images
+      .process(input, kind === "avatars" ? "avatar" : "picture")
+      .catch((err) => {
+        // a broken image or a decompression bomb is the sender's problem, said as such
+        if (err instanceof ImageError) throw new HttpError(422, err.code, err.message);
+        throw err;
+      });
+    const stored: StoredFile[] = [];
+    try {
+      const main = await putImage(processed.original);
+      stored.push(main);
+      const variants = [];
+      for (const t of processed.thumbnails) {
+        const v = await putImage(t);
+        stored.push(v);
+        variants.push({ ...v, variant: String(t.size) });
+      }
+      return { ...main, originalName: original, variants };
+    } catch (err) {
+      await removeAll(stored);
+      throw err;
+    }
+  }
+
+  /** A video's poster thumbnails, when ffmpeg and a local file are there; never fails the upload. */
+  async function posterOf(name: string): Promise<Array<StoredFile & { variant: string }>> {
+    const file = deps.storage.localPath?.(name);
+    if (!file) return [];
+    const frame = await deps.posters.poster(file);
+    if (!frame) return [];
+    const stored: Array<StoredFile & { variant: string }> = [];
+    try {
+      for (const t of await deps.images.thumbnailsOf(frame)) {
+        stored.push({ ...(await putImage(t)), variant: String(t.size) });
+      }
+      return stored;
+    } catch (err) {
+      deps.log.warn({ err, name }, "video poster not stored");
+      await removeAll(stored);
+      return [];
+    }
+  }
+
+  async function handle(file: Express.Multer.File): Promise<UploadedAttachment> {
+    const { head, body: typed } = await peek(file.stream, SNIFF_BYTES);
+    let accepted: ReturnType<typeof acceptType>;
+    try {
+      accepted = acceptType(await fileTypeFromBuffer(head), file.mimetype, limits.types, what);
+    } catch (err) {
+      typed.resume(); // the rest of this part is read and dropped; multer drains the request
+      throw err;
+    }
+    const metered = new Metered(limits.maxBytes, what);
+    const originalName = file.originalname ?? "";
+
+    if (kind === "videos") {
+      const name = newKey(accepted.extension);
+      const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+      // errors of the source or the meter reach `body`, and through it the backend's write, which then removes it
+      pipeline(typed, metered, body).catch(() => {});
+      await deps.storage.put(name, body, { contentType: accepted.contentType });
+      const main: StoredFile = {
+        name,
+        contentType: accepted.contentType,
+        size: metered.size,
+        sha256: metered.hash.digest("hex"),
+      };
+      return { ...main, originalName, variants: await posterOf(name) };
+    }
+
+    await mkdir(tmpDir, { recursive: true });
+    const scratch = path.join(tmpDir, `${randomBytes(12).toString("hex")}.upload`);
+    try {
+      await pipeline(typed, metered, createWriteStream(scratch, { flags: "wx" }));
+      return await storeImages(scratch, originalName);
+    } finally {
+      await rm(scratch, { force: true });
+    }
+  }
+
+  return {
+    _handleFile(
+      _req: Request,
+      file: Express.Multer.File,
+      cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void,
+    ) {
+      handle(file).then(
+        (info) => cb(null, { attachment: info } as Partial<Express.Multer.File>),
+        (err) => {
+          file.stream.resume();
+          cb(err);
+        },
+      );
+    },
+    _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void) {
+      const info = (file as { attachment?: UploadedAttachment }).attachment;
+      if (!info) {
+        cb(null);
+        return;
+      }
+      removeAll([info, ...info.variants]).then(() => cb(null), cb);
+    },
+  };
+}
+
+export const attachmentOf = (file: Express.Multer.File): UploadedAttachment => {
+  const info = (file as { attachment?: UploadedAttachment }).attachment;
+  if (!info) throw new Error("upload engine: a file without its stored attachment");
+  return info;
+};

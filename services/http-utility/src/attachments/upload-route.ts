@@ -1,0 +1,169 @@
+import type { Request, RequestHandler, Response } from "express";
+import multer from "multer";
+import type { MediaConfig, UploadKind } from "../../../common/src/config/media-schema.ts";
+import type { Pool } from "../../../common/src/db/pool.ts";
+import type { Logger } from "../../../common/src/logger.ts";
+import {
+  type AttachmentKind,
+  quotaExceeded,
+  recordAttachments,
+  usedBytes,
+} from "../../../common/src/media/attachments-store.ts";
+import type { Storage } from "../../../common/src/media/storage.ts";
+import { callerOf } from "../callers.ts";
+import {
+  attachmentOf,
+  createUploadEngine,
+  type EngineDeps,
+  type UploadedAttachment,
+} from "./upload-engine.ts";
+import { fileTooLarge, noFiles, notMultipart, tooManyFiles, unexpectedField } from "./upload-policy.ts";
+
+/**
+ * One upload endpoint: the caller's quota, multer with the kind's limits and our engine, then the rows of
+ * everything stored in one transaction. Whatever fails after a file was stored removes it again.
+ */
+
+const KIND: Record<UploadKind, AttachmentKind> = { pictures: "picture", avatars: "avatar", videos: "video" };
+
+export interface UploadAnswer {
+  name: string;
+  fileName: string;
+  url: string;
+  thumbnailUrl: string | null;
+  thumbnails: Record<string, string>;
+  contentType: string;
+  size: number;
+  width: number | null;
+  height: number | null;
+  sha256: string;
+}
+
+export interface UploadRouteDeps extends EngineDeps {
+  pool: Pool;
+  storage: Storage;
+  media: MediaConfig;
+  log: Logger;
+  /** Called with the names whose objects were deleted (a replaced avatar): caches forget them. */
+  onDeleted: (names: string[]) => void;
+}
+
+export function uploadRoute(
+  kind: UploadKind,
+  deps: UploadRouteDeps,
+  urlOf: (req: Request, name: string) => string,
+): RequestHandler[] {
+  const limits = deps.media.uploads[kind];
+  const upload = multer({
+    storage: createUploadEngine(kind, deps),
+    limits: {
+      fileSize: limits.maxBytes,
+      files: limits.maxFiles,
+      fields: 20,
+      fieldSize: 64 * 1024,
+      parts: limits.maxFiles + 20,
+      headerPairs: 100,
+    },
+  }).array("attachments", limits.maxFiles);
+
+  const removeFiles = (files: UploadedAttachment[]) =>
+    Promise.all(
+      files.flatMap((f) => [f, ...f.variants]).map((f) => deps.storage.delete(f.name).catch(() => {})),
+    );
+
+  const beforeUpload: RequestHandler = async (req, res, next) => {
+    try {
+      if (!req.is("multipart/form-data")) throw notMultipart();
+      if (deps.media.quotaBytes > 0) {
+        // refused before a byte is read when the quota is already spent (the exact check is at the end)
+        const caller = callerOf(res);
+        if (caller.kind !== "app") throw new Error("upload reached without an app caller");
+        const used = await usedBytes(deps.pool, caller.jid);
+        const coming = Number(req.get("content-length") ?? 0);
+        // a video is stored as sent, so its Content-Length (less the multipart framing) already tells
+        if (
+          used >= deps.media.quotaBytes ||
+          (kind === "videos" && used + coming > deps.media.quotaBytes + 64 * 1024)
+        ) {
+          throw quotaExceeded(deps.media.quotaBytes, used, coming);
+        }
+      }
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  const receive: RequestHandler = (req, res, next) => {
+    upload(req, res, (err?: unknown) => {
+      if (err instanceof multer.MulterError) {
+        switch (err.code) {
+          case "LIMIT_FILE_SIZE":
+            return next(fileTooLarge(kind, limits.maxBytes));
+          case "LIMIT_FILE_COUNT":
+            return next(tooManyFiles(kind, limits.maxFiles));
+          case "LIMIT_UNEXPECTED_FILE":
+            return next(
+              err.field === "attachments" ? tooManyFiles(kind, limits.maxFiles) : unexpectedField(err.field),
+            );
+          default:
+            return next(
+              Object.assign(new Error(err.message), { status: 400, expose: true, multer: err.code }),
+            );
+        }
+      }
+      next(err);
+    });
+  };
+
+  const record = async (req: Request, res: Response) => {
+    const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map(attachmentOf);
+    try {
+      if (files.length === 0) throw noFiles();
+      const caller = callerOf(res);
+      if (caller.kind !== "app") throw new Error("upload reached without an app caller");
+      const { replaced } = await recordAttachments(
+        deps.pool,
+        caller.jid,
+        KIND[kind],
+        files,
+        deps.media.quotaBytes,
+      );
+      if (replaced.length > 0) {
+        deps.onDeleted(replaced);
+        await Promise.all(replaced.map((n) => deps.storage.delete(n).catch(() => {})));
+      }
+    } catch (err) {
+      await removeFiles(files);
+      throw err;
+    }
+    const answers: UploadAnswer[] = files.map((f) => {
+      const thumbnails = Object.fromEntries(f.variants.map((v) => [v.variant, urlOf(req, v.name)]));
+      return {
+        name: f.originalName,
+        fileName: f.name,
+        url: urlOf(req, f.name),
+        thumbnailUrl: f.variants[0] ? urlOf(req, f.variants[0].name) : null,
+        thumbnails,
+        contentType: f.contentType,
+        size: f.size,
+        width: f.width ?? null,
+        height: f.height ?? null,
+        sha256: f.sha256,
+      };
+    });
+    // legacy clients read files.attachments (one object for one file, as the legacy server answered)
+    res.status(201).json({
+      attachments: answers,
+      files: { attachments: answers.length === 1 ? answers[0] : answers },
+    });
+  };
+
+  return [
+    beforeUpload,
+    receive,
+    (req, res, next) => {
+      record(req, res).catch(next);
+    },
+  ];
+}

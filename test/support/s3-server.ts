@@ -1,0 +1,103 @@
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+/**
+ * A local S3 for the storage tests: s3rver (a Koa app storing buckets in a directory) on 127.0.0.1.
+ *
+ * s3rver 3.7 answers ListMultipartUploads with NotImplemented and AbortMultipartUpload with
+ * MethodNotAllowed, the two calls that keep a failed or crashed upload from leaving parts behind. They
+ * are added here as a middleware in front of s3rver's router, over s3rver's own layout of an upload
+ * (`<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,<part>…}`), so the backend is tested against the
+ * same calls S3 answers. Test-only: nothing in the services imports this file.
+ */
+const require = createRequire(import.meta.url);
+
+interface KoaContext {
+  method: string;
+  path: string;
+  query: Record<string, string | string[] | undefined>;
+  status: number;
+  body: unknown;
+}
+type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+interface S3rverApp {
+  middleware: Middleware[];
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+const S3rver = require("s3rver") as new (options: Record<string, unknown>) => S3rverApp;
+const S3Error = require("s3rver/lib/models/error") as new (code: string, message: string) => Error;
+
+/**
+ * s3rver checks SigV4 signatures made with these. A fresh object each time: an S3Client marks the
+ * credentials object it is given (`$source`), which a strict options schema then refuses.
+ */
+export const s3rverCredentials = () => ({ accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
+
+export interface TestS3Server {
+  endpoint: string;
+  /** requests received so far, to show that a call made none */
+  requests(): number;
+  /** the directory of an incomplete multipart upload (its mtime is its Initiated date) */
+  uploadDir(bucket: string, uploadId: string): string;
+  close(): Promise<void>;
+}
+
+export async function startS3Server(): Promise<TestS3Server> {
+  const directory = await mkdtemp(path.join(tmpdir(), "sidecars-s3rver-"));
+  const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory });
+  const uploadsOf = (bucket: string) => path.join(directory, bucket, "._S3rver_uploads");
+
+  let requests = 0;
+  const count: Middleware = async (_ctx, next) => {
+    requests++;
+    await next();
+  };
+  // before the router (the last middleware), after the XML encoding of plain-object bodies
+  server.middleware.unshift(count);
+  server.middleware.splice(server.middleware.length - 1, 0, multipartUploads(uploadsOf));
+
+  const { port } = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    uploadDir: (bucket, uploadId) => path.join(uploadsOf(bucket), uploadId),
+    async close() {
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** ListMultipartUploads (one page) and AbortMultipartUpload, path-style requests only. */
+function multipartUploads(uploadsOf: (bucket: string) => string): Middleware {
+  return async (ctx, next) => {
+    const [, bucket, key] = /^\/([^/]+)(?:\/(.*))?$/.exec(ctx.path) ?? [];
+    if (bucket && !key && ctx.method === "GET" && "uploads" in ctx.query) {
+      const prefix = typeof ctx.query.prefix === "string" ? ctx.query.prefix : "";
+      const uploads = [];
+      for (const uploadId of await readdir(uploadsOf(bucket)).catch(() => [])) {
+        const dir = path.join(uploadsOf(bucket), uploadId);
+        const name = await readFile(path.join(dir, "key"), "utf8");
+        if (!name.startsWith(prefix)) continue;
+        uploads.push({ Key: name, UploadId: uploadId, Initiated: (await stat(dir)).mtime.toISOString() });
+      }
+      ctx.body = {
+        ListMultipartUploadsResult: { Bucket: bucket, Prefix: prefix, IsTruncated: false, Upload: uploads },
+      };
+      return;
+    }
+    if (bucket && key && ctx.method === "DELETE" && typeof ctx.query.uploadId === "string") {
+      const dir = path.join(uploadsOf(bucket), path.basename(ctx.query.uploadId));
+      const found = await stat(dir).catch(() => undefined);
+      if (!found) throw new S3Error("NoSuchUpload", "The specified upload does not exist.");
+      await rm(dir, { recursive: true, force: true });
+      ctx.status = 204;
+      return;
+    }
+    await next();
+  };
+}
