@@ -12,6 +12,7 @@ import { HttpError } from "../../../common/src/errors.ts";
 import type { Logger } from "../../../common/src/logger.ts";
 import type { StoredFile } from "../../../common/src/media/attachments-store.ts";
 import { newKey } from "../../../common/src/media/keys.ts";
+import { bufferReleaser } from "../../../common/src/media/release-buffers.ts";
 import type { Storage } from "../../../common/src/media/storage.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
 import { type createImages, type EncodedImage, ImageError } from "./images.ts";
@@ -44,6 +45,7 @@ const WHAT: Record<UploadKind, string> = { pictures: "pictures", avatars: "avata
 class Metered extends Transform {
   size = 0;
   readonly hash = createHash("sha256");
+  private readonly release = bufferReleaser();
   private readonly limit: number;
   private readonly what: string;
   constructor(limit: number, what: string) {
@@ -58,6 +60,7 @@ class Metered extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.release(chunk.length);
     done(null, chunk);
   }
 }
@@ -105,6 +108,18 @@ export function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; b
     stream.once("end", onEnd);
     stream.once("error", onError);
   });
+}
+
+/**
+ * `source` through `metered`. The part's own stream is piped, never handed to `pipeline`: an error of ours
+ * (the size limit) must not destroy it, because multer takes a part's stream error as the end of that file
+ * and answers at once, before our cleanup (the backend's partial file, the scratch file) has run. Errors of
+ * the source (a cut connection) still reach `metered`; `_handleFile` drains the source after a failure.
+ */
+function metering(source: Readable, metered: Metered): Metered {
+  source.once("error", (err) => metered.destroy(err));
+  source.pipe(metered);
+  return metered;
 }
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
@@ -193,7 +208,7 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
       const name = newKey(accepted.extension);
       const body = new PassThrough({ highWaterMark: 1024 * 1024 });
       // errors of the source or the meter reach `body`, and through it the backend's write, which then removes it
-      pipeline(typed, metered, body).catch(() => {});
+      pipeline(metering(typed, metered), body).catch(() => {});
       await deps.storage.put(name, body, { contentType: accepted.contentType });
       const main: StoredFile = {
         name,
@@ -207,7 +222,7 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
     await mkdir(tmpDir, { recursive: true });
     const scratch = path.join(tmpDir, `${randomBytes(12).toString("hex")}.upload`);
     try {
-      await pipeline(typed, metered, createWriteStream(scratch, { flags: "wx" }));
+      await pipeline(metering(typed, metered), createWriteStream(scratch, { flags: "wx" }));
       return await storeImages(scratch, originalName);
     } finally {
       await rm(scratch, { force: true });

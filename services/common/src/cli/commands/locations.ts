@@ -23,6 +23,14 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit.ms;
 }
 
+/**
+ * The moment `age` ago, never before 1970: `999999w` is a valid way to say "everything", but the moment it
+ * names is before PostgreSQL's earliest timestamp, and nothing was stored before 1970 anyway.
+ */
+export function cutoffBefore(age: number): Date {
+  return new Date(Math.max(0, Date.now() - age));
+}
+
 export function registerLocations(program: Command, ctx: CliContext): void {
   const locations = program.command("locations").description("location reports of app users");
 
@@ -40,7 +48,7 @@ export function registerLocations(program: Command, ctx: CliContext): void {
         throw new CliError(`--batch: "${opts.batch}" is not a whole number from 1 to 100000`, 2);
       }
       if (opts.domain) ctx.domain(opts.domain);
-      const cutoff = new Date(Date.now() - age);
+      const cutoff = cutoffBefore(age);
       const where = `dated before ${cutoff.toISOString()}${opts.domain ? ` in ${opts.domain}` : ""}`;
       const pool = await ctx.pool();
 

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { countOlderThan, deleteOlderThan, knownNames } from "../../media/attachments-store.ts";
 import { createStorage, type Storage } from "../../media/storage.ts";
 import { type CliContext, CliError } from "../context.ts";
-import { parseDuration } from "./locations.ts";
+import { cutoffBefore, parseDuration } from "./locations.ts";
 
 /**
  * `sidecars media gc`: attachments older than a moment go, rows first (in batches, so a rerun resumes),
@@ -31,7 +31,7 @@ export function registerMedia(program: Command, ctx: CliContext): void {
       if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) {
         throw new CliError(`--batch: "${opts.batch}" is not a whole number from 1 to 10000`, 2);
       }
-      const cutoff = new Date(Date.now() - age);
+      const cutoff = cutoffBefore(age);
       const pool = await ctx.pool();
       if (opts.dryRun) {
         ctx.out(
