@@ -9,8 +9,10 @@ import { projectRoot } from "../../services/common/src/paths.ts";
 
 export interface ChildServerOptions {
   name: string;
-  /** Script path relative to the repository root. */
-  script: string;
+  /** Script path relative to the repository root, run with the bench's Node binary. */
+  script?: string;
+  /** Another program to run instead of a Node script (e.g. nginx), with `args`. */
+  program?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
   /** Base URL the server will answer on, e.g. http://127.0.0.1:1234 */
@@ -58,7 +60,11 @@ async function answers200(url: string): Promise<boolean> {
 }
 
 export async function startChildServer(o: ChildServerOptions): Promise<ChildServer> {
-  const child = spawn(process.execPath, [o.script, ...(o.args ?? [])], {
+  if (!o.program === !o.script) throw new Error(`${o.name}: give either a script or a program`);
+  const [file, args] = o.program
+    ? [o.program, o.args ?? []]
+    : [process.execPath, [o.script as string, ...(o.args ?? [])]];
+  const child = spawn(file, args, {
     cwd: projectRoot,
     env: o.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -36,7 +36,14 @@ export interface Benchmark {
   /** What `Sample.value` counts, e.g. "req/s". */
   figure: string;
   description: string;
-  start(ctx: BenchContext): Promise<{ project: Side; baseline: Side }>;
+  start(ctx: BenchContext): Promise<BenchSides>;
+}
+
+export interface BenchSides {
+  project: Side;
+  baseline: Side;
+  /** Further sides measured in the same rounds and reported against the baseline (e.g. a second baseline). */
+  extras?: Side[];
 }
 
 export interface SideResult {
@@ -55,6 +62,8 @@ export interface BenchResult {
   baseline: SideResult;
   /** project median / baseline median */
   ratio: number;
+  /** The benchmark's extra sides, each with its median / baseline median. */
+  extras?: Array<SideResult & { ratio: number }>;
 }
 
 const settingsSchema = z.object({
@@ -110,34 +119,46 @@ function progress(bench: Benchmark, step: string, side: Side, s: Sample): void {
   console.error(`${bench.name}  ${step}  ${side.label}: ${formatValue(s.value)} ${bench.figure}${latency}`);
 }
 
-/** Warm-up of each side, then `rounds` rounds of both sides, project first in odd rounds, baseline in even. */
+/**
+ * Warm-up of each side, then `rounds` rounds of all sides. With project and baseline only, the project goes
+ * first in odd rounds and the baseline in even; extra sides take their turn in the same rotation.
+ */
 export async function runBenchmark(bench: Benchmark, config: BenchConfig): Promise<BenchResult> {
   const cleanups: (() => unknown)[] = [];
   try {
     const sides = await bench.start({ config, defer: (c) => cleanups.push(c) });
-    for (const side of [sides.project, sides.baseline]) {
+    const all = [sides.project, sides.baseline, ...(sides.extras ?? [])];
+    for (const side of all) {
       progress(bench, "warm-up", side, await side.measure(config.warmUpS));
     }
-    const project: Sample[] = [];
-    const baseline: Sample[] = [];
+    const samples: Sample[][] = all.map(() => []);
     for (let round = 0; round < config.rounds; round++) {
-      const order = round % 2 === 0 ? ([true, false] as const) : ([false, true] as const);
-      for (const isProject of order) {
-        const side = isProject ? sides.project : sides.baseline;
+      for (let k = 0; k < all.length; k++) {
+        const i = (round + k) % all.length;
+        const side = all[i] as Side;
         const sample = await side.measure(config.durationS);
-        (isProject ? project : baseline).push(sample);
+        samples[i]?.push(sample);
         progress(bench, `round ${round + 1}/${config.rounds}`, side, sample);
       }
     }
-    const p = summarise(sides.project.label, project);
-    const b = summarise(sides.baseline.label, baseline);
+    const [p, b, ...extras] = all.map((side, i) => summarise(side.label, samples[i] ?? []));
+    const project = p as SideResult;
+    const baseline = b as SideResult;
     return {
       name: bench.name,
       figure: bench.figure,
       description: bench.description,
-      project: p,
-      baseline: b,
-      ratio: p.median / b.median,
+      project,
+      baseline,
+      ratio: project.median / baseline.median,
+      ...(extras.length > 0
+        ? {
+            extras: extras.map((e) => ({
+              ...(e as SideResult),
+              ratio: (e as SideResult).median / baseline.median,
+            })),
+          }
+        : {}),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) {

@@ -8,6 +8,10 @@ export interface HttpLoadOptions {
   connections: number;
   /** Every answer's body must equal this, or the measurement fails. */
   expectBody?: string;
+  /** Another request than a bare GET: every request the same. */
+  method?: "GET" | "POST" | "PUT";
+  headers?: Record<string, string>;
+  body?: Buffer | string;
 }
 
 export async function httpLoad(o: HttpLoadOptions, durationS: number): Promise<Sample> {
@@ -17,6 +21,9 @@ export async function httpLoad(o: HttpLoadOptions, durationS: number): Promise<S
     pipelining: 1,
     duration: durationS,
     ...(o.expectBody !== undefined ? { expectBody: o.expectBody } : {}),
+    ...(o.method !== undefined ? { method: o.method } : {}),
+    ...(o.headers !== undefined ? { headers: o.headers } : {}),
+    ...(o.body !== undefined ? { body: o.body } : {}),
   });
   const failed = { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, mismatches: r.mismatches };
   if (Object.values(failed).some((n) => n > 0) || r.requests.total === 0) {

@@ -23,14 +23,26 @@ export function formatTable(results: readonly BenchResult[]): string {
       "project rounds",
       "baseline rounds",
     ],
-    ...results.map((r) => [
-      r.name,
-      r.figure,
-      formatValue(r.project.median),
-      formatValue(r.baseline.median),
-      r.ratio.toFixed(2),
-      r.project.rounds.map((s) => formatValue(s.value)).join(" "),
-      r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+    ...results.flatMap((r) => [
+      [
+        r.name,
+        r.figure,
+        formatValue(r.project.median),
+        formatValue(r.baseline.median),
+        r.ratio.toFixed(2),
+        r.project.rounds.map((s) => formatValue(s.value)).join(" "),
+        r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+      ],
+      // an extra side in the project's columns, against the same baseline
+      ...(r.extras ?? []).map((e) => [
+        `${r.name} (extra: ${e.label})`,
+        r.figure,
+        formatValue(e.median),
+        formatValue(r.baseline.median),
+        e.ratio.toFixed(2),
+        e.rounds.map((s) => formatValue(s.value)).join(" "),
+        r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+      ]),
     ]),
   ];
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? "").length))) ?? [];

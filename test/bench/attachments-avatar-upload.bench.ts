@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import sharp from "sharp";
+import { projectRoot } from "../../services/common/src/paths.ts";
+import {
+  type AttachmentsService,
+  AUTHORIZATION,
+  BENCH_DOMAIN,
+  multipartBody,
+  noisePixels,
+  startAttachmentsService,
+  uploadOnce,
+} from "./attachments-support.ts";
+import type { AvatarLoopRequest, AvatarLoopResult } from "./avatar-sharp-loop.ts";
+import type { BenchContext, Benchmark, Side } from "./frame.ts";
+import { httpLoad } from "./http-load.ts";
+
+/** Uploads in flight against the service, and avatars in flight in the sharp loop. */
+const IN_FLIGHT = 4;
+
+/**
+ * A photo-like JPEG stored 1024×1280 with EXIF orientation 6 (shown 1280×1024): the avatar is the
+ * auto-rotated, centre-cropped 1024×1024 square.
+ */
+async function photo(): Promise<Buffer> {
+  const [w, h] = [128, 160];
+  return sharp(noisePixels(w, h, 2), { raw: { width: w, height: h, channels: 3 } })
+    .resize(1024, 1280, { kernel: "cubic" })
+    .jpeg({ quality: 90 })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+}
+
+/** The baseline: avatar-sharp-loop.ts in its own process, IN_FLIGHT avatars at a time. */
+function startSharpLoop(
+  ctx: BenchContext,
+  file: string,
+  images: { concurrency: number; quality: number; thumbnailSizes: number[] },
+): Side {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      "test/bench/avatar-sharp-loop.ts",
+      file,
+      String(IN_FLIGHT),
+      String(images.concurrency),
+      String(images.quality),
+      images.thumbnailSizes.join(","),
+    ],
+    { cwd: projectRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  let failure: Error | undefined;
+  child.on("error", (err) => {
+    failure = err;
+  });
+  const kill = () => child.kill("SIGTERM");
+  process.once("exit", kill);
+  ctx.defer(() => {
+    process.off("exit", kill);
+    if (child.connected) child.disconnect(); // it exits when its channel closes
+    kill();
+  });
+  return {
+    label: "bare sharp loop",
+    measure(durationS) {
+      return new Promise<AvatarLoopResult>((resolve, reject) => {
+        if (failure || !child.connected) {
+          reject(
+            new Error(`avatar-sharp-loop is not running (${failure?.message ?? `code ${child.exitCode}`})`),
+          );
+          return;
+        }
+        const onExit = (code: number | null) => reject(new Error(`avatar-sharp-loop exited (code ${code})`));
+        child.once("exit", onExit);
+        child.once("message", (result) => {
+          child.off("exit", onExit);
+          resolve(result as AvatarLoopResult);
+        });
+        child.send({ durationS } satisfies AvatarLoopRequest);
+      }).then((r) => {
+        if (r.count === 0) throw new Error("avatar-sharp-loop: no avatar completed");
+        return { value: r.count / r.elapsedS, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
+      });
+    },
+  };
+}
+
+/** Stored files under the storage root (its `.partial/` aside). */
+async function storedFiles(root: string): Promise<number> {
+  let n = 0;
+  for (const shard of await readdir(root).catch(() => [])) {
+    if (shard !== ".partial") n += (await readdir(path.join(root, shard))).length;
+  }
+  return n;
+}
+
+/**
+ * After a load, what stays is one avatar: its original and its thumbnails, as rows and as files. Uploads cut
+ * by the end of the load window may still be finishing: wait a little for them.
+ */
+async function checkOneAvatar(service: AttachmentsService, files: number): Promise<void> {
+  let rows = -1;
+  let stored = -1;
+  for (let i = 0; i < 50; i++) {
+    const r = await service.pool.query<{ n: string }>(
+      "SELECT count(*) AS n FROM attachments WHERE domain = $1",
+      [BENCH_DOMAIN],
+    );
+    rows = Number(r.rows[0]?.n);
+    stored = await storedFiles(service.storageRoot);
+    if (rows === files && stored === files) return;
+    await sleep(100);
+  }
+  console.error(
+    `attachments-avatar-upload: after the load ${rows} rows and ${stored} stored files, not ${files}: replaced avatars left behind`,
+  );
+}
+
+/** The whole upload path of an avatar against the sharp work alone. */
+export const benchmark: Benchmark = {
+  name: "attachments-avatar-upload",
+  figure: "avatars/s",
+  description:
+    `POST /api/v1/attachments/avatars of a ~1024×1280 JPEG with EXIF orientation, ${IN_FLIGHT} in flight, each ` +
+    "replacing the last (old files deleted): http-utility vs a bare sharp loop in one process doing the same " +
+    `image work (auto-rotate, square crop, one decode, original + thumbnails), ${IN_FLIGHT} in flight; goal ratio >= 0.8`,
+  async start(ctx) {
+    const service = await startAttachmentsService(ctx);
+    const images = service.config.media.images;
+    const jpeg = await photo();
+    const file = path.join(service.workDir, "avatar.jpg");
+    await writeFile(file, jpeg);
+
+    const answer = await uploadOnce(service, "avatars", jpeg, "avatar.jpg", "image/jpeg");
+    const sizes = Object.keys(answer.thumbnails).sort().join(",");
+    if (answer.width !== answer.height || sizes !== [...images.thumbnailSizes].map(String).sort().join(",")) {
+      throw new Error(`the avatar is not as expected: ${JSON.stringify(answer)}`);
+    }
+    console.error(
+      `attachments-avatar-upload: input ${jpeg.length} bytes; stored ${answer.width}×${answer.height} ` +
+        `${answer.contentType} of ${answer.size} bytes, thumbnails ${sizes}`,
+    );
+    const files = 1 + images.thumbnailSizes.length;
+    await checkOneAvatar(service, files);
+
+    const { contentType, body } = multipartBody(jpeg, "avatar.jpg", "image/jpeg");
+    const load = {
+      url: `${service.url}/api/v1/attachments/avatars`,
+      connections: IN_FLIGHT,
+      method: "POST" as const,
+      headers: { authorization: AUTHORIZATION, "content-type": contentType },
+      body,
+    };
+    return {
+      project: {
+        label: "http-utility",
+        async measure(durationS) {
+          const sample = await httpLoad(load, durationS);
+          await checkOneAvatar(service, files);
+          return sample;
+        },
+      },
+      baseline: startSharpLoop(ctx, file, images),
+    };
+  },
+};

@@ -1,0 +1,188 @@
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { deepMerge, loadConfig } from "../../services/common/src/config/load.ts";
+import type { Config } from "../../services/common/src/config/schema.ts";
+import { migrate } from "../../services/common/src/db/migrate.ts";
+import { type Pool, resolveDatabaseUrl } from "../../services/common/src/db/pool.ts";
+import { relativePathOf } from "../../services/common/src/media/fs-storage.ts";
+import { projectRoot } from "../../services/common/src/paths.ts";
+import { addUser } from "../../services/common/src/users/web-users.ts";
+import { freePort } from "../support/free-port.ts";
+import { type ChildServer, startChildServer } from "./child-server.ts";
+import type { BenchContext } from "./frame.ts";
+
+/**
+ * What the attachment benchmarks share: http-utility (services/http-utility/src/main.ts, APP_ENV=test) in its
+ * own process with a config copy (CONFIG_DIR) that adds a bench domain and points `media.storage` and
+ * `media.tmpDir` at a temporary directory of its own; one bench user in web_users; multipart bodies. All of it
+ * is undone once the benchmark ends: service stopped, the domain's rows deleted, directories removed.
+ */
+
+export const BENCH_DOMAIN = "attachments.bench.test";
+const NODE = "bench-uploader";
+const PASSWORD = "bench-uploader-secret";
+export const AUTHORIZATION = `Basic ${Buffer.from(`${NODE}@${BENCH_DOMAIN}:${PASSWORD}`).toString("base64")}`;
+
+type Json = Record<string, unknown>;
+
+export interface AttachmentsService {
+  server: ChildServer;
+  /** The configuration the service runs with. */
+  config: Config;
+  /** The service's fs storage root. */
+  storageRoot: string;
+  url: string;
+  pool: Pool;
+  /** A scratch directory of the benchmark (removed at the end), besides the service's storage. */
+  workDir: string;
+  /** The file of a stored name in the service's fs storage. */
+  fileOf(name: string): string;
+}
+
+/** A copy of config/ whose test.json also has the bench domain and `media` (merged over the repository's). */
+async function writeConfigDir(media: Json): Promise<string> {
+  const source = path.join(projectRoot, "config");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-config-"));
+  for (const f of await readdir(source)) {
+    if (f.endsWith(".json")) await copyFile(path.join(source, f), path.join(dir, f));
+  }
+  const testFile = path.join(dir, "test.json");
+  const test = JSON.parse(await readFile(testFile, "utf8")) as Json;
+  const patched = deepMerge(test, {
+    domains: {
+      [BENCH_DOMAIN]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
+    },
+    media,
+  });
+  await writeFile(testFile, `${JSON.stringify(patched, null, 2)}\n`);
+  return dir;
+}
+
+async function deleteBenchRows(pool: Pool): Promise<void> {
+  // avatars and variants go with their attachments (ON DELETE CASCADE)
+  await pool.query("DELETE FROM attachments WHERE domain = $1", [BENCH_DOMAIN]);
+  await pool.query("DELETE FROM web_users WHERE domain = $1", [BENCH_DOMAIN]);
+  await pool.query("DELETE FROM auth_failures WHERE domain = $1", [BENCH_DOMAIN]);
+}
+
+/** Starts http-utility with its own storage root; `media` is merged into the config's `media` section. */
+export async function startAttachmentsService(
+  ctx: BenchContext,
+  media: Json = {},
+): Promise<AttachmentsService> {
+  const base = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-attachments-"));
+  ctx.defer(() => rm(base, { recursive: true, force: true }));
+  const storageRoot = path.join(base, "storage");
+  const workDir = path.join(base, "work");
+  await mkdir(workDir);
+  const configDir = await writeConfigDir(
+    deepMerge(
+      { storage: { kind: "fs", options: { root: storageRoot } }, tmpDir: path.join(base, "tmp") },
+      media,
+    ),
+  );
+  ctx.defer(() => rm(configDir, { recursive: true, force: true }));
+  const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
+
+  // the database the service will use: DATABASE_URL if set, otherwise the embedded one under var/postgres
+  const config: Config = loadConfig({ env });
+  const url = await resolveDatabaseUrl(config);
+  await migrate({ databaseUrl: url });
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  ctx.defer(() => pool.end());
+  await deleteBenchRows(pool); // left over by an interrupted run
+  ctx.defer(() => deleteBenchRows(pool));
+  const domain = config.domains[BENCH_DOMAIN];
+  if (!domain) throw new Error(`${BENCH_DOMAIN} is missing from the bench config`);
+  await addUser(pool, { node: NODE, domain: BENCH_DOMAIN }, { cleartext: PASSWORD }, domain);
+
+  const port = await freePort();
+  const server = await startChildServer({
+    name: "http-utility",
+    script: "services/http-utility/src/main.ts",
+    env: { ...env, HTTP_UTILITY_PORT: String(port) },
+    url: `http://127.0.0.1:${port}`,
+    readyPath: "/healthz",
+  });
+  ctx.defer(server.stop);
+  return {
+    server,
+    config,
+    storageRoot,
+    url: server.url,
+    pool,
+    workDir,
+    fileOf: (name) => path.join(storageRoot, relativePathOf(name)),
+  };
+}
+
+/** The framing of one file in the field `attachments`: what goes before its bytes and after them. */
+export function multipartFraming(filename: string, contentType: string) {
+  const boundary = `----bench${Math.random().toString(16).slice(2)}`;
+  return {
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    head: Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="${filename}"\r\n` +
+        `Content-Type: ${contentType}\r\n\r\n`,
+    ),
+    tail: Buffer.from(`\r\n--${boundary}--\r\n`),
+  };
+}
+
+/** A whole multipart body of one file. */
+export function multipartBody(file: Buffer, filename: string, fileType: string) {
+  const f = multipartFraming(filename, fileType);
+  return { contentType: f.contentType, body: Buffer.concat([f.head, file, f.tail]) };
+}
+
+export interface UploadAnswer {
+  fileName: string;
+  url: string;
+  thumbnailUrl: string | null;
+  thumbnails: Record<string, string>;
+  contentType: string;
+  size: number;
+  width: number | null;
+  height: number | null;
+}
+
+/** One upload through the API, checked: the stored attachment's answer. */
+export async function uploadOnce(
+  service: AttachmentsService,
+  kind: "pictures" | "avatars" | "videos",
+  file: Buffer,
+  filename: string,
+  fileType: string,
+): Promise<UploadAnswer> {
+  const { contentType, body } = multipartBody(file, filename, fileType);
+  const res = await fetch(`${service.url}/api/v1/attachments/${kind}`, {
+    method: "POST",
+    headers: { authorization: AUTHORIZATION, "content-type": contentType },
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`POST ${kind}: answered ${res.status} ${text.slice(0, 500)}`);
+  const answer = (JSON.parse(text) as { attachments: UploadAnswer[] }).attachments[0];
+  if (!answer) throw new Error(`POST ${kind}: no attachment in ${text.slice(0, 500)}`);
+  return answer;
+}
+
+/** The stored name at the end of an attachment URL. */
+export const nameOf = (url: string) => new URL(url).pathname.split("/").at(-1) ?? "";
+
+/** `width`×`height` RGB pixels of noise from a seeded generator (mulberry32): the same images every run. */
+export function noisePixels(width: number, height: number, seed: number): Buffer {
+  let s = seed | 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+  const data = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < data.length; i++) data[i] = next() & 0xff;
+  return data;
+}
