@@ -2,12 +2,13 @@
 # Installs the Debian packages the test suites need, when they are missing:
 #   ejabberd  test/ejabberd.test.ts, test/registration.test.ts (ejabberd 23.01 calling our extauth program)
 #   chromium  the API documentation page in a real browser (services/http-utility/src/openapi/routes.test.ts)
+#   ffmpeg    video posters (services/http-utility/src/attachments/video-poster.test.ts, videos.test.ts)
 # As root: apt-get install (apt-get update first only when needed). Otherwise: one line saying what to
 # install, exit 1. The tests start their own ejabberd as an unprivileged user: the package must not leave a
 # system ejabberd running, so services are kept from starting while it installs.
 set -euo pipefail
 
-PACKAGES=(ejabberd chromium)
+PACKAGES=(ejabberd chromium ffmpeg)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]

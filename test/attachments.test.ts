@@ -216,6 +216,7 @@ describe("a 1 GiB video upload", () => {
         );
       }, 50);
       let result: Awaited<ReturnType<typeof uploadVideo>>;
+      const started = performance.now();
       try {
         result = await uploadVideo(server.url, GiB);
       } finally {
@@ -227,8 +228,9 @@ describe("a 1 GiB video upload", () => {
       };
       expect(answer.attachments[0]).toMatchObject({ size: GiB, sha256: result.sha256 });
       const growth = peak - before;
+      const seconds = (performance.now() - started) / 1000;
       console.info(
-        `1 GiB upload: RSS ${Math.round(before / 2 ** 20)} MiB before, peak growth ${Math.round(growth / 2 ** 20)} MiB`,
+        `1 GiB upload in ${seconds.toFixed(2)} s: RSS ${Math.round(before / 2 ** 20)} MiB before, peak growth ${Math.round(growth / 2 ** 20)} MiB`,
       );
       expect(growth).toBeLessThan(64 * 1024 * 1024);
 

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
@@ -71,6 +72,9 @@ export const benchmark: Benchmark = {
     "http-utility (APP_ENV=test, fs storage) vs nginx (1 worker, sendfile) serving the same file from disk; " +
     "extra: bare node:http + fs.createReadStream; goal ratio >= 0.4",
   async start(ctx) {
+    if (!existsSync(NGINX)) {
+      throw new Error(`the baseline is nginx, and ${NGINX} is missing: apt-get install nginx (Debian)`);
+    }
     const service = await startAttachmentsService(ctx);
     const answer = await uploadOnce(service, "pictures", await noisyPicture(), "noise.jpg", "image/jpeg");
     if (!answer.thumbnailUrl) throw new Error("the picture got no thumbnail");

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { PassThrough, Readable, Transform, type TransformCallback } from "node:stream";
+import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Request } from "express";
 import { fileTypeFromBuffer } from "file-type";
@@ -14,6 +14,7 @@ import type { StoredFile } from "../../../common/src/media/attachments-store.ts"
 import { newKey } from "../../../common/src/media/keys.ts";
 import { bufferReleaser } from "../../../common/src/media/release-buffers.ts";
 import type { Storage } from "../../../common/src/media/storage.ts";
+import { StreamHash } from "../../../common/src/media/stream-hash.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
 import { type createImages, type EncodedImage, ImageError } from "./images.ts";
 import { acceptType, fileTooLarge } from "./upload-policy.ts";
@@ -41,17 +42,21 @@ export interface EngineDeps {
 
 const WHAT: Record<UploadKind, string> = { pictures: "pictures", avatars: "avatars", videos: "videos" };
 
-/** Counts and hashes what passes; errors (so nothing is committed) once more than `limit` bytes passed. */
+/**
+ * Counts what passes, and hashes it when asked (videos: images are hashed as stored, after re-encoding);
+ * errors (so nothing is committed) once more than `limit` bytes passed.
+ */
 class Metered extends Transform {
   size = 0;
-  readonly hash = createHash("sha256");
+  readonly hash: StreamHash | undefined;
   private readonly release = bufferReleaser();
   private readonly limit: number;
   private readonly what: string;
-  constructor(limit: number, what: string) {
+  constructor(limit: number, what: string, hash: boolean) {
     super({ highWaterMark: 1024 * 1024 });
     this.limit = limit;
     this.what = what;
+    this.hash = hash ? new StreamHash() : undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
     this.size += chunk.length;
@@ -59,9 +64,14 @@ class Metered extends Transform {
       done(fileTooLarge(this.what, this.limit));
       return;
     }
-    this.hash.update(chunk);
     this.release(chunk.length);
-    done(null, chunk);
+    const behind = this.hash?.update(chunk);
+    if (behind) behind.then(() => done(null, chunk), done);
+    else done(null, chunk);
+  }
+  override _destroy(err: Error | null, done: (err: Error | null) => void) {
+    if (err) this.hash?.abort();
+    done(err);
   }
 }
 
@@ -201,21 +211,22 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
       typed.resume(); // the rest of this part is read and dropped; multer drains the request
       throw err;
     }
-    const metered = new Metered(limits.maxBytes, what);
+    const metered = new Metered(limits.maxBytes, what, kind === "videos");
     const originalName = file.originalname ?? "";
 
     if (kind === "videos") {
       const name = newKey(accepted.extension);
-      const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-      // errors of the source or the meter reach `body`, and through it the backend's write, which then removes it
-      pipeline(metering(typed, metered), body).catch(() => {});
-      await deps.storage.put(name, body, { contentType: accepted.contentType });
-      const main: StoredFile = {
-        name,
-        contentType: accepted.contentType,
-        size: metered.size,
-        sha256: metered.hash.digest("hex"),
-      };
+      // the meter's errors (the size limit) and the source's (a cut connection) fail the backend's write,
+      // which then removes what it wrote
+      await deps.storage.put(name, metering(typed, metered), { contentType: accepted.contentType });
+      let sha256: string;
+      try {
+        sha256 = await (metered.hash as StreamHash).digest();
+      } catch (err) {
+        await deps.storage.delete(name);
+        throw err;
+      }
+      const main: StoredFile = { name, contentType: accepted.contentType, size: metered.size, sha256 };
       return { ...main, originalName, variants: await posterOf(name) };
     }
 
