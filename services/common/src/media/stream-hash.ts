@@ -3,10 +3,12 @@ import { Worker } from "node:worker_threads";
 /**
  * SHA-256 of a stream, computed on a worker thread. Hashing costs about 0.75 s of CPU per GiB here, which
  * on the event loop would be half of a large upload's time and would stall every other request meanwhile;
- * on a worker it overlaps the receiving and the writing. Data goes over through a ring of 1 MiB slots in
- * memory shared with the worker (a copy costs far less than the hash; nothing is allocated per batch, so
- * neither thread piles up garbage): `update` answers a promise to wait on when every slot is taken, which is
- * how an upload's stream slows down instead of queueing memory.
+ * on a worker it overlaps the receiving and the writing. Data goes over in 1 MiB buffers that travel to the
+ * worker and back (transferred, never copied between threads; the copy into a buffer costs far less than the
+ * hash; nothing is allocated per batch, so neither thread piles up garbage). A SharedArrayBuffer would save
+ * the trip back, but V8 copies into shared memory element by element: three times slower than the hash.
+ * `update` answers a promise to wait on when all 4 buffers are with the worker, which is how an upload's
+ * stream slows down instead of queueing memory.
  */
 
 const BATCH = 1024 * 1024;
@@ -20,17 +22,17 @@ const hashes = new Map();
 parentPort.on("message", (m) => {
   if (m.abort) { hashes.delete(m.id); return; }
   let h = hashes.get(m.id);
-  if (!h) { h = { hash: createHash("sha256"), ring: m.ring }; hashes.set(m.id, h); }
-  if (m.length) {
-    h.hash.update(new Uint8Array(h.ring, m.slot * ${BATCH}, m.length));
-    parentPort.postMessage({ id: m.id, slot: m.slot });
+  if (!h) { h = createHash("sha256"); hashes.set(m.id, h); }
+  if (m.data) {
+    h.update(new Uint8Array(m.data, 0, m.length));
+    parentPort.postMessage({ id: m.id, data: m.data }, [m.data]);
   }
-  if (m.end) { hashes.delete(m.id); parentPort.postMessage({ id: m.id, digest: h.hash.digest("hex") }); }
+  if (m.end) { hashes.delete(m.id); parentPort.postMessage({ id: m.id, digest: h.digest("hex") }); }
 });
 `;
 
 interface Waiter {
-  onAck: (slot: number) => void;
+  onAck: (buffer: ArrayBuffer) => void;
   onDigest: (hex: string) => void;
   onError: (err: Error) => void;
 }
@@ -43,9 +45,9 @@ function hashWorker(): Worker {
   if (worker) return worker;
   const w = new Worker(WORKER, { eval: true, name: "sha256" });
   w.unref(); // never what keeps a process alive
-  w.on("message", (m: { id: number; slot?: number; digest?: string }) => {
+  w.on("message", (m: { id: number; data?: ArrayBuffer; digest?: string }) => {
     const waiter = waiters.get(m.id);
-    if (m.slot !== undefined) waiter?.onAck(m.slot);
+    if (m.data) waiter?.onAck(m.data);
     if (m.digest !== undefined) waiter?.onDigest(m.digest);
   });
   const fail = (err: Error) => {
@@ -62,20 +64,17 @@ function hashWorker(): Worker {
 export class StreamHash {
   readonly #id = nextId++;
   readonly #worker = hashWorker();
-  readonly #ring = new SharedArrayBuffer(BATCH * SLOTS);
-  readonly #free: number[] = Array.from({ length: SLOTS }, (_, i) => i);
-  #slot = this.#free.pop() as number;
-  #batch = Buffer.from(this.#ring, this.#slot * BATCH, BATCH);
+  readonly #free: ArrayBuffer[] = Array.from({ length: SLOTS - 1 }, () => new ArrayBuffer(BATCH));
+  #batch: Buffer = Buffer.from(new ArrayBuffer(BATCH));
   #filled = 0;
-  #sentRing = false;
   #resume: (() => void) | undefined;
   #failed: Error | undefined;
   #digest: { resolve: (hex: string) => void; reject: (err: Error) => void } | undefined;
 
   constructor() {
     waiters.set(this.#id, {
-      onAck: (slot) => {
-        this.#free.push(slot);
+      onAck: (buffer) => {
+        this.#free.push(buffer);
         const resume = this.#resume;
         this.#resume = undefined;
         resume?.();
@@ -100,7 +99,7 @@ export class StreamHash {
     if (this.#filled < BATCH) return undefined;
     this.#send();
     const rest = chunk.subarray(n);
-    // the next slot is free: carry on (a chunk is never larger than a slot in practice; if it is, go round)
+    // a buffer is free: carry on (a chunk larger than a buffer goes round)
     if (this.#take()) return rest.length > 0 ? this.update(rest) : undefined;
     return new Promise((resolve, reject) => {
       this.#resume = () => {
@@ -120,7 +119,7 @@ export class StreamHash {
     return new Promise((resolve, reject) => {
       this.#digest = { resolve, reject };
       if (this.#filled > 0) this.#send();
-      this.#worker.postMessage({ id: this.#id, ring: this.#sentRing ? undefined : this.#ring, end: true });
+      this.#worker.postMessage({ id: this.#id, end: true });
     });
   }
 
@@ -130,21 +129,18 @@ export class StreamHash {
     this.#worker.postMessage({ id: this.#id, abort: true });
   }
 
-  /** Hands the current slot to the worker. */
+  /** Hands the current buffer to the worker. */
   #send() {
-    const ring = this.#sentRing ? undefined : this.#ring;
-    this.#sentRing = true;
-    this.#worker.postMessage({ id: this.#id, ring, slot: this.#slot, length: this.#filled });
-    this.#slot = -1;
+    const data = this.#batch.buffer as ArrayBuffer;
+    this.#worker.postMessage({ id: this.#id, data, length: this.#filled }, [data]);
     this.#filled = 0;
   }
 
-  /** Takes a free slot to fill next, if there is one. */
+  /** Takes a free buffer to fill next, if there is one. */
   #take(): boolean {
-    const slot = this.#free.pop();
-    if (slot === undefined) return false;
-    this.#slot = slot;
-    this.#batch = Buffer.from(this.#ring, slot * BATCH, BATCH);
+    const buffer = this.#free.pop();
+    if (buffer === undefined) return false;
+    this.#batch = Buffer.from(buffer);
     return true;
   }
 }
