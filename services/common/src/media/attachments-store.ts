@@ -118,9 +118,12 @@ export async function recordAttachments(
       { ...a, parent: null, variant: null, originalName: a.originalName },
       ...a.variants.map((v) => ({ ...v, parent: a.name, originalName: null })),
     ]);
+    // created_at in whole milliseconds: the video list's cursor carries it as a JS Date, and a cursor cut
+    // from microseconds would skip the rows of the same upload (one transaction, one now()) after it
     await client.query(
-      `INSERT INTO attachments (name, parent, variant, domain, node, kind, original_name, content_type, size, sha256, width, height)
-       SELECT r.name, r.parent, r.variant, $1, $2, $3, r.original_name, r.content_type, r.size, decode(r.sha256, 'hex'), r.width, r.height
+      `INSERT INTO attachments (name, parent, variant, domain, node, kind, original_name, content_type, size, sha256, width, height, created_at)
+       SELECT r.name, r.parent, r.variant, $1, $2, $3, r.original_name, r.content_type, r.size, decode(r.sha256, 'hex'), r.width, r.height,
+         date_trunc('milliseconds', now())
        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::int[], $12::int[])
          AS r(name, parent, variant, original_name, content_type, size, sha256, width, height)`,
       [

@@ -87,6 +87,9 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
 
     async put(key, body: Readable) {
       const file = fileOf(key);
+      // the body may fail (a size limit, a cut connection) before the pipeline below listens: without a
+      // listener that error would be uncaught; the pipeline still sees it (`body.errored`)
+      body.on("error", () => {});
       await mkdir(partialDir, { recursive: true });
       const partial = path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
       try {

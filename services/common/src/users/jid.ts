@@ -8,11 +8,17 @@ export interface Jid {
 }
 
 const FORBIDDEN_IN_NODE = /[\s"&'/:<>@]/;
+// RFC 6122 nodeprep prohibits control characters; PostgreSQL text cannot hold NUL at all
+const isControl = (c: string) => {
+  const code = c.charCodeAt(0);
+  return code < 0x20 || code === 0x7f;
+};
 
 export function validateNode(node: string): string | undefined {
   if (node.length === 0) return "the user part is empty";
   if (Buffer.byteLength(node) > 1023) return "the user part is longer than 1023 bytes";
   if (FORBIDDEN_IN_NODE.test(node)) return `the user part may not contain spaces or any of " & ' / : < > @`;
+  if ([...node].some(isControl)) return "the user part may not contain control characters";
   return undefined;
 }
 

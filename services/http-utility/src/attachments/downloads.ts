@@ -98,6 +98,11 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     res.setHeader("Cross-Origin-Resource-Policy", "cross-origin");
   }
 
+  /** Removes the file's headers from an answer that turned out not to be the file. */
+  function clearHeaders(res: Response) {
+    for (const h of res.getHeaderNames()) if (h !== "x-request-id") res.removeHeader(h);
+  }
+
   /** A Range header counts only when If-Range (if any) still names this content. */
   function rangeApplies(req: Request, res: Response): boolean {
     const ifRange = req.get("If-Range");
@@ -126,7 +131,11 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     const ranges =
       req.get("Range") && rangeApplies(req, res) ? req.range(row.size, { combine: true }) : undefined;
     if (ranges === -1) {
+      // an answer about this request, not the file: without the file's year-long `public` caching a shared
+      // cache would keep this error for the URL
+      clearHeaders(res);
       res.status(416).setHeader("Content-Range", `bytes */${row.size}`);
+      res.setHeader("Accept-Ranges", "bytes");
       res.json({
         error: {
           code: "range_not_satisfiable",
@@ -158,7 +167,7 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     } catch (err) {
       if (!(err instanceof MissingObjectError)) throw err;
       // a row whose file is gone (deleted a moment ago by another process): no such attachment
-      for (const h of res.getHeaderNames()) if (h !== "x-request-id") res.removeHeader(h);
+      clearHeaders(res);
       res.status(200);
       throw notFound("attachment");
     }

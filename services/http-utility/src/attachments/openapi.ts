@@ -318,7 +318,7 @@ function upload(kind: UploadKind, summary: string, description: string): ZodOpen
         content: { "application/json": { schema: uploadAnswer } },
       },
       "400": errorResponse(
-        "no_files: no file in the field `attachments`; unexpected_field: a file in another field; bad_request: a malformed multipart body",
+        "no_files: no file in the field `attachments`; unexpected_field: a file in another field; invalid_multipart: a malformed multipart body (no boundary, cut short, too many fields)",
       ),
       "413": errorResponse(
         `file_too_large: a file over \`media.uploads.${kind}.maxBytes\` (${mib(limits.maxBytes)} by default); too_many_files: more than \`media.uploads.${kind}.maxFiles\` (${limits.maxFiles} by default); quota_exceeded: the upload would take the caller over \`media.quotaBytes\`. Nothing is stored`,

@@ -1,4 +1,4 @@
-import { type Request, type Response, Router } from "express";
+import { type NextFunction, type Request, type Response, Router } from "express";
 import { LRUCache } from "lru-cache";
 import { notFound } from "../../../common/src/errors.ts";
 import { validated } from "../../../common/src/http/validate.ts";
@@ -11,6 +11,7 @@ import {
   variantsOf,
 } from "../../../common/src/media/attachments-store.ts";
 import { isKey } from "../../../common/src/media/keys.ts";
+import { validateNode } from "../../../common/src/users/jid.ts";
 import type { AppDeps } from "../app.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import { createDownloads } from "./downloads.ts";
@@ -87,10 +88,22 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
   async function avatar(filename: string, domain: string | undefined) {
     if (isKey(filename)) return { row: await stored(filename, "avatar"), cacheControl: undefined };
     const [node, at] = filename.split("@", 2);
+    // not a stored name, and not a user part either (`../x`, a NUL): no such avatar, not a generated face
+    if (validateNode(node ?? "")) throw notFound("avatar");
     const wanted = domain ?? at;
     const domains = wanted ? [wanted] : Object.keys(deps.config.domains);
     const rows = await findAvatar(pool, (node ?? "").toLowerCase(), domains);
     return rows.length === 1 && rows[0] ? { row: rows[0], cacheControl: BY_NODE } : undefined;
+  }
+
+  /**
+   * What a node's generated avatar is drawn from: `<node>@<domain>` when the domain is known, whether the
+   * URL says it with `@` or `?domain=`, so that both URLs of one user show the same face.
+   */
+  function drawnFrom(filename: string, domain: string | undefined): string {
+    const [node, at] = filename.split("@", 2);
+    const wanted = domain ?? at;
+    return wanted ? `${node}@${wanted}` : filename;
   }
 
   async function generated(
@@ -127,7 +140,14 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
       const found = await avatar(filename, query.domain);
       if (!found) {
         // the same URL serves the real avatar once its owner uploads one: revalidated like it
-        await generated(req, res, filename, media.generated.thumbnailSize, "png", BY_NODE);
+        await generated(
+          req,
+          res,
+          drawnFrom(filename, query.domain),
+          media.generated.thumbnailSize,
+          "png",
+          BY_NODE,
+        );
         return;
       }
       await downloads.send(req, res, await sized(found.row, query.size ?? smallest()), found.cacheControl);
@@ -139,7 +159,14 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
       const filename = String(req.params.filename);
       const found = await avatar(filename, query.domain);
       if (!found) {
-        await generated(req, res, filename, media.generated.defaultSize, "png", BY_NODE);
+        await generated(
+          req,
+          res,
+          drawnFrom(filename, query.domain),
+          media.generated.defaultSize,
+          "png",
+          BY_NODE,
+        );
         return;
       }
       await downloads.send(req, res, await sized(found.row, query.size), found.cacheControl);
@@ -208,6 +235,12 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
     } catch (err) {
       next(err);
     }
+  });
+
+  // a name that is not even valid percent-encoding (`..%c0%af`) names no attachment: the same 404 as any
+  // other name without a row, rather than express's 400 for a parameter it cannot decode
+  router.use((err: unknown, _req: Request, _res: Response, next: NextFunction) => {
+    next(err instanceof URIError ? notFound("attachment") : err);
   });
 
   return router;

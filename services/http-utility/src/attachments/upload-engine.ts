@@ -128,6 +128,10 @@ export function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; b
  */
 function metering(source: Readable, metered: Metered): Metered {
   source.once("error", (err) => metered.destroy(err));
+  // Whoever reads `metered` (the backend's write) learns of its errors from the stream itself, also of one
+  // that came before it listened (fs storage awaits a mkdir first; a small file is all there by then): this
+  // listener only keeps such an early error from being an uncaught exception that ends the process.
+  metered.on("error", () => {});
   source.pipe(metered);
   return metered;
 }

@@ -16,8 +16,17 @@ export interface AcceptedType {
   extension: string;
 }
 
-/** Declared types that say nothing: clients send these for any file. */
-const GENERIC = new Set(["", "application/octet-stream", "binary/octet-stream", "application/x-binary"]);
+/**
+ * Declared types that say nothing: clients send these for any file. text/plain is what a part without a
+ * Content-Type header is (RFC 7578 §4.4, and busboy reports it so): older clients send files that way.
+ */
+const GENERIC = new Set([
+  "",
+  "application/octet-stream",
+  "binary/octet-stream",
+  "application/x-binary",
+  "text/plain",
+]);
 
 const family = (mime: string) => mime.split("/", 1)[0]?.toLowerCase() ?? "";
 
@@ -97,4 +106,11 @@ export const notMultipart = () =>
     415,
     "multipart_required",
     "Uploads are multipart/form-data with the file(s) in the field `attachments`.",
+  );
+
+export const malformedMultipart = (problem: string) =>
+  new HttpError(
+    400,
+    "invalid_multipart",
+    `The multipart body could not be read (${problem}): send the file(s) in the field \`attachments\`, with at most 20 short text fields.`,
   );

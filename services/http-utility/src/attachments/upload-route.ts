@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response } from "express";
 import multer from "multer";
 import type { MediaConfig, UploadKind } from "../../../common/src/config/media-schema.ts";
 import type { Pool } from "../../../common/src/db/pool.ts";
+import { HttpError } from "../../../common/src/errors.ts";
 import type { Logger } from "../../../common/src/logger.ts";
 import {
   type AttachmentKind,
@@ -17,7 +18,14 @@ import {
   type EngineDeps,
   type UploadedAttachment,
 } from "./upload-engine.ts";
-import { fileTooLarge, noFiles, notMultipart, tooManyFiles, unexpectedField } from "./upload-policy.ts";
+import {
+  fileTooLarge,
+  malformedMultipart,
+  noFiles,
+  notMultipart,
+  tooManyFiles,
+  unexpectedField,
+} from "./upload-policy.ts";
 
 /**
  * One upload endpoint: the caller's quota, multer with the kind's limits and our engine, then the rows of
@@ -48,6 +56,16 @@ export interface UploadRouteDeps extends EngineDeps {
   onDeleted: (names: string[]) => void;
 }
 
+/**
+ * busboy's and multer's own errors about the body (no boundary, a body cut short, a broken part header, a
+ * client gone): the sender's problem, not an internal error. Our engine's and the backend's errors are
+ * neither these messages nor of these origins.
+ */
+const UNREADABLE =
+  /^(Multipart: |Malformed (part header|content type)|Unexpected end of (form|file)|Request (aborted|closed))/;
+const isUnreadableBody = (err: unknown) =>
+  err instanceof Error && !(err instanceof HttpError) && UNREADABLE.test(err.message);
+
 export function uploadRoute(
   kind: UploadKind,
   deps: UploadRouteDeps,
@@ -64,6 +82,9 @@ export function uploadRoute(
       parts: limits.maxFiles + 20,
       headerPairs: 100,
     },
+    // browsers, OkHttp and fetch send a filename's UTF-8 bytes as they are: latin1 (busboy's default) would
+    // answer "été.jpg" as "Ã©tÃ©.jpg"
+    defParamCharset: "utf8",
   }).array("attachments", limits.maxFiles);
 
   const removeFiles = (files: UploadedAttachment[]) =>
@@ -74,8 +95,9 @@ export function uploadRoute(
   const beforeUpload: RequestHandler = async (req, res, next) => {
     try {
       if (!req.is("multipart/form-data")) throw notMultipart();
-      if (deps.media.quotaBytes > 0) {
-        // refused before a byte is read when the quota is already spent (the exact check is at the end)
+      // refused before a byte is read when the quota is already spent (the exact check is at the end); not
+      // for an avatar, which replaces the one before it and may fit once that one is gone
+      if (deps.media.quotaBytes > 0 && kind !== "avatars") {
         const caller = callerOf(res);
         if (caller.kind !== "app") throw new Error("upload reached without an app caller");
         const used = await usedBytes(deps.pool, caller.jid);
@@ -107,12 +129,10 @@ export function uploadRoute(
               err.field === "attachments" ? tooManyFiles(kind, limits.maxFiles) : unexpectedField(err.field),
             );
           default:
-            return next(
-              Object.assign(new Error(err.message), { status: 400, expose: true, multer: err.code }),
-            );
+            return next(malformedMultipart(err.message));
         }
       }
-      next(err);
+      next(isUnreadableBody(err) ? malformedMultipart((err as Error).message) : err);
     });
   };
 
