@@ -63,6 +63,13 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
   }
   const root = path.resolve(fromRoot(parsed.data.root));
   const partialDir = path.join(root, PARTIAL);
+  // shard directories known to exist: a mkdir less per write (one removed under us is made again)
+  const made = new Set<string>();
+  const ensureDir = async (dir: string) => {
+    if (made.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    made.add(dir);
+  };
 
   /** The file of a key; `assertKey` has already ruled out separators, dots and encodings. */
   function fileOf(key: string): string {
@@ -103,8 +110,13 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
         } finally {
           await handle.close();
         }
-        await mkdir(path.dirname(file), { recursive: true });
-        await rename(partial, file);
+        await ensureDir(path.dirname(file));
+        await rename(partial, file).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== "ENOENT") throw err;
+          made.clear(); // someone removed a directory under us (an operator cleaning up): make it again
+          await ensureDir(path.dirname(file));
+          await rename(partial, file);
+        });
       } catch (err) {
         await rm(partial, { force: true });
         throw err;

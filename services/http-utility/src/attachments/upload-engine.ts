@@ -170,21 +170,19 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
         if (err instanceof ImageError) throw new HttpError(422, err.code, err.message);
         throw err;
       });
-    const stored: StoredFile[] = [];
-    try {
-      const main = await putImage(processed.original);
-      stored.push(main);
-      const variants = [];
-      for (const t of processed.thumbnails) {
-        const v = await putImage(t);
-        stored.push(v);
-        variants.push({ ...v, variant: String(t.size) });
-      }
-      return { ...main, originalName: original, variants };
-    } catch (err) {
+    // the original and its thumbnails are written at once, each waiting on its own fsync; when one fails,
+    // the others are let finish and removed, so nothing stays behind
+    const images = [processed.original, ...processed.thumbnails];
+    const results = await Promise.allSettled(images.map((image) => putImage(image)));
+    const stored = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) {
       await removeAll(stored);
-      throw err;
+      throw failed.reason;
     }
+    const [main, ...thumbnails] = stored as [StoredFile, ...StoredFile[]];
+    const variants = thumbnails.map((v, i) => ({ ...v, variant: String(processed.thumbnails[i]?.size) }));
+    return { ...main, originalName: original, variants };
   }
 
   /** A video's poster thumbnails, when ffmpeg and a local file are there; never fails the upload. */
