@@ -1,9 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import sharp from "sharp";
-import { projectRoot } from "../../services/common/src/paths.ts";
 import {
   type AttachmentsService,
   AUTHORIZATION,
@@ -13,7 +11,7 @@ import {
   startAttachmentsService,
   uploadOnce,
 } from "./attachments-support.ts";
-import type { AvatarLoopRequest, AvatarLoopResult } from "./avatar-sharp-loop.ts";
+import { loopSide } from "./closed-loop.ts";
 import type { BenchContext, Benchmark, Side } from "./frame.ts";
 import { httpLoad } from "./http-load.ts";
 
@@ -39,52 +37,19 @@ function startSharpLoop(
   file: string,
   images: { concurrency: number; quality: number; thumbnailSizes: number[] },
 ): Side {
-  const child: ChildProcess = spawn(
-    process.execPath,
+  return loopSide(
+    ctx,
+    "bare sharp loop",
+    "test/bench/avatar-sharp-loop.ts",
     [
-      "test/bench/avatar-sharp-loop.ts",
       file,
       String(IN_FLIGHT),
       String(images.concurrency),
       String(images.quality),
       images.thumbnailSizes.join(","),
     ],
-    { cwd: projectRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] },
+    "avatar",
   );
-  let failure: Error | undefined;
-  child.on("error", (err) => {
-    failure = err;
-  });
-  const kill = () => child.kill("SIGTERM");
-  process.once("exit", kill);
-  ctx.defer(() => {
-    process.off("exit", kill);
-    if (child.connected) child.disconnect(); // it exits when its channel closes
-    kill();
-  });
-  return {
-    label: "bare sharp loop",
-    measure(durationS) {
-      return new Promise<AvatarLoopResult>((resolve, reject) => {
-        if (failure || !child.connected) {
-          reject(
-            new Error(`avatar-sharp-loop is not running (${failure?.message ?? `code ${child.exitCode}`})`),
-          );
-          return;
-        }
-        const onExit = (code: number | null) => reject(new Error(`avatar-sharp-loop exited (code ${code})`));
-        child.once("exit", onExit);
-        child.once("message", (result) => {
-          child.off("exit", onExit);
-          resolve(result as AvatarLoopResult);
-        });
-        child.send({ durationS } satisfies AvatarLoopRequest);
-      }).then((r) => {
-        if (r.count === 0) throw new Error("avatar-sharp-loop: no avatar completed");
-        return { value: r.count / r.elapsedS, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
-      });
-    },
-  };
 }
 
 /** Stored files under the storage root (its `.partial/` aside). */

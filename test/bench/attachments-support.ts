@@ -9,6 +9,7 @@ import { type Pool, resolveDatabaseUrl } from "../../services/common/src/db/pool
 import { relativePathOf } from "../../services/common/src/media/fs-storage.ts";
 import { projectRoot } from "../../services/common/src/paths.ts";
 import { addUser } from "../../services/common/src/users/web-users.ts";
+import type { UploadAnswer } from "../../services/http-utility/src/attachments/upload-route.ts";
 import { freePort } from "../support/free-port.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext } from "./frame.ts";
@@ -135,17 +136,6 @@ export function multipartFraming(filename: string, contentType: string) {
 export function multipartBody(file: Buffer, filename: string, fileType: string) {
   const f = multipartFraming(filename, fileType);
   return { contentType: f.contentType, body: Buffer.concat([f.head, file, f.tail]) };
-}
-
-export interface UploadAnswer {
-  fileName: string;
-  url: string;
-  thumbnailUrl: string | null;
-  thumbnails: Record<string, string>;
-  contentType: string;
-  size: number;
-  width: number | null;
-  height: number | null;
 }
 
 /** One upload through the API, checked: the stored attachment's answer. */

@@ -1,5 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { projectRoot } from "../../services/common/src/paths.ts";
 import { addUser, credentialsFor } from "../../services/common/src/users/web-users.ts";
 import {
   AUTH_CONNECTIONS,
@@ -9,8 +7,8 @@ import {
   query,
   startAuthService,
 } from "./auth-support.ts";
+import { loopSide } from "./closed-loop.ts";
 import type { BenchContext, Benchmark, Side } from "./frame.ts";
-import type { LoopRequest, LoopResult } from "./pbkdf2-loop.ts";
 
 /** Distinct users, taken in turn; the domain caches nothing (cacheTtlSeconds 0), so every check verifies. */
 const USERS = 1000;
@@ -22,49 +20,13 @@ const CHECK_KEY_LENGTH = 32;
 
 /** The baseline: bare crypto.pbkdf2 in its own process, AUTH_CONNECTIONS derivations in flight. */
 function startPbkdf2Loop(ctx: BenchContext, iterations: number): Side {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      "test/bench/pbkdf2-loop.ts",
-      String(iterations),
-      String(CHECK_KEY_LENGTH),
-      CHECK_HASH,
-      String(AUTH_CONNECTIONS),
-    ],
-    { cwd: projectRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  return loopSide(
+    ctx,
+    "crypto.pbkdf2",
+    "test/bench/pbkdf2-loop.ts",
+    [String(iterations), String(CHECK_KEY_LENGTH), CHECK_HASH, String(AUTH_CONNECTIONS)],
+    "derivation",
   );
-  let failure: Error | undefined;
-  child.on("error", (err) => {
-    failure = err;
-  });
-  const kill = () => child.kill("SIGTERM");
-  process.once("exit", kill);
-  ctx.defer(() => {
-    process.off("exit", kill);
-    if (child.connected) child.disconnect(); // it exits when its channel closes
-    kill();
-  });
-  return {
-    label: "crypto.pbkdf2",
-    measure(durationS) {
-      return new Promise<LoopResult>((resolve, reject) => {
-        if (failure || !child.connected) {
-          reject(new Error(`pbkdf2-loop is not running (${failure?.message ?? `code ${child.exitCode}`})`));
-          return;
-        }
-        const onExit = (code: number | null) => reject(new Error(`pbkdf2-loop exited (code ${code})`));
-        child.once("exit", onExit);
-        child.once("message", (result) => {
-          child.off("exit", onExit);
-          resolve(result as LoopResult);
-        });
-        child.send({ durationS } satisfies LoopRequest);
-      }).then((r) => {
-        if (r.count === 0) throw new Error("pbkdf2-loop: no derivation completed");
-        return { value: r.count / r.elapsedS, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
-      });
-    },
-  };
 }
 
 /** A burst of logins (after a restart, or of many distinct users): every check is a PBKDF2 verification. */

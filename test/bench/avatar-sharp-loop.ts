@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import sharp, { type SharpOptions } from "sharp";
+import { serveMeasurements } from "./closed-loop.ts";
 
 // The baseline of attachments-avatar-upload.bench.ts: the sharp work of one avatar upload written bare, in
 // a loop with a fixed number in flight (as many as the load generator keeps uploads in flight against the
@@ -9,18 +10,6 @@ import sharp, { type SharpOptions } from "sharp";
 // no hashing, no files, no database. Runs as its own process (started with an IPC channel): each message
 // { durationS } is answered with one measurement.
 // Usage: node test/bench/avatar-sharp-loop.ts <jpeg file> <inFlight> <libvips threads> <quality> <size,size…>
-
-export interface AvatarLoopRequest {
-  durationS: number;
-}
-
-export interface AvatarLoopResult {
-  /** Avatars completed within the window. */
-  count: number;
-  elapsedS: number;
-  p50Ms: number;
-  p99Ms: number;
-}
 
 const [file, inFlightText, threadsText, qualityText, sizesText] = process.argv.slice(2);
 const [inFlight, threads, quality] = [inFlightText, threadsText, qualityText].map(Number);
@@ -72,50 +61,4 @@ async function avatar(): Promise<void> {
   ]);
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-function measure(durationS: number): Promise<AvatarLoopResult> {
-  const start = performance.now();
-  const deadline = start + durationS * 1000;
-  const latencies: number[] = [];
-  let running = 0;
-  return new Promise((resolve, reject) => {
-    const launch = () => {
-      running++;
-      const t0 = performance.now();
-      avatar().then(() => {
-        running--;
-        const now = performance.now();
-        if (now <= deadline) {
-          latencies.push(now - t0);
-          launch();
-        } else if (running === 0) {
-          // the ones still in flight at the deadline have finished: the next measurement starts clean
-          latencies.sort((a, b) => a - b);
-          const round = (ms: number) => Math.round(ms * 10) / 10;
-          resolve({
-            count: latencies.length,
-            elapsedS: durationS,
-            p50Ms: round(percentile(latencies, 50)),
-            p99Ms: round(percentile(latencies, 99)),
-          });
-        }
-      }, reject);
-    };
-    for (let i = 0; i < (inFlight as number); i++) launch();
-  });
-}
-
-process.on("message", (msg: AvatarLoopRequest) => {
-  measure(msg.durationS).then(
-    (result) => process.send?.(result),
-    (err: Error) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-});
-process.on("disconnect", () => process.exit(0));
+serveMeasurements(inFlight as number, avatar);

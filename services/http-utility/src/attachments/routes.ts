@@ -133,45 +133,24 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
     sizeCalculation: (b) => b.length,
   });
 
-  router.get(
-    "/avatars/thumbnails/:filename",
+  /**
+   * A stored avatar (the original, or `size`), or the generated face of a node without one: the same URL
+   * serves the real avatar once its owner uploads one, so the face is revalidated like it.
+   */
+  const avatarRoute = (thumbnail: boolean) =>
     validated({ query: variantParams }, async ({ query }, req, res) => {
       const filename = String(req.params.filename);
       const found = await avatar(filename, query.domain);
       if (!found) {
-        // the same URL serves the real avatar once its owner uploads one: revalidated like it
-        await generated(
-          req,
-          res,
-          drawnFrom(filename, query.domain),
-          media.generated.thumbnailSize,
-          "png",
-          BY_NODE,
-        );
+        const size = thumbnail ? media.generated.thumbnailSize : media.generated.defaultSize;
+        await generated(req, res, drawnFrom(filename, query.domain), size, "png", BY_NODE);
         return;
       }
-      await downloads.send(req, res, await sized(found.row, query.size ?? smallest()), found.cacheControl);
-    }),
-  );
-  router.get(
-    "/avatars/:filename",
-    validated({ query: variantParams }, async ({ query }, req, res) => {
-      const filename = String(req.params.filename);
-      const found = await avatar(filename, query.domain);
-      if (!found) {
-        await generated(
-          req,
-          res,
-          drawnFrom(filename, query.domain),
-          media.generated.defaultSize,
-          "png",
-          BY_NODE,
-        );
-        return;
-      }
-      await downloads.send(req, res, await sized(found.row, query.size), found.cacheControl);
-    }),
-  );
+      const size = thumbnail ? (query.size ?? smallest()) : query.size;
+      await downloads.send(req, res, await sized(found.row, size), found.cacheControl);
+    });
+  router.get("/avatars/thumbnails/:filename", avatarRoute(true));
+  router.get("/avatars/:filename", avatarRoute(false));
 
   // ---- generated avatars
   router.get(
