@@ -237,6 +237,9 @@ export async function deleteOlderThan(
          AND NOT EXISTS (SELECT 1 FROM avatars v WHERE v.name = a.name)
        ORDER BY a.created_at
        LIMIT $2
+       -- two gc runs at once (a cron job on two machines) take different rows instead of waiting, and neither
+       -- sees an empty batch before the other is done
+       FOR UPDATE SKIP LOCKED
      ), gone AS (
        DELETE FROM attachments WHERE name IN (SELECT name FROM old) OR parent IN (SELECT name FROM old)
        RETURNING name, parent
