@@ -16,7 +16,7 @@ import { bufferReleaser } from "../../../common/src/media/release-buffers.ts";
 import type { Storage } from "../../../common/src/media/storage.ts";
 import { StreamHash } from "../../../common/src/media/stream-hash.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
-import { type createImages, type EncodedImage, ImageError } from "./images.ts";
+import { type EncodedImage, ImageError, type Images } from "./images.ts";
 import { acceptType, fileTooLarge } from "./upload-policy.ts";
 import type { createPosterMaker } from "./video-poster.ts";
 
@@ -34,7 +34,7 @@ export interface UploadedAttachment extends StoredFile {
 
 export interface EngineDeps {
   storage: Storage;
-  images: ReturnType<typeof createImages>;
+  images: Images;
   posters: ReturnType<typeof createPosterMaker>;
   media: MediaConfig;
   log: Logger;
