@@ -100,7 +100,8 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
       await mkdir(partialDir, { recursive: true });
       const partial = path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
       try {
-        const out = createWriteStream(partial, { flags: "wx", highWaterMark: 1024 * 1024 });
+        // 4 MiB writes: a large upload reaches the disk in a few hundred thread-pool writes, not thousands
+        const out = createWriteStream(partial, { flags: "wx", highWaterMark: 4 * 1024 * 1024 });
         const flush = flushingAsItGoes(out);
         await pipeline(body, flush.stage, out);
         await flush.settled();

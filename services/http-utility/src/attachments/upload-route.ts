@@ -72,7 +72,11 @@ export function uploadRoute(
   urlOf: (req: Request, name: string) => string,
 ): RequestHandler[] {
   const limits = deps.media.uploads[kind];
+  // busboy's buffers (multer 2 passes them on; @types/multer does not know them yet): 1 MiB rather than the
+  // 64 KiB default, so a large upload moves in fewer, larger steps
+  const buffers = { highWaterMark: 1024 * 1024, fileHwm: 1024 * 1024 } as multer.Options;
   const upload = multer({
+    ...buffers,
     storage: createUploadEngine(kind, deps),
     limits: {
       fileSize: limits.maxBytes,
