@@ -15,7 +15,15 @@ import { type ByteRange, MissingObjectError, type Storage, type StoredObject } f
  * fsynced, then renamed into place, so a reader never sees half a file and a crash leaves only a partial
  * file that `sweepPartial` removes.
  */
-const options = z.object({ root: z.string().min(1).describe("directory of the stored files") }).strict();
+const options = z
+  .object({
+    root: z.string().min(1).describe("directory of the stored files"),
+    fsync: z
+      .boolean()
+      .default(true)
+      .describe("flush each file to disk before it gets its name (off: faster, a power cut may lose it)"),
+  })
+  .strict();
 
 const PARTIAL = ".partial";
 
@@ -62,6 +70,7 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
     );
   }
   const root = path.resolve(fromRoot(parsed.data.root));
+  const durable = parsed.data.fsync;
   const partialDir = path.join(root, PARTIAL);
   // shard directories known to exist: a mkdir less per write (one removed under us is made again)
   const made = new Set<string>();
@@ -102,14 +111,18 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
       try {
         // 4 MiB writes: a large upload reaches the disk in a few hundred thread-pool writes, not thousands
         const out = createWriteStream(partial, { flags: "wx", highWaterMark: 4 * 1024 * 1024 });
-        const flush = flushingAsItGoes(out);
-        await pipeline(body, flush.stage, out);
-        await flush.settled();
-        const handle = await open(partial, "r");
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
+        if (durable) {
+          const flush = flushingAsItGoes(out);
+          await pipeline(body, flush.stage, out);
+          await flush.settled();
+          const handle = await open(partial, "r");
+          try {
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        } else {
+          await pipeline(body, out);
         }
         await ensureDir(path.dirname(file));
         await rename(partial, file).catch(async (err: NodeJS.ErrnoException) => {

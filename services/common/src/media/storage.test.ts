@@ -421,3 +421,30 @@ async function tree(dir: string): Promise<string> {
   );
   return lines.sort().join("\n");
 }
+
+describe("fs storage with fsync off", () => {
+  it("stores whole objects under their names, atomically, without flushing them", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
+    try {
+      const fs = createFsStorage({ root: dir, fsync: false });
+      const key = newKey("bin");
+      const data = randomBytes(5 * 1024 * 1024 + 7);
+      await fs.put(key, Readable.from([data]), { contentType: "application/octet-stream" });
+      expect(await buffer(await fs.get(key))).toEqual(data);
+      const failing = new Readable({
+        read() {
+          this.push(randomBytes(1024 * 1024));
+          this.destroy(new Error("cut"));
+        },
+      });
+      const other = newKey("bin");
+      await expect(fs.put(other, failing, { contentType: "application/octet-stream" })).rejects.toThrow(
+        "cut",
+      );
+      expect(await fs.stat(other)).toBeUndefined();
+      expect(await readdir(path.join(dir, ".partial"))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
