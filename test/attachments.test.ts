@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,6 +12,7 @@ import { addUser } from "../services/common/src/users/web-users.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, runService, waitForOk } from "./support/processes.ts";
+import { withRss } from "./support/rss.ts";
 
 /**
  * Attachments across real http-utility processes: two of them sharing one storage root (a cluster on an
@@ -139,13 +140,6 @@ describe("two http-utility processes sharing one storage root", () => {
   }, 90_000);
 });
 
-/** VmRSS of a process, bytes. */
-async function rss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-  return Number(kb) * 1024;
-}
-
 /**
  * POSTs one `size`-byte MP4 (a real `ftyp` box, then a repeated random MiB) as multipart, generated as it
  * is sent: the client holds 1 MiB, whatever the size. Answers the status, the body and the SHA-256 sent.
@@ -206,23 +200,8 @@ describe("a 1 GiB video upload", () => {
       // warm the upload path once (modules, pools, JIT, the heap grown to its working size), so the measure
       // is of a gigabyte streaming through a running service, not of its first upload
       await uploadVideo(server.url, 64 * 1024 * 1024);
-      const before = await rss(pid);
-      let peak = before;
-      const sampler = setInterval(() => {
-        rss(pid).then(
-          (v) => {
-            peak = Math.max(peak, v);
-          },
-          () => {},
-        );
-      }, 50);
-      let result: Awaited<ReturnType<typeof uploadVideo>>;
       const started = performance.now();
-      try {
-        result = await uploadVideo(server.url, GiB);
-      } finally {
-        clearInterval(sampler);
-      }
+      const { result, before, peak } = await withRss(pid, () => uploadVideo(server.url, GiB));
       expect(result.status, result.body).toBe(201);
       const answer = JSON.parse(result.body) as {
         attachments: Array<{ size: number; sha256: string; url: string }>;

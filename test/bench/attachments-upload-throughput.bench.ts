@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { freePort } from "../support/free-port.ts";
+import { withRss } from "../support/rss.ts";
 import {
   type AttachmentsService,
   AUTHORIZATION,
@@ -20,7 +21,6 @@ const FILE_BYTES = 2 ** 30;
 const MiB = 2 ** 20;
 /** The issue's bound on the service's memory during one such upload. */
 const RSS_GROWTH_LIMIT = 64 * MiB;
-const RSS_SAMPLE_MS = 50;
 
 /**
  * An MP4 as far as its type goes: an `ftyp` box (major brand isom, which file-type calls video/mp4), then one
@@ -88,37 +88,6 @@ async function upload(url: string, headers: Record<string, string>): Promise<Upl
   const done = performance.now();
   await sent;
   return { status: res.statusCode ?? 0, body, bytes, seconds: (done - t0) / 1000, tailMs: done - sentAt };
-}
-
-async function rssBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (!m) throw new Error(`/proc/${pid}/status has no VmRSS`);
-  return Number(m[1]) * 1024;
-}
-
-/** Samples a process's RSS while `work` runs: its value before and its highest during. */
-async function withRss<T>(
-  pid: number,
-  work: () => Promise<T>,
-): Promise<{ result: T; before: number; peak: number }> {
-  const before = await rssBytes(pid);
-  let peak = before;
-  const timer = setInterval(() => {
-    rssBytes(pid).then(
-      (v) => {
-        peak = Math.max(peak, v);
-      },
-      () => {},
-    );
-  }, RSS_SAMPLE_MS);
-  try {
-    const result = await work();
-    peak = Math.max(peak, await rssBytes(pid));
-    return { result, before, peak };
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 const mib = (n: number) => (n / MiB).toFixed(1);

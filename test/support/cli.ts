@@ -26,3 +26,19 @@ export function runSidecars(
     child.stdin?.end(options.input ?? "");
   });
 }
+
+/**
+ * `sidecars` on a pseudo-terminal (util-linux `script`, in Debian's essential bsdutils), as a person at a
+ * terminal runs it: what it draws only for a terminal (progress bars) shows in the output.
+ */
+export function runSidecarsOnTerminal(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const command = [SIDECARS_BIN, ...args].map((a) => `'${a}'`).join(" ");
+  return new Promise<string>((resolve, reject) => {
+    execFile(
+      "script",
+      ["-qec", `'${process.execPath}' ${command}`, "/dev/null"],
+      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", ...env } },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+  });
+}

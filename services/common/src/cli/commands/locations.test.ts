@@ -1,9 +1,8 @@
-import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runSidecars, SIDECARS_BIN } from "../../../../../test/support/cli.ts";
+import { runSidecars, runSidecarsOnTerminal } from "../../../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
 import { projectRoot } from "../../paths.ts";
 import { parseDuration } from "./locations.ts";
@@ -116,19 +115,9 @@ describe("sidecars locations purge", () => {
   });
 
   it("draws a progress bar when a person watches (a terminal)", async () => {
-    // util-linux `script` (Debian's essential bsdutils) runs the command on a pseudo-terminal
-    const command = [SIDECARS_BIN, "locations", "purge", "--older-than", "90d", "--batch", "1"]
-      .map((a) => `'${a}'`)
-      .join(" ");
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(
-        "script",
-        ["-qec", `'${process.execPath}' ${command}`, "/dev/null"],
-        {
-          env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, CONFIG_DIR: configDir },
-        },
-        (err, stdout) => (err ? reject(err) : resolve(stdout)),
-      );
+    const out = await runSidecarsOnTerminal(["locations", "purge", "--older-than", "90d", "--batch", "1"], {
+      DATABASE_URL: db.url,
+      CONFIG_DIR: configDir,
     });
     expect(out).toMatch(/purge \[=+\] 4\/4 reports/);
     expect(out).toMatch(/deleted 4 location report\(s\)/);

@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runSidecars, SIDECARS_BIN } from "../../../../../test/support/cli.ts";
+import { runSidecars, runSidecarsOnTerminal } from "../../../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
 import { newKey } from "../../media/keys.ts";
 import { projectRoot } from "../../paths.ts";
@@ -256,18 +255,7 @@ describe("sidecars media gc", () => {
   });
 
   it("draws a progress bar when a person watches (a terminal)", async () => {
-    // util-linux `script` (Debian's essential bsdutils) runs the command on a pseudo-terminal
-    const command = [SIDECARS_BIN, "media", "gc", "--older-than", "90d", "--batch", "1"]
-      .map((a) => `'${a}'`)
-      .join(" ");
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(
-        "script",
-        ["-qec", `'${process.execPath}' ${command}`, "/dev/null"],
-        { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", ...env() } },
-        (err, stdout) => (err ? reject(err) : resolve(stdout)),
-      );
-    });
+    const out = await runSidecarsOnTerminal(["media", "gc", "--older-than", "90d", "--batch", "1"], env());
     expect(out).toMatch(/media gc \[=+\] 3\/3 attachments/);
     expect(out).toMatch(/deleted 3 attachment\(s\) \(7 file\(s\) with thumbnails\)/);
     expect(await rows()).toEqual(kept().sort());
