@@ -8,8 +8,14 @@ export interface TestCertificate {
   fingerprint256: string;
 }
 
-/** A self-signed certificate for 127.0.0.1/localhost, made in the test (no committed key material). */
-export async function makeCertificate(commonName = "localhost"): Promise<TestCertificate> {
+/**
+ * A self-signed certificate for 127.0.0.1/localhost (and `moreNames`, e.g. more XMPP domains), made in the
+ * test (no committed key material).
+ */
+export async function makeCertificate(
+  commonName = "localhost",
+  moreNames: string[] = [],
+): Promise<TestCertificate> {
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keySize: 2048,
     algorithm: "sha256",
@@ -18,6 +24,7 @@ export async function makeCertificate(commonName = "localhost"): Promise<TestCer
         name: "subjectAltName",
         altNames: [
           { type: 2, value: "localhost" },
+          ...moreNames.filter((n) => n !== "localhost").map((value) => ({ type: 2, value })),
           { type: 7, ip: "127.0.0.1" },
         ],
       },

@@ -37,6 +37,8 @@ export interface EjabberdOptions {
   files?: Record<string, string>;
   /** Bound on the extauth program's answers (its --timeout-ms). */
   extauthTimeoutMs?: number;
+  /** YAML of ejabberd's `modules` mapping (its lines at column 0, e.g. `mod_ping: {}`); none by default. */
+  modules?: string;
 }
 
 export interface Ejabberd {
@@ -51,12 +53,22 @@ export interface Ejabberd {
   logs(): Promise<string>;
   /** OS pids of every extauth program started so far. */
   extauthPids(): Promise<number[]>;
+  /** Runs `ejabberdctl <cmd>` against this node (e.g. `connected_users`). */
+  ctl(cmd: string): Promise<{ code: number; out: string }>;
+  /** Stops ejabberd and starts it again on the same ports, folder and spool: every client is cut off. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-function ejabberdYml(o: { dir: string; hosts: string[]; tlsPort: number; starttlsPort: number }): string {
+function ejabberdYml(o: {
+  dir: string;
+  hosts: string[];
+  tlsPort: number;
+  starttlsPort: number;
+  modules: string | undefined;
+}): string {
   const j = JSON.stringify;
   return `hosts:
 ${o.hosts.map((h) => `  - ${j(h)}`).join("\n")}
@@ -82,7 +94,7 @@ extauth_pool_size: 1
 auth_use_cache: false
 acme:
   auto: false
-modules: {}
+${o.modules === undefined ? "modules: {}" : `modules:\n${o.modules.replace(/^(?=.)/gm, "  ")}`}
 `;
 }
 
@@ -130,7 +142,7 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   if (!/^[\w/.-]+$/.test(dir)) throw new Error(`${dir}: ejabberdctl needs a path without spaces or quotes`);
   const [tlsPort, starttlsPort, distPort] = [await freePort(), await freePort(), await freePort()];
   const node = `sidecars${randomBytes(4).toString("hex")}@localhost`;
-  const cert = await makeCertificate();
+  const cert = await makeCertificate("localhost", o.hosts);
 
   await mkdir(path.join(dir, "spool"));
   await mkdir(path.join(dir, "logs"));
@@ -138,7 +150,7 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   await copyFile("/etc/ejabberd/inetrc", path.join(dir, "inetrc"));
   await writeFile(
     path.join(dir, "ejabberd.yml"),
-    ejabberdYml({ dir, hosts: o.hosts, tlsPort, starttlsPort }),
+    ejabberdYml({ dir, hosts: o.hosts, tlsPort, starttlsPort, modules: o.modules }),
   );
   // read by ejabberdctl (--config-dir): distribution on a fixed loopback port instead of epmd, a pid file
   await writeFile(
@@ -176,36 +188,43 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   };
   const pid = async () => Number(await readFile(path.join(dir, "ejabberd.pid"), "utf8").catch(() => "0"));
 
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
+  /** Stops the node and waits for its VM to exit (killed after 15 s). */
+  const halt = async () => {
     const beam = await pid();
     await ctl("stop");
     const until = Date.now() + 15_000;
     while (beam > 0 && alive(beam) && Date.now() < until) await sleep(100);
     if (beam > 0 && alive(beam)) process.kill(beam, "SIGKILL");
+  };
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await halt();
     await rm(dir, { recursive: true, force: true });
   };
-
-  const started = await ctl("start");
-  if (started.code !== 0) {
-    const message = `ejabberdctl start failed (${started.code}): ${started.out}\n${await logs()}`;
-    await stop();
-    throw new Error(message);
-  }
-  const until = Date.now() + 30_000;
-  let last = "";
-  for (;;) {
-    const s = await ctl("status");
-    last = s.out;
-    if (s.code === 0 && /is started/.test(s.out)) break;
-    if (Date.now() > until) {
-      const message = `ejabberd not started after 30 s: ${last}\n${await logs()}`;
-      await stop();
-      throw new Error(message);
+  /** Starts the node and waits until it says it is started; the caller stops it on failure. */
+  const boot = async () => {
+    const started = await ctl("start");
+    if (started.code !== 0) {
+      throw new Error(`ejabberdctl start failed (${started.code}): ${started.out}\n${await logs()}`);
     }
-    await sleep(200);
+    const until = Date.now() + 30_000;
+    let last = "";
+    for (;;) {
+      const s = await ctl("status");
+      last = s.out;
+      if (s.code === 0 && /is started/.test(s.out)) return;
+      if (Date.now() > until) throw new Error(`ejabberd not started after 30 s: ${last}\n${await logs()}`);
+      await sleep(200);
+    }
+  };
+
+  try {
+    await boot();
+  } catch (err) {
+    await stop();
+    throw err;
   }
 
   return {
@@ -217,6 +236,12 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
     async extauthPids() {
       const text = await readFile(path.join(dir, "logs/extauth.pids"), "utf8").catch(() => "");
       return text.split("\n").filter(Boolean).map(Number);
+    },
+    ctl,
+    async restart() {
+      if (stopped) throw new Error("ejabberd was stopped for good");
+      await halt();
+      await boot();
     },
     stop,
   };

@@ -1,11 +1,28 @@
 import type { Express } from "express";
 import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
+import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
+import { requireAdmin, sameOrigin } from "./admin/admin-auth.ts";
+import { adminPageRouter } from "./admin/page.ts";
+import { adminRouter, hooksRouter } from "./admin/routes.ts";
+import type { KindRegistry } from "./kinds/registry.ts";
+import type { Runner } from "./runner/runner.ts";
 
-export type AppDeps = ServiceContext;
+export interface AppDeps extends ServiceContext {
+  runner: Runner;
+  kinds: KindRegistry;
+  metrics: Metrics;
+}
 
-/** The buddies app: built from its dependencies, never listening by itself. */
+/** The buddies app: health and metrics, hooks (hook or admin keys), admin API and page (admin keys). */
 export function createBuddiesApp(deps: AppDeps): Express {
   const app = createBaseApp({ service: "buddies", ...deps });
+  const admins = () => deps.config.services.buddies.admins;
+  const hookCallers = () => ({ ...deps.config.services.buddies.hookKeys, ...deps.config.services.buddies.admins });
+  app.use("/hooks", requireAdmin(hookCallers));
+  app.use(hooksRouter(deps));
+  app.use(requireAdmin(admins), sameOrigin);
+  app.use(adminRouter(deps));
+  app.use(adminPageRouter());
   return finishApp(app, deps.log);
 }

@@ -23,6 +23,8 @@ export interface ServiceDefinition {
     tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
   };
   createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
+  /** Runs once the server listens, with its URL (the buddies runner advertises it to the cluster). */
+  onListening?: (ctx: ServiceContext, url: string) => void | Promise<void>;
   /** Extra work at SIGHUP (e.g. reloading domains), after the certificates. */
   onReload?: (ctx: ServiceContext) => void | Promise<void>;
   /** Extra work at shutdown, after the server stopped and before the pool closes. */
@@ -68,6 +70,7 @@ export async function startService(
       log,
     });
     log.info({ url: server.url, env: config.env }, `${def.name} listening`);
+    await def.onListening?.(ctx, server.url);
 
     let done: Promise<void> | undefined;
     const shutdown = (signal = "shutdown") => {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { StartupError } from "../errors.ts";
 import { registerApiKeys } from "./commands/api-keys.ts";
 import { registerApps } from "./commands/apps.ts";
+import { registerBuddies } from "./commands/buddies.ts";
 import { registerDb } from "./commands/db.ts";
 import { registerExtauth } from "./commands/extauth.ts";
 import { registerLocations } from "./commands/locations.ts";
@@ -26,6 +27,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerMedia(program, ctx);
   registerApps(program, ctx);
   registerApiKeys(program, ctx);
+  registerBuddies(program, ctx);
   return program;
 }
 

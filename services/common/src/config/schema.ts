@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SCRAM_HASHES } from "../credentials/scram.ts";
+import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
 
 /**
@@ -310,10 +311,44 @@ export const configSchema = z
             message: "is not loopback: use 127.0.0.1, or set services.auth.allowNonLoopback",
           })
           .describe("MongooseIM auth contract (env AUTH_PORT)"),
-        buddies: z.object(listener).strict().describe("buddies admin API (env BUDDIES_ADMIN_PORT)"),
+        buddies: z
+          .object({
+            ...listener,
+            admins: z
+              .record(
+                z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
+                z
+                  .object({
+                    sha256: z
+                      .string()
+                      .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars buddies admin-key`)"),
+                  })
+                  .strict(),
+              )
+              .default({})
+              .describe("admin keys by name (HTTP Basic `name:key` or Bearer key): the SHA-256 of each key"),
+            hookKeys: z
+              .record(
+                z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
+                z
+                  .object({
+                    sha256: z
+                      .string()
+                      .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars buddies admin-key`)"),
+                  })
+                  .strict(),
+              )
+              .default({})
+              .describe(
+                "keys that may call buddies' HTTP hooks only (monitoring webhooks), as admins are stored",
+              ),
+          })
+          .strict()
+          .describe("buddies admin API and page (env BUDDIES_ADMIN_PORT)"),
       })
       .strict(),
     media: mediaSchema,
+    buddies: buddiesSchema,
     apps: z
       .record(
         z.string().min(1).max(100),
@@ -338,7 +373,44 @@ export const configSchema = z
       )
       .describe("XMPP domains served, each `{ authenticator, passwordFormat, keepCleartext, buddies }`"),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const [domainName, d] of Object.entries(c.buddies.domains)) {
+      const served = c.domains[domainName];
+      if (!served) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["buddies", "domains", domainName],
+          message: `is not a domain of \`domains\`: add it there first`,
+        });
+        continue;
+      }
+      for (const username of Object.keys(d.definitions)) {
+        const problem = buddyHomeProblem(served, domainName, username);
+        if (problem) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["buddies", "domains", domainName, "definitions", username],
+            message: problem,
+          });
+        }
+      }
+    }
+  });
+
+/**
+ * Why `username` cannot be a buddy of a domain, or undefined: a buddy logs in with a web_users password, so
+ * in a domain whose users another backend checks it must be listed in `domains.<domain>.buddies`.
+ */
+export function buddyHomeProblem(
+  domain: { authenticator: { kind: string }; buddies: readonly string[] },
+  domainName: string,
+  username: string,
+): string | undefined {
+  if (domain.authenticator.kind === "web_users") return undefined;
+  if (domain.buddies.map((b) => b.toLowerCase()).includes(username.toLowerCase())) return undefined;
+  return `${domainName} checks passwords with its ${domain.authenticator.kind} backend: add "${username}" to domains.${domainName}.buddies so it logs in with its web_users password`;
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type DomainConfig = Config["domains"][string];

@@ -1,0 +1,16 @@
+import { z } from "zod";
+import { buddyDefinition } from "../../../common/src/config/buddies-schema.ts";
+
+/** Input of the admin API (conventions.md 3). */
+
+export const jidParams = z.object({ jid: z.string().min(3).max(200) });
+
+export const actionParams = jidParams.extend({ action: z.enum(["restart", "stop", "start"]) });
+
+export const definitionBody = buddyDefinition;
+
+export const hookParams = z.object({
+  domain: z.string().regex(/^[a-z0-9.-]{1,253}$/, "a domain"),
+  username: z.string().min(1).max(64),
+  hook: z.string().regex(/^[a-z][\w-]{0,63}$/, "a hook name"),
+});
