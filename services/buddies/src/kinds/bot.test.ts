@@ -86,6 +86,28 @@ describe("createBot", () => {
     expect(b.take()).toEqual([{ to: ROOM, type: "groupchat", body: "hello live" }]);
   });
 
+  it("answers a private message from a room occupant to that occupant, who is known by nick", async () => {
+    const b = await buddy();
+    await b.chat(`${ROOM}/carol`, "greet me");
+    expect(b.take()).toEqual([{ to: `${ROOM}/carol`, type: "chat", body: "hello me" }]);
+    await b.chat(`${ROOM}/bot`, "greet me"); // its own private echo
+    expect(b.take()).toEqual([]);
+  });
+
+  it("ignores chats from other buddies, so two bots never answer each other forever", async () => {
+    const b = await createFakeEntity({
+      kind: testKind,
+      identity: { jid: "bot@example.com", username: "bot", kind: "test", nick: "bot", rooms: [ROOM] },
+      isPeer: (jid) => jid === "echo@example.com",
+    });
+    await b.chat("echo@example.com/buddy", "nonsense");
+    expect(b.take()).toEqual([]);
+    await b.chat(ALICE, "nonsense");
+    expect(b.take()).toEqual([
+      { to: ALICE, type: "chat", body: 'I don\'t know "nonsense". Say help for what I can do.' },
+    ]);
+  });
+
   it("ignores what is not a message with a body: presence, iq, errors, empty bodies", async () => {
     const b = await buddy();
     await b.receive(xml("presence", { from: ALICE }));

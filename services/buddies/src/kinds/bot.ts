@@ -27,6 +27,8 @@ export interface BotDeps {
   send: (stanza: Element) => Promise<void>;
   serviceStatus: () => Promise<ServiceStatus[]>;
   fetch?: typeof fetch;
+  /** Other buddies: their chats are ignored, so two bots can never answer each other forever. */
+  isPeer?: (bareJid: string) => boolean;
   /** Counts messages through the bot, for metrics and the admin API. */
   count?: (direction: "in" | "out") => void;
 }
@@ -54,10 +56,24 @@ export function readMessage(stanza: Element, self: BuddyIdentity): IncomingMessa
   const resource = slash < 0 ? "" : from.slice(slash + 1);
   if (type === "groupchat") {
     // room history on join (XEP-0045 §7.2.15) and our own messages reflected by the room are not for us
-    if (stanza.getChild("delay", "urn:xmpp:delay") || resource === "" || resource === self.nick) return undefined;
+    if (stanza.getChild("delay", "urn:xmpp:delay") || resource === "" || resource === self.nick)
+      return undefined;
     return { type, from, sender: bare, room: bare, nick: resource, body: body.slice(0, MAX_BODY), stanza };
   }
-  if (bare === self.jid) return undefined;
+  if (bare === self.jid.toLowerCase()) return undefined;
+  if (self.rooms.some((r) => r.toLowerCase() === bare) && resource !== "") {
+    // a private message from a room occupant: the room knows them only by nick
+    if (resource === self.nick) return undefined;
+    return {
+      type: "chat",
+      from,
+      sender: from,
+      room: bare,
+      nick: resource,
+      body: body.slice(0, MAX_BODY),
+      stanza,
+    };
+  }
   return { type: "chat", from, sender: bare, body: body.slice(0, MAX_BODY), stanza };
 }
 
@@ -119,13 +135,15 @@ export async function createBot(deps: BotDeps): Promise<Bot> {
     },
     command: (name, description, handler) => {
       const key = name.toLowerCase();
-      if (!/^[a-z][\w-]{0,31}$/.test(key)) throw new Error(`command "${name}": a word of letters, digits, - or _`);
+      if (!/^[a-z][\w-]{0,31}$/.test(key))
+        throw new Error(`command "${name}": a word of letters, digits, - or _`);
       if (commands.has(key) && key !== "help") throw new Error(`command "${name}" is registered twice`);
       commands.set(key, { description, handler });
     },
     send,
     hook: (name, handler) => {
-      if (!/^[a-z][\w-]{0,63}$/.test(name)) throw new Error(`hook "${name}": a word of letters, digits, - or _`);
+      if (!/^[a-z][\w-]{0,63}$/.test(name))
+        throw new Error(`hook "${name}": a word of letters, digits, - or _`);
       hooks.set(name, handler);
     },
     serviceStatus: deps.serviceStatus,
@@ -159,17 +177,21 @@ export async function createBot(deps: BotDeps): Promise<Bot> {
     async onStanza(stanza) {
       const message = readMessage(stanza, identity);
       if (!message) return;
+      if (message.type === "chat" && !message.room && deps.isPeer?.(message.sender)) return;
       deps.count?.("in");
       const c: MessageContext = {
         message,
         reply: (body) =>
-          message.type === "groupchat" ? send(message.room as string, body, "groupchat") : send(message.from, body, "chat"),
+          message.type === "groupchat"
+            ? send(message.room as string, body, "groupchat")
+            : send(message.from, body, "chat"),
       };
       try {
         await run(c, 0);
       } catch (err) {
         log.error({ err, from: message.sender }, "message handling failed");
-        if (message.type === "chat") await c.reply("Something went wrong handling that; it is in my log.").catch(() => {});
+        if (message.type === "chat")
+          await c.reply("Something went wrong handling that; it is in my log.").catch(() => {});
       }
     },
     async stop() {

@@ -33,7 +33,10 @@ export interface MessageContext {
 export type Middleware = (ctx: MessageContext, next: () => Promise<void>) => Promise<void>;
 
 /** A command's answer: text to reply with, or nothing when the handler replied (or stays silent) itself. */
-export type CommandHandler = (args: string, ctx: MessageContext) => string | undefined | Promise<string | undefined>;
+export type CommandHandler = (
+  args: string,
+  ctx: MessageContext,
+) => string | undefined | Promise<string | undefined>;
 
 /** What an HTTP hook receives: the parsed JSON body and the query. */
 export interface HookRequest {
@@ -94,7 +97,9 @@ export interface BuddyKind<S extends z.ZodType = z.ZodType> {
   /** Schema of the definition's `options`; checked before the buddy starts. */
   options: S;
   /** Wires the buddy; may return a cleanup run when the buddy stops. */
-  create(ctx: KindContext<z.output<S>>): void | (() => void | Promise<void>) | Promise<void | (() => void | Promise<void>)>;
+  create(
+    ctx: KindContext<z.output<S>>,
+  ): void | (() => void | Promise<void>) | Promise<void | (() => void | Promise<void>)>;
 }
 
 /** Typed helper for kind modules: `export default defineKind({ … })`. */

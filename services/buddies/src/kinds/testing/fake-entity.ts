@@ -44,6 +44,7 @@ export interface FakeEntityOptions {
   identity?: Partial<BuddyIdentity>;
   serviceStatus?: () => Promise<ServiceStatus[]>;
   fetch?: typeof fetch;
+  isPeer?: (bareJid: string) => boolean;
 }
 
 export interface FakeEntity {
@@ -108,6 +109,7 @@ export async function createFakeEntity(o: FakeEntityOptions): Promise<FakeEntity
     identity,
     kind: o.kind,
     options: o.options ?? {},
+    ...(o.isPeer ? { isPeer: o.isPeer } : {}),
     log,
     send: (el) => entity.send(el),
     serviceStatus: o.serviceStatus ?? (async () => []),
