@@ -231,7 +231,7 @@ describe("the page in Chromium", () => {
 
   beforeAll(async () => {
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
+    page = await browser.newPage({ viewport: { width: 1600, height: 600 } });
     // CSP violations are events in the page: record them from before the first script runs
     await page.addInitScript({
       content: `window.__csp = []; document.addEventListener("securitypolicyviolation",
