@@ -1,5 +1,10 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import xml from "@xmpp/xml";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser } from "./support/browser.ts";
 import {
+  ADMIN_KEY,
   adminAuth,
   type BuddiesProcess,
   buddiesOf,
@@ -8,6 +13,7 @@ import {
   HOOK_KEY,
 } from "./support/buddies.ts";
 import { type Stack, startStack } from "./support/buddies-stack.ts";
+import { ROOT } from "./support/processes.ts";
 import { inRoom, messageFrom } from "./support/xmpp-user.ts";
 
 /**
@@ -127,7 +133,7 @@ describe("buddies with ejabberd", () => {
     const list = await eventually(
       async () => {
         const l = await buddiesOf(runner.url);
-        return l.find((b) => b.jid === "broken@localhost")?.lastError && l;
+        return l.find((b) => b.jid === "broken@localhost")?.lastError ? l : undefined;
       },
       20_000,
       "broken@localhost has an error",
@@ -136,5 +142,170 @@ describe("buddies with ejabberd", () => {
     expect(broken?.state).toMatch(/backoff|connecting/);
     expect(broken?.lastError).toMatch(/not-authorized/);
     await allOnline(ONLINE);
+  });
+
+  it("admin API: credentials, stop, start, restart, a buddy added and removed at runtime, its log", async () => {
+    await allOnline(ONLINE);
+    const anonymous = await fetch(`${runner.url}/api/buddies`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
+    const hookKeyOnApi = await fetch(`${runner.url}/api/buddies`, {
+      headers: { authorization: `Bearer ${HOOK_KEY}` },
+    });
+    expect(hookKeyOnApi.status).toBe(401);
+    const crossOrigin = await admin("/api/buddies/echo@second.test/stop", {
+      method: "POST",
+      headers: { origin: "http://evil.test" },
+    });
+    expect(crossOrigin.status).toBe(403);
+    expect((await admin("/api/buddies/echo@localhost", { method: "DELETE" })).status).toBe(409); // defined in config
+    const connected = async (jid: string) =>
+      (await connectedUsers(stack.ej.ctl)).filter((c) => c.startsWith(`${jid}/`)).length;
+    const state = async (jid: string) => (await buddiesOf(runner.url)).find((b) => b.jid === jid);
+    const bob = await stack.user("bob", "second.test", "bob-pw");
+    await bob.join(SECOND_LOBBY, "bob");
+    await bob.waitFor(inRoom(SECOND_LOBBY, "echo"), 10_000, "echo in the lobby");
+
+    // stop: the operator's wish is kept, the buddy leaves the room and ejabberd
+    const stop = await admin("/api/buddies/echo@second.test/stop", { method: "POST" });
+    expect(stop.status, await stop.clone().text()).toBe(202);
+    await bob.waitFor(
+      (s) => s.is("presence") && s.attrs.from === `${SECOND_LOBBY}/echo` && s.attrs.type === "unavailable",
+      10_000,
+      "echo leaving the lobby",
+    );
+    await eventually(async () => (await state("echo@second.test"))?.state === "stopped", 10_000, "stopped");
+    await eventually(
+      async () => (await connected("echo@second.test")) === 0,
+      10_000,
+      "echo@second.test offline",
+    );
+    expect((await state("echo@second.test"))?.stopped).toBe(true);
+
+    // start: back online, once
+    bob.clear();
+    expect((await admin("/api/buddies/echo@second.test/start", { method: "POST" })).status).toBe(202);
+    await bob.waitFor(inRoom(SECOND_LOBBY, "echo"), 15_000, "echo back in the lobby");
+    const started = await allOnline(["echo@second.test"]);
+    expect(await connected("echo@second.test")).toBe(1);
+    const since = started.find((b) => b.jid === "echo@second.test")?.connectedSince;
+
+    // restart: a new connection
+    expect((await admin("/api/buddies/echo@second.test/restart", { method: "POST" })).status).toBe(202);
+    await eventually(
+      async () => {
+        const b = await state("echo@second.test");
+        return b?.state === "online" && b.connectedSince !== since;
+      },
+      15_000,
+      "echo@second.test reconnected",
+    );
+    expect(await connected("echo@second.test")).toBe(1);
+
+    // a buddy added at runtime comes online without a restart, and answers
+    await stack.addUser("extra", "localhost", "extra-pw");
+    const file = await stack.passwordFile("extra@localhost", "extra-pw");
+    const put = await admin("/api/buddies/extra@localhost", {
+      method: "PUT",
+      body: JSON.stringify({ kind: "echo", password: { file }, options: { prefix: "extra: " } }),
+    });
+    expect(put.status, await put.clone().text()).toBe(201);
+    await allOnline(["extra@localhost"]);
+    const alice = await stack.user("alice", "localhost", "alice-pw");
+    await alice.chat("extra@localhost", "are you there?");
+    await alice.waitFor(messageFrom("extra@localhost/", "extra: are you there?"), 10_000, "extra's echo");
+
+    const logs = await admin("/api/buddies/extra@localhost/logs");
+    expect(logs.status).toBe(200);
+    const { lines } = (await logs.json()) as { lines: { msg: string }[] };
+    expect(lines.map((l) => l.msg)).toContain("online");
+
+    // removed: offline, and gone from the list
+    expect((await admin("/api/buddies/extra@localhost", { method: "DELETE" })).status).toBe(204);
+    await eventually(
+      async () => (await connected("extra@localhost")) === 0,
+      10_000,
+      "extra@localhost offline",
+    );
+    expect(await state("extra@localhost")).toBeUndefined();
+  });
+
+  it("admin page in Chromium: lists the buddies and restarts one", async () => {
+    const browser = await launchBrowser();
+    try {
+      await allOnline(ONLINE);
+      const context = await browser.newContext({ httpCredentials: { username: "ops", password: ADMIN_KEY } });
+      const page = await context.newPage();
+      await page.goto(`${runner.url}/`);
+      const row = (jid: string) => page.locator(`tr[data-jid="${jid}"]`);
+      for (const jid of ONLINE)
+        await expect.poll(() => row(jid).locator(".state").textContent(), { timeout: 10_000 }).toBe("online");
+      await expect
+        .poll(() => row("broken@localhost").locator(".state").textContent())
+        .toMatch(/backoff|connecting/);
+      expect(await row("broken@localhost").textContent()).toContain("not-authorized");
+
+      const before = (await buddiesOf(runner.url)).find((b) => b.jid === "echo@localhost");
+      await row("echo@localhost").getByRole("button", { name: "Restart" }).click();
+      await eventually(
+        async () => {
+          const b = (await buddiesOf(runner.url)).find((x) => x.jid === "echo@localhost");
+          return b?.state === "online" && b.connectedSince !== before?.connectedSince;
+        },
+        15_000,
+        "echo@localhost restarted",
+      );
+      await expect
+        .poll(() => row("echo@localhost").locator(".state").textContent(), { timeout: 10_000 })
+        .toBe("online");
+      await mkdir(path.join(ROOT, "test-artifacts"), { recursive: true });
+      await page.screenshot({
+        path: path.join(ROOT, "test-artifacts/buddies-admin-e2e.png"),
+        fullPage: true,
+      });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it("after ejabberd restarts, every buddy is back online and back in its rooms", async () => {
+    const before = await allOnline(ONLINE);
+    const restartedAt = Date.now();
+    await stack.ej.restart();
+    const after = await eventually(
+      async () => {
+        const list = await buddiesOf(runner.url);
+        return (
+          ONLINE.every((jid) => {
+            const b = list.find((x) => x.jid === jid);
+            return b?.state === "online" && Date.parse(b.connectedSince ?? "") > restartedAt;
+          }) && list
+        );
+      },
+      30_000,
+      "every buddy online again",
+    );
+    console.info(`buddies back online ${Date.now() - restartedAt} ms after the restart began`);
+    for (const jid of ONLINE) {
+      const was = before.find((b) => b.jid === jid)?.reconnects ?? 0;
+      expect(after.find((b) => b.jid === jid)?.reconnects).toBeGreaterThan(was);
+    }
+    const alice = await stack.user("alice", "localhost", "alice-pw");
+    await alice.join(LOBBY, "alice");
+    await alice.waitFor(inRoom(LOBBY, "echo"), 10_000, "echo in the lobby");
+    await alice.waitFor(inRoom(LOBBY, "notify"), 10_000, "notify in the lobby");
+    await alice.send(xml("message", { to: LOBBY, type: "groupchat" }, xml("body", {}, "!help")));
+    await alice.waitFor(messageFrom(`${LOBBY}/echo`, "Commands"), 10_000, "echo's help in the room");
+    const bob = await stack.user("bob", "second.test", "bob-pw");
+    await bob.join(SECOND_LOBBY, "bob");
+    await bob.waitFor(inRoom(SECOND_LOBBY, "echo"), 10_000, "echo in the second lobby");
+    await bob.send(
+      xml("message", { to: SECOND_LOBBY, type: "groupchat" }, xml("body", {}, "echo: still there?")),
+    );
+    await bob.waitFor(
+      messageFrom(`${SECOND_LOBBY}/echo`, "still there?"),
+      10_000,
+      "echo in the second lobby",
+    );
   });
 });

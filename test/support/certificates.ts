@@ -24,7 +24,7 @@ export async function makeCertificate(
         name: "subjectAltName",
         altNames: [
           { type: 2, value: "localhost" },
-          ...moreNames.filter((n) => n !== "localhost").map((value) => ({ type: 2, value })),
+          ...moreNames.filter((n) => n !== "localhost").map((value) => ({ type: 2 as const, value })),
           { type: 7, ip: "127.0.0.1" },
         ],
       },

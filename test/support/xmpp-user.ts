@@ -1,5 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { client } from "@xmpp/client";
 import xml, { type Element } from "@xmpp/xml";
+import { ignoreDataAfterClose } from "../../services/buddies/src/xmpp/connection.ts";
 
 /**
  * A person at an XMPP client for the end-to-end suites: logs in to the test ejabberd over direct TLS
@@ -51,8 +53,10 @@ export async function connectUser(o: UserOptions): Promise<XmppUser> {
     domain: o.domain,
     username: o.username,
     password: o.password,
-    resource: o.resource ?? "test",
+    // one resource per connection: a second login of the same user must not replace the first
+    resource: o.resource ?? `test-${randomBytes(3).toString("hex")}`,
   });
+  ignoreDataAfterClose(xmpp);
   type Transport = new () => { socketParameters(service: string): object | undefined };
   const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(service) !== undefined) as unknown as
     | Transport

@@ -18,7 +18,10 @@ export interface AppDeps extends ServiceContext {
 export function createBuddiesApp(deps: AppDeps): Express {
   const app = createBaseApp({ service: "buddies", ...deps });
   const admins = () => deps.config.services.buddies.admins;
-  const hookCallers = () => ({ ...deps.config.services.buddies.hookKeys, ...deps.config.services.buddies.admins });
+  const hookCallers = () => ({
+    ...deps.config.services.buddies.hookKeys,
+    ...deps.config.services.buddies.admins,
+  });
   app.use("/hooks", requireAdmin(hookCallers));
   app.use(hooksRouter(deps));
   app.use(requireAdmin(admins), sameOrigin);

@@ -41,7 +41,8 @@ await runService({
     selfUrl = url;
     const r = runner as Runner;
     r.adminUrl = url;
-    const connectionString = (ctx.pool as unknown as { options: { connectionString: string } }).options.connectionString;
+    const connectionString = (ctx.pool as unknown as { options: { connectionString: string } }).options
+      .connectionString;
     listener = startListener({
       connectionString,
       channels: ["buddies_changed"],

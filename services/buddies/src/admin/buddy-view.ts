@@ -33,6 +33,8 @@ export interface BuddyView {
   stopped: boolean;
   rooms: string[];
   owner: { id: string; host: string; pid: number } | null;
+  /** What the edit form needs: where the password is (never the password), options, nick. */
+  definition: { password: unknown; options: Record<string, unknown>; nick: string | null } | null;
 }
 
 interface LeaseRow {
@@ -88,6 +90,9 @@ export async function clusterView(
       stopped: l?.stopped ?? false,
       rooms: d.definition?.rooms ?? [],
       owner: ownerRow ? { id: ownerRow.id, host: ownerRow.host, pid: ownerRow.pid } : null,
+      definition: d.definition
+        ? { password: d.definition.password, options: d.definition.options, nick: d.definition.nick ?? null }
+        : null,
     };
     if (local) {
       return {

@@ -4,6 +4,7 @@ import type { Pool } from "../../../common/src/db/pool.ts";
 import { HttpError, notFound } from "../../../common/src/errors.ts";
 import { validated } from "../../../common/src/http/validate.ts";
 import type { KindRegistry } from "../kinds/registry.ts";
+import { requestAction } from "../runner/actions.ts";
 import {
   definitionProblem,
   deleteDefinition,
@@ -101,21 +102,8 @@ export function adminRouter(deps: AdminDeps): Router {
     validated({ params: actionParams }, async ({ params }, _req, res) => {
       const { username, domain, jid } = buddyJid(params.jid);
       await one(jid);
-      const set =
-        params.action === "restart"
-          ? "restart_seq = restart_seq + 1, stopped = false"
-          : params.action === "stop"
-            ? "stopped = true"
-            : "stopped = false";
-      await pool.query(`INSERT INTO buddy_leases (domain, username) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
-        domain,
-        username,
-      ]);
-      await pool.query(`UPDATE buddy_leases SET ${set} WHERE domain = $1 AND username = $2`, [
-        domain,
-        username,
-      ]);
-      await notifyRunners();
+      await requestAction(pool, domain, username, params.action);
+      runner.poke();
       res.status(202).json({ buddy: await one(jid) });
     }),
   );

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { buddyDefinition } from "../../../common/src/config/buddies-schema.ts";
+import { BUDDY_ACTIONS } from "../runner/actions.ts";
 
 /** Input of the admin API (conventions.md 3). */
 
 export const jidParams = z.object({ jid: z.string().min(3).max(200) });
 
-export const actionParams = jidParams.extend({ action: z.enum(["restart", "stop", "start"]) });
+export const actionParams = jidParams.extend({ action: z.enum(BUDDY_ACTIONS) });
 
 export const definitionBody = buddyDefinition;
 

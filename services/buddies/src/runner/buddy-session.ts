@@ -2,10 +2,10 @@ import { readFile } from "node:fs/promises";
 import xml, { type Element } from "@xmpp/xml";
 import type { PasswordSource } from "../../../common/src/config/buddies-schema.ts";
 import type { Logger } from "../../../common/src/logger.ts";
-import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
 import { type Bot, createBot } from "../kinds/bot.ts";
+import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
 import { createXmppClient, type XmppClient, type XmppTls } from "../xmpp/connection.ts";
-import { type MucEvent, joinPresence, readMucPresence, unlockRoom } from "../xmpp/muc.ts";
+import { joinPresence, type MucEvent, readMucPresence, unlockRoom } from "../xmpp/muc.ts";
 import { backoffDelay } from "./backoff.ts";
 
 /**
@@ -44,6 +44,8 @@ export interface SessionDeps {
   env: NodeJS.ProcessEnv;
   /** Called after every change of state or counters. */
   onChange: () => void;
+  /** Whether a bare JID is another buddy (whose chats this one ignores). */
+  isPeer?: (bareJid: string) => boolean;
 }
 
 /** A connection that stays up this long has recovered: the next failure starts the backoff over. */
@@ -145,15 +147,24 @@ export class BuddySession {
     } catch {
       // the connection is going anyway
     }
-    (client as unknown as { socket?: { destroy?: () => void; socket?: { destroy(): void } } }).socket?.socket?.destroy();
+    (
+      client as unknown as { socket?: { destroy?: () => void; socket?: { destroy(): void } } }
+    ).socket?.socket?.destroy();
   }
 
   /** After a failure: wait (exponential, jittered), then log in again. */
   #retry(reason: string): void {
     if (!this.#running) return;
-    const delay = backoffDelay(this.#attempt++, this.#deps.settings.reconnect.initialMs, this.#deps.settings.reconnect.maxMs);
+    const delay = backoffDelay(
+      this.#attempt++,
+      this.#deps.settings.reconnect.initialMs,
+      this.#deps.settings.reconnect.maxMs,
+    );
     this.#set("backoff", reason);
-    this.#deps.log.warn({ delayMs: delay, attempt: this.#attempt }, `offline (${reason}); retrying in ${Math.round(delay / 1000)} s`);
+    this.#deps.log.warn(
+      { delayMs: delay, attempt: this.#attempt },
+      `offline (${reason}); retrying in ${Math.round(delay / 1000)} s`,
+    );
     const generation = this.#generation;
     this.#later(delay, () => {
       if (generation === this.#generation && this.#running) void this.#connect();
@@ -168,6 +179,8 @@ export class BuddySession {
     try {
       const password = await readPassword(buddy.password, this.#deps.env);
       const kind = await this.#deps.kind(buddy.kind);
+      // stopped while reading those: no client exists yet for stop() to close, so none may be made
+      if (generation !== this.#generation) return;
       client = createXmppClient({
         service: buddy.service,
         domain: buddy.domain,
@@ -188,24 +201,42 @@ export class BuddySession {
         c.on("error", reject);
         c.once("disconnect", () => reject(failure ?? new Error("the server closed the connection")));
       });
-      const timeout = new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error(`not online after ${settings.reconnect.connectTimeoutMs} ms`)), settings.reconnect.connectTimeoutMs).unref(),
-      );
-      await Promise.race([
-        (async () => {
-          await c.connect(buddy.service);
-          c.open({ domain: buddy.domain }).catch(() => {}); // `online` or an error decides
-          await online;
-        })(),
-        timeout,
-      ]);
+      // the race below decides; a promise that loses it (connect failed first, timer) must not reject unseen
+      online.catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`not online after ${settings.reconnect.connectTimeoutMs} ms`)),
+          settings.reconnect.connectTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([
+          (async () => {
+            await c.connect(buddy.service);
+            c.open({ domain: buddy.domain }).catch(() => {}); // `online` or an error decides
+            await online;
+          })(),
+          timeout,
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
       if (generation !== this.#generation) return;
 
-      this.bot = await createBot({
-        identity: { jid: buddy.jid, domain: buddy.domain, username: buddy.username, kind: buddy.kind, rooms: buddy.rooms, nick: buddy.nick },
+      const bot = await createBot({
+        identity: {
+          jid: buddy.jid,
+          domain: buddy.domain,
+          username: buddy.username,
+          kind: buddy.kind,
+          rooms: buddy.rooms,
+          nick: buddy.nick,
+        },
         kind,
         options: buddy.options,
         log,
+        ...(this.#deps.isPeer ? { isPeer: this.#deps.isPeer } : {}),
         send: (stanza) => c.send(stanza),
         serviceStatus: this.#deps.serviceStatus,
         count: (direction) => {
@@ -214,7 +245,12 @@ export class BuddySession {
           this.#deps.onChange();
         },
       });
-      const bot = this.bot;
+      if (generation !== this.#generation) {
+        // stopped while the kind was being set up: the teardown did not know this bot
+        await bot.stop().catch((err) => log.warn({ err }, "kind cleanup failed"));
+        return;
+      }
+      this.bot = bot;
       c.middleware.use(async (ctx: { stanza: Element }, next: () => Promise<unknown>) => {
         const event = readMucPresence(ctx.stanza, buddy.nick);
         if (event) this.#onRoomEvent(c, event, generation);
@@ -250,11 +286,18 @@ export class BuddySession {
   }
 
   #onRoomEvent(c: XmppClient, event: MucEvent, generation: number): void {
+    // a connection being torn down (stop, restart, lost) hears the rooms answer its goodbye: not news
+    if (generation !== this.#generation) return;
     const { log, buddy } = this.#deps;
     if (event.type === "created") {
-      unlockRoom(c, event.room).catch((err) => log.warn({ err, room: event.room }, "could not unlock the new room"));
+      unlockRoom(c, event.room).catch((err) =>
+        log.warn({ err, room: event.room }, "could not unlock the new room"),
+      );
     } else if (event.type === "error") {
-      log.warn({ room: event.room }, `cannot join ${event.room}: ${event.reason}; retrying in ${ROOM_RETRY_MS / 1000} s`);
+      log.warn(
+        { room: event.room },
+        `cannot join ${event.room}: ${event.reason}; retrying in ${ROOM_RETRY_MS / 1000} s`,
+      );
       this.lastError = `room ${event.room}: ${event.reason}`;
       this.#deps.onChange();
       this.#rejoin(c, event.room, ROOM_RETRY_MS, generation);

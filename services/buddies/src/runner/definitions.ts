@@ -46,7 +46,12 @@ export function definitionProblem(config: Config, domain: string, username: stri
   return buddyHomeProblem(served, domain, username);
 }
 
-export function resolveBuddy(config: Config, domain: string, username: string, d: BuddyDefinition): ResolvedBuddy {
+export function resolveBuddy(
+  config: Config,
+  domain: string,
+  username: string,
+  d: BuddyDefinition,
+): ResolvedBuddy {
   const perDomain = config.buddies.domains[domain];
   return {
     domain,
@@ -58,21 +63,46 @@ export function resolveBuddy(config: Config, domain: string, username: string, d
     rooms: d.rooms,
     nick: d.nick ?? username,
     service: perDomain?.service ?? config.buddies.service,
-    tls: perDomain?.tls ?? config.buddies.tls,
+    // a domain's `tls` holds only what it changes
+    tls: { ...config.buddies.tls, ...perDomain?.tls },
   };
 }
 
-function entry(config: Config, domain: string, username: string, source: "config" | "table", raw: unknown): DefinitionEntry {
+function entry(
+  config: Config,
+  domain: string,
+  username: string,
+  source: "config" | "table",
+  raw: unknown,
+): DefinitionEntry {
   const jid = jidOf(username, domain);
   const parsed = buddyDefinition.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const problem = `invalid definition: ${issue?.path.join(".") || "(root)"}: ${issue?.message}`;
-    return { jid, domain, username, source, definition: undefined, buddy: undefined, problem, fingerprint: problem };
+    return {
+      jid,
+      domain,
+      username,
+      source,
+      definition: undefined,
+      buddy: undefined,
+      problem,
+      fingerprint: problem,
+    };
   }
   const problem = definitionProblem(config, domain, username);
   const buddy = problem ? undefined : resolveBuddy(config, domain, username, parsed.data);
-  return { jid, domain, username, source, definition: parsed.data, buddy, problem, fingerprint: JSON.stringify(buddy ?? problem) };
+  return {
+    jid,
+    domain,
+    username,
+    source,
+    definition: parsed.data,
+    buddy,
+    problem,
+    fingerprint: JSON.stringify(buddy ?? problem),
+  };
 }
 
 export interface DefinitionRow {
@@ -97,7 +127,13 @@ export async function loadDefinitions(pool: Pool, config: Config): Promise<Map<s
     "SELECT domain, username, kind, password, options, rooms, nick FROM buddies ORDER BY domain, username",
   );
   for (const r of rows) {
-    const raw = { kind: r.kind, password: r.password, options: r.options, rooms: r.rooms, ...(r.nick ? { nick: r.nick } : {}) };
+    const raw = {
+      kind: r.kind,
+      password: r.password,
+      options: r.options,
+      rooms: r.rooms,
+      ...(r.nick ? { nick: r.nick } : {}),
+    };
     const e = entry(config, r.domain, r.username, "table", raw);
     all.set(e.jid, e);
   }
@@ -105,14 +141,27 @@ export async function loadDefinitions(pool: Pool, config: Config): Promise<Map<s
 }
 
 /** Adds or replaces a runtime definition; true when it is new. */
-export async function saveDefinition(pool: Pool, domain: string, username: string, d: BuddyDefinition): Promise<boolean> {
+export async function saveDefinition(
+  pool: Pool,
+  domain: string,
+  username: string,
+  d: BuddyDefinition,
+): Promise<boolean> {
   const { rows } = await pool.query<{ inserted: boolean }>(
     `INSERT INTO buddies (domain, username, kind, password, options, rooms, nick)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (domain, username) DO UPDATE SET kind = EXCLUDED.kind, password = EXCLUDED.password,
        options = EXCLUDED.options, rooms = EXCLUDED.rooms, nick = EXCLUDED.nick, updated_at = now()
      RETURNING (xmax = 0) AS inserted`,
-    [domain, username, d.kind, JSON.stringify(d.password), JSON.stringify(d.options), JSON.stringify(d.rooms), d.nick ?? null],
+    [
+      domain,
+      username,
+      d.kind,
+      JSON.stringify(d.password),
+      JSON.stringify(d.options),
+      JSON.stringify(d.rooms),
+      d.nick ?? null,
+    ],
   );
   return rows[0]?.inserted ?? false;
 }

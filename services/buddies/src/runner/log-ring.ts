@@ -44,7 +44,13 @@ export function teeLogger(log: Logger, ring: LogRing): Logger {
       const value = Reflect.get(target, prop, receiver);
       if (typeof prop !== "string" || !(LEVELS as readonly string[]).includes(prop)) return value;
       return (...args: unknown[]) => {
-        if (prop === "info" || prop === "warn" || prop === "error" || prop === "fatal" || target.isLevelEnabled(prop))
+        if (
+          prop === "info" ||
+          prop === "warn" ||
+          prop === "error" ||
+          prop === "fatal" ||
+          target.isLevelEnabled(prop)
+        )
           ring.push(lineOf(prop, args));
         return (value as (...a: unknown[]) => void).apply(target, args);
       };

@@ -120,7 +120,11 @@ export class Runner {
   async #tick(): Promise<void> {
     const { config, log } = this.#deps;
     try {
-      const live = await this.#leases.heartbeat({ host: hostname(), pid: process.pid, adminUrl: this.adminUrl });
+      const live = await this.#leases.heartbeat({
+        host: hostname(),
+        pid: process.pid,
+        adminUrl: this.adminUrl,
+      });
       this.#definitions = await loadDefinitions(this.#deps.pool, config);
       const defined = [...this.#definitions.values()];
       await this.#leases.sync(defined);
@@ -132,7 +136,9 @@ export class Runner {
       }
       const runnable = defined.filter((d) => d.buddy);
       const share = Math.ceil(runnable.length / live);
-      const active = owned.filter((o) => !o.stopped && this.#definitions.get(`${o.username}@${o.domain}`)?.buddy);
+      const active = owned.filter(
+        (o) => !o.stopped && this.#definitions.get(`${o.username}@${o.domain}`)?.buddy,
+      );
       const claimed = await this.#leases.claim(share - active.length, runnable);
       for (const o of claimed) ownedByJid.set(`${o.username}@${o.domain}`, o);
       await this.#apply([...ownedByJid.values()], share);
@@ -140,9 +146,14 @@ export class Runner {
     } catch (err) {
       log.error({ err }, "runner tick failed");
       const margin = this.#deps.config.buddies.cluster.tickMs;
-      if (Date.now() - this.#lastRenew > config.buddies.cluster.leaseSeconds * 1000 - margin && this.#running.size > 0) {
+      if (
+        Date.now() - this.#lastRenew > config.buddies.cluster.leaseSeconds * 1000 - margin &&
+        this.#running.size > 0
+      ) {
         log.error("cannot renew leases: stopping every buddy here so that another runner can take them");
-        await Promise.all([...this.#running.keys()].map((jid) => this.#stopSession(jid, "lost the database")));
+        await Promise.all(
+          [...this.#running.keys()].map((jid) => this.#stopSession(jid, "lost the database")),
+        );
       }
     }
   }
@@ -155,22 +166,30 @@ export class Runner {
       const entry = this.#definitions.get(jid);
       const running = this.#running.get(jid);
       if (o.stopped || !entry?.buddy) {
-        if (running) await this.#stopSession(jid, o.stopped ? "stopped by an operator" : (entry?.problem ?? "no longer defined"));
+        if (running)
+          await this.#stopSession(
+            jid,
+            o.stopped ? "stopped by an operator" : (entry?.problem ?? "no longer defined"),
+          );
         release.push(o);
         continue;
       }
-      if (++kept > share && running?.session.state !== "online") {
+      if (kept >= share && running?.session.state !== "online") {
         // over this runner's share (another runner joined): hand back those not serving anyone right now
         if (running) await this.#stopSession(jid, "handed to another runner");
         release.push(o);
         continue;
       }
-      if (running && running.fingerprint === entry.fingerprint && running.restartSeq === o.restart_seq) continue;
-      if (running) await this.#stopSession(jid, running.restartSeq !== o.restart_seq ? "restart" : "definition changed");
+      kept++;
+      if (running && running.fingerprint === entry.fingerprint && running.restartSeq === o.restart_seq)
+        continue;
+      if (running)
+        await this.#stopSession(jid, running.restartSeq !== o.restart_seq ? "restart" : "definition changed");
       this.#startSession(entry, o.restart_seq);
     }
-    if (kept > share + 1) {
-      // still two or more over: hand back online ones too, one per tick, so a cluster evens out
+    if (kept > share) {
+      // still over: hand back online ones too, one per tick, so a cluster evens out. The shares (rounded
+      // up) add up to at least the buddies, so a runner over its share means one under it to take it.
       const extra = owned.find((o) => this.#running.has(`${o.username}@${o.domain}`) && !release.includes(o));
       if (extra) {
         await this.#stopSession(`${extra.username}@${extra.domain}`, "handed to another runner");
@@ -192,11 +211,16 @@ export class Runner {
     const { config } = this.#deps;
     const session = new BuddySession({
       buddy,
-      settings: { resource: config.buddies.resource, reconnect: config.buddies.reconnect, keepalive: config.buddies.keepalive },
+      settings: {
+        resource: config.buddies.resource,
+        reconnect: config.buddies.reconnect,
+        keepalive: config.buddies.keepalive,
+      },
       log,
       kind: this.#deps.kind,
       serviceStatus: this.#deps.serviceStatus,
       env: this.#deps.env ?? process.env,
+      isPeer: (jid) => jid !== entry.jid && this.#definitions.has(jid),
       onChange: () => {
         this.#dirty.add(entry.jid);
         this.#count(entry.jid, session);
@@ -209,8 +233,10 @@ export class Runner {
   #count(jid: string, s: BuddySession): void {
     const before = this.#counted.get(jid) ?? { in: 0, out: 0, reconnects: 0 };
     const labels = { domain: s.buddy.domain, username: s.buddy.username };
-    if (s.messagesIn > before.in) this.#messages.inc({ ...labels, direction: "in" }, s.messagesIn - before.in);
-    if (s.messagesOut > before.out) this.#messages.inc({ ...labels, direction: "out" }, s.messagesOut - before.out);
+    if (s.messagesIn > before.in)
+      this.#messages.inc({ ...labels, direction: "in" }, s.messagesIn - before.in);
+    if (s.messagesOut > before.out)
+      this.#messages.inc({ ...labels, direction: "out" }, s.messagesOut - before.out);
     if (s.reconnects > before.reconnects) this.#reconnects.inc(labels, s.reconnects - before.reconnects);
     this.#counted.set(jid, { in: s.messagesIn, out: s.messagesOut, reconnects: s.reconnects });
   }

@@ -15,11 +15,15 @@ export function serviceStatusChecker(
   const targets = (): Array<{ service: string; url: string | undefined }> => [
     {
       service: "auth",
-      url: config.services.auth.port ? `http://${local(config.services.auth.host)}:${config.services.auth.port}/readyz` : undefined,
+      url: config.services.auth.port
+        ? `http://${local(config.services.auth.host)}:${config.services.auth.port}/readyz`
+        : undefined,
     },
     {
       service: "http-utility",
-      url: http.port ? `${http.tls.cert ? "https" : "http"}://${local(http.host)}:${http.port}/readyz` : undefined,
+      url: http.port
+        ? `${http.tls.cert ? "https" : "http"}://${local(http.host)}:${http.port}/readyz`
+        : undefined,
     },
     { service: "buddies", url: self() ? `${self()}/readyz` : undefined },
   ];
@@ -30,7 +34,8 @@ export function serviceStatusChecker(
         try {
           const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
           const body = (await res.json().catch(() => ({}))) as { status?: string; database?: string };
-          const detail = `${res.status} ${body.status ?? ""}${body.database ? `, database ${body.database}` : ""}`.trim();
+          const detail =
+            `${res.status} ${body.status ?? ""}${body.database ? `, database ${body.database}` : ""}`.trim();
           return { service, url, up: res.ok, detail };
         } catch (err) {
           const e = err as { cause?: { code?: string }; name?: string; message?: string };

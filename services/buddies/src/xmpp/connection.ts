@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Client, jid } from "@xmpp/client-core";
-import iqCaller from "@xmpp/iq/caller.js";
 import iqCallee from "@xmpp/iq/callee.js";
+import iqCaller from "@xmpp/iq/caller.js";
 import middleware from "@xmpp/middleware";
 import resourceBinding from "@xmpp/resource-binding";
 import sasl from "@xmpp/sasl";
@@ -57,10 +57,24 @@ export function tlsOptions(domain: string, t: XmppTls): ConnectionOptions {
   return o;
 }
 
+/**
+ * xmpp.js 0.14 hands every chunk to its parser, which is gone once the stream closed: bytes arriving between
+ * the server's `</stream:stream>` (or a parse error) and the socket's close throw from a socket listener, an
+ * uncaught exception that would take every buddy of the runner down (xmppjs/xmpp.js#860). Dropped instead.
+ */
+export function ignoreDataAfterClose(entity: object): void {
+  const e = entity as { parser: unknown; _onData(data: Buffer): void };
+  const onData = e._onData;
+  e._onData = function (this: typeof e, data: Buffer) {
+    if (this.parser) onData.call(this, data);
+  };
+}
+
 export function createXmppClient(o: XmppClientOptions) {
   const secure = tlsOptions(o.domain, o.tls);
   const entity = new Client({ service: o.service, domain: o.domain });
   entity.jid = jid(o.username, o.domain);
+  ignoreDataAfterClose(entity);
   // TLS connections are checked against the XMPP domain, whatever host the service names
   class TrustingTls extends (ConnectionTLS as unknown as new () => {
     socketParameters(service: string): object | undefined;
@@ -94,7 +108,10 @@ export function createXmppClient(o: XmppClientOptions) {
   plain(factory);
   sasl(
     { streamFeatures: features, saslFactory: factory as never },
-    async (done: (c: { username: string; password: string }, m: string) => Promise<void>, mechanisms: string[]) => {
+    async (
+      done: (c: { username: string; password: string }, m: string) => Promise<void>,
+      mechanisms: string[],
+    ) => {
       const usable = mechanisms.filter((m) => m !== "PLAIN" || entity.isSecure());
       const mechanism = ["SCRAM-SHA-1", "PLAIN"].find((m) => usable.includes(m));
       if (!mechanism) throw new Error(`no safe SASL mechanism: the server offers ${mechanisms.join(", ")}`);

@@ -16,7 +16,11 @@ export type MucEvent =
   | { type: "error"; room: string; reason: string };
 
 export function joinPresence(room: string, nick: string): Element {
-  return xml("presence", { to: `${room}/${nick}` }, xml("x", { xmlns: NS_MUC }, xml("history", { maxstanzas: "0" })));
+  return xml(
+    "presence",
+    { to: `${room}/${nick}` },
+    xml("x", { xmlns: NS_MUC }, xml("history", { maxstanzas: "0" })),
+  );
 }
 
 /** Accepts the default configuration of a room the buddy just created, which unlocks it. */
@@ -25,7 +29,11 @@ export async function unlockRoom(
   room: string,
 ): Promise<void> {
   await c.iqCaller.request(
-    xml("iq", { type: "set", to: room }, xml("query", { xmlns: NS_OWNER }, xml("x", { xmlns: "jabber:x:data", type: "submit" }))),
+    xml(
+      "iq",
+      { type: "set", to: room },
+      xml("query", { xmlns: NS_OWNER }, xml("x", { xmlns: "jabber:x:data", type: "submit" })),
+    ),
     10_000,
   );
 }
@@ -50,7 +58,8 @@ export function readMucPresence(stanza: Element, nick: string): MucEvent | undef
   const who = from.slice(slash + 1);
   if (stanza.attrs.type === "error") {
     const error = stanza.getChild("error");
-    const condition = error?.children.find((c): c is Element => typeof c !== "string")?.name ?? "unknown error";
+    const condition =
+      error?.children.find((c): c is Element => typeof c !== "string")?.name ?? "unknown error";
     return who === nick ? { type: "error", room, reason: condition } : undefined;
   }
   const x = stanza.getChild("x", NS_USER);

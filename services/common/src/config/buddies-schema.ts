@@ -53,6 +53,14 @@ const tls = z
   .strict()
   .prefault({});
 
+/** A domain's TLS: only what it changes from `buddies.tls`. */
+const domainTls = z
+  .object({
+    verify: z.boolean().optional().describe("verify the server's certificate"),
+    ca: z.string().min(1).optional().describe("PEM file of a private CA to trust for this server"),
+  })
+  .strict();
+
 const xmppServer = {
   service: z
     .string()
@@ -112,7 +120,7 @@ export const buddiesSchema = z
         z
           .object({
             service: xmppServer.service.optional(),
-            tls: tls.optional().describe("TLS of this domain's server (default: `buddies.tls`)"),
+            tls: domainTls.optional().describe("TLS of this domain's server, over `buddies.tls`"),
             definitions: z
               .record(z.string().regex(BUDDY_NAME, "a user part such as echo or zabbix"), buddyDefinition)
               .default({})
