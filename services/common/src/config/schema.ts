@@ -134,6 +134,20 @@ const domain = z
     message: "the legacy ==SCRAM== format needs sha1",
   });
 
+/** Keys of the buddies service by name, made by `sidecars buddies admin-key`: only their SHA-256. */
+const buddiesKeys = z
+  .record(
+    z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
+    z
+      .object({
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars buddies admin-key`)"),
+      })
+      .strict(),
+  )
+  .default({});
+
 const LOOPBACK = ["127.0.0.1", "::1", "localhost"];
 
 /** What a server API key may be allowed to do. */
@@ -314,34 +328,12 @@ export const configSchema = z
         buddies: z
           .object({
             ...listener,
-            admins: z
-              .record(
-                z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
-                z
-                  .object({
-                    sha256: z
-                      .string()
-                      .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars buddies admin-key`)"),
-                  })
-                  .strict(),
-              )
-              .default({})
-              .describe("admin keys by name (HTTP Basic `name:key` or Bearer key): the SHA-256 of each key"),
-            hookKeys: z
-              .record(
-                z.string().regex(/^[\w.-]+$/, "letters, digits, . _ -"),
-                z
-                  .object({
-                    sha256: z
-                      .string()
-                      .regex(/^[0-9a-f]{64}$/, "the hex SHA-256 of the key (`sidecars buddies admin-key`)"),
-                  })
-                  .strict(),
-              )
-              .default({})
-              .describe(
-                "keys that may call buddies' HTTP hooks only (monitoring webhooks), as admins are stored",
-              ),
+            admins: buddiesKeys.describe(
+              "admin keys by name (HTTP Basic `name:key` or Bearer key): the SHA-256 of each key",
+            ),
+            hookKeys: buddiesKeys.describe(
+              "keys that may call buddies' HTTP hooks only (monitoring webhooks), stored as admin keys are",
+            ),
           })
           .strict()
           .describe("buddies admin API and page (env BUDDIES_ADMIN_PORT)"),
