@@ -5,7 +5,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { client } from "@xmpp/client";
+import { type Client, client } from "@xmpp/client";
 import { makeCertificate } from "./certificates.ts";
 import { freePort } from "./free-port.ts";
 import { ROOT } from "./processes.ts";
@@ -256,30 +256,46 @@ export interface LoginOptions {
 }
 
 /**
- * Logs in with @xmpp/client over direct TLS, trusting `ca` through the TLS options. xmpp.js passes no TLS
- * options to its STARTTLS upgrade (xmppjs/xmpp.js#598), so the test uses direct TLS through the client's own
- * TLS transport, extended with `ca`. Resolves with the bound JID once online (and disconnects), or rejects
- * with the client's error (a SASLError `not-authorized` for a refused password).
+ * @xmpp/client over direct TLS (`xmpps://`) trusting `ca` through the TLS options, without its own
+ * reconnection. xmpp.js passes no TLS options to its STARTTLS upgrade (xmppjs/xmpp.js#598), so the tests use
+ * direct TLS through the client's own TLS transport, extended with `ca`.
  */
-export async function login(o: LoginOptions): Promise<string> {
-  const service = `xmpps://127.0.0.1:${o.port}`;
-  // xmpp.js 0.14 base64-encodes SASL with btoa(), i.e. as Latin-1: hand it the UTF-8 bytes as a "binary
-  // string" so that a non-ASCII password reaches the server as RFC 4616 says (UTF-8)
-  const password = Buffer.from(o.password, "utf8").toString("latin1");
-  const xmpp = client({ service, domain: o.domain, username: o.username, password, resource: "test" });
+export function trustingClient(o: Parameters<typeof client>[0] & { service: string; ca: string }): Client {
+  const { ca, ...options } = o;
+  const xmpp = client(options);
   type Transport = new () => { socketParameters(service: string): object | undefined };
-  const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(service) !== undefined) as unknown as
+  const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(o.service) !== undefined) as unknown as
     | Transport
     | undefined;
   if (!Tls) throw new Error("@xmpp/client has no TLS transport");
   class TrustingTls extends Tls {
     override socketParameters(s: string) {
       const p = super.socketParameters(s);
-      return p && { ...p, ca: o.ca };
+      return p && { ...p, ca };
     }
   }
   xmpp.transports.unshift(TrustingTls as unknown as (typeof xmpp.transports)[number]);
   xmpp.reconnect.stop();
+  return xmpp;
+}
+
+/**
+ * Logs in with `trustingClient`. Resolves with the bound JID once online (and disconnects), or rejects with
+ * the client's error (a SASLError `not-authorized` for a refused password).
+ */
+export async function login(o: LoginOptions): Promise<string> {
+  const service = `xmpps://127.0.0.1:${o.port}`;
+  // xmpp.js 0.14 base64-encodes SASL with btoa(), i.e. as Latin-1: hand it the UTF-8 bytes as a "binary
+  // string" so that a non-ASCII password reaches the server as RFC 4616 says (UTF-8)
+  const password = Buffer.from(o.password, "utf8").toString("latin1");
+  const xmpp = trustingClient({
+    service,
+    ca: o.ca,
+    domain: o.domain,
+    username: o.username,
+    password,
+    resource: "test",
+  });
   // Not xmpp.start(): its `open` step can miss the server's stream header (it listens only after the
   // header write's callback) and then fail with the SASL error, leaving start()'s own `online` promise
   // rejected with no handler (an unhandled rejection in about one refused login out of five here).

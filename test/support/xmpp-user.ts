@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { client } from "@xmpp/client";
 import xml, { type Element } from "@xmpp/xml";
 import { ignoreDataAfterClose } from "../../services/buddies/src/xmpp/connection.ts";
+import { trustingClient } from "./ejabberd.ts";
 
 /**
  * A person at an XMPP client for the end-to-end suites: logs in to the test ejabberd over direct TLS
@@ -48,8 +48,9 @@ export const inRoom = (room: string, nick: string) => (s: Element) =>
 
 export async function connectUser(o: UserOptions): Promise<XmppUser> {
   const service = `xmpps://127.0.0.1:${o.port}`;
-  const xmpp = client({
+  const xmpp = trustingClient({
     service,
+    ca: o.ca,
     domain: o.domain,
     username: o.username,
     password: o.password,
@@ -57,19 +58,6 @@ export async function connectUser(o: UserOptions): Promise<XmppUser> {
     resource: o.resource ?? `test-${randomBytes(3).toString("hex")}`,
   });
   ignoreDataAfterClose(xmpp);
-  type Transport = new () => { socketParameters(service: string): object | undefined };
-  const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(service) !== undefined) as unknown as
-    | Transport
-    | undefined;
-  if (!Tls) throw new Error("@xmpp/client has no TLS transport");
-  class TrustingTls extends Tls {
-    override socketParameters(s: string) {
-      const p = super.socketParameters(s);
-      return p && { ...p, ca: o.ca };
-    }
-  }
-  xmpp.transports.unshift(TrustingTls as unknown as (typeof xmpp.transports)[number]);
-  xmpp.reconnect.stop();
 
   let received: Element[] = [];
   const waiters = new Set<{ match: (s: Element) => boolean; resolve: (s: Element) => void }>();
