@@ -12,18 +12,27 @@ import { bareClient, goOffline, goOnline } from "./buddies-xmpp-client.ts";
  */
 
 export type BareClientsMessage =
-  | { type: "online"; lastOnlineAt: number; count: number }
+  | { type: "online"; firstOnlineAt: number; lastOnlineAt: number; count: number }
   | { type: "failed"; error: string };
 
 const [service, caFile, domain, prefix, countText, passwordFile, resource] = process.argv.slice(2);
 if (!service || !caFile || !domain || !prefix || !countText || !passwordFile || !resource) {
-  console.error("usage: buddies-bare-clients.ts <service> <ca> <domain> <prefix> <count> <password file> <resource>");
+  console.error(
+    "usage: buddies-bare-clients.ts <service> <ca> <domain> <prefix> <count> <password file> <resource>",
+  );
   process.exit(2);
 }
 const ca = readFileSync(caFile, "utf8");
 const password = readFileSync(passwordFile, "utf8").split(/\r?\n/, 1)[0] ?? "";
 const count = Number(countText);
 const username = (i: number) => `${prefix}-${String(i).padStart(3, "0")}`;
+
+/**
+ * The bound the runner puts on a whole login (buddies.reconnect.connectTimeoutMs, default 20 s) rather than
+ * xmpp.js's 2 s a step: with 500 handshakes at once a stream header can take longer, and a bare client has
+ * no retry (the runner retries with backoff, and its time shows it).
+ */
+const STEP_TIMEOUT_MS = 20_000;
 
 const clients: Client[] = [];
 let stopping: Promise<void> | undefined;
@@ -33,6 +42,12 @@ const stop = () => {
 };
 process.on("message", (m) => {
   if (m === "stop") void stop();
+  // why a start is slow: how many clients are in each connection status
+  if (m === "status") {
+    const statuses: Record<string, number> = {};
+    for (const c of clients) statuses[c.status] = (statuses[c.status] ?? 0) + 1;
+    console.error(`bare clients by status: ${JSON.stringify(statuses)}`);
+  }
 });
 process.on("disconnect", () => void stop());
 
@@ -45,21 +60,34 @@ function echo(xmpp: Client): void {
   });
 }
 
+let firstOnlineAt = Number.POSITIVE_INFINITY;
 let lastOnlineAt = 0;
 try {
   await Promise.all(
     Array.from({ length: count }, async (_, i) => {
-      const xmpp = bareClient({ service, ca, domain, username: username(i), password, resource });
+      const xmpp = bareClient({
+        service,
+        ca,
+        domain,
+        username: username(i),
+        password,
+        resource,
+        timeoutMs: STEP_TIMEOUT_MS,
+      });
       clients.push(xmpp);
       xmpp.on("error", () => {}); // a failed login rejects goOnline; later errors end in a closed stream
       echo(xmpp);
       await goOnline(xmpp, { service, domain });
+      firstOnlineAt = Math.min(firstOnlineAt, Date.now());
       lastOnlineAt = Math.max(lastOnlineAt, Date.now());
     }),
   );
-  process.send?.({ type: "online", lastOnlineAt, count } satisfies BareClientsMessage);
+  process.send?.({ type: "online", firstOnlineAt, lastOnlineAt, count } satisfies BareClientsMessage);
 } catch (err) {
-  const e = err as { condition?: string; message?: string };
-  process.send?.({ type: "failed", error: e.condition ?? e.message ?? String(err) } satisfies BareClientsMessage);
+  const e = err as { name?: string; condition?: string; message?: string };
+  process.send?.({
+    type: "failed",
+    error: `${e.name ?? "Error"}: ${e.condition ?? e.message ?? String(err)}`,
+  } satisfies BareClientsMessage);
   await stop();
 }

@@ -1,4 +1,5 @@
-import { type Client, client, xml } from "@xmpp/client";
+import { type Client, xml } from "@xmpp/client";
+import { trustingClient } from "../support/trusting-client.ts";
 
 /**
  * The bare XMPP client of the buddies benchmark: @xmpp/client over direct TLS trusting the test server's
@@ -16,30 +17,20 @@ export interface BareClientOptions {
   username: string;
   password: string;
   resource: string;
+  /** xmpp.js's bound on each step (stream open, close…); its default is 2 s. */
+  timeoutMs?: number;
 }
 
 export function bareClient(o: BareClientOptions): Client {
-  const xmpp = client({
+  return trustingClient({
     service: o.service,
+    ca: o.ca,
     domain: o.domain,
     username: o.username,
     password: o.password,
     resource: o.resource,
+    ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}),
   });
-  type Transport = new () => { socketParameters(service: string): object | undefined };
-  const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(o.service) !== undefined) as unknown as
-    | Transport
-    | undefined;
-  if (!Tls) throw new Error("@xmpp/client has no TLS transport");
-  class TrustingTls extends Tls {
-    override socketParameters(s: string) {
-      const p = super.socketParameters(s);
-      return p && { ...p, ca: o.ca, servername: o.domain };
-    }
-  }
-  xmpp.transports.unshift(TrustingTls as unknown as (typeof xmpp.transports)[number]);
-  xmpp.reconnect.stop();
-  return xmpp;
 }
 
 /**

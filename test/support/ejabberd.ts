@@ -5,10 +5,10 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { type Client, client } from "@xmpp/client";
 import { makeCertificate } from "./certificates.ts";
 import { freePort } from "./free-port.ts";
 import { ROOT } from "./processes.ts";
+import { trustingClient } from "./trusting-client.ts";
 
 /**
  * A private ejabberd 23.01 (Debian package, installed by scripts/system-deps.sh) for one test file, run as
@@ -253,30 +253,6 @@ export interface LoginOptions {
   domain: string;
   username: string;
   password: string;
-}
-
-/**
- * @xmpp/client over direct TLS (`xmpps://`) trusting `ca` through the TLS options, without its own
- * reconnection. xmpp.js passes no TLS options to its STARTTLS upgrade (xmppjs/xmpp.js#598), so the tests use
- * direct TLS through the client's own TLS transport, extended with `ca`.
- */
-export function trustingClient(o: Parameters<typeof client>[0] & { service: string; ca: string }): Client {
-  const { ca, ...options } = o;
-  const xmpp = client(options);
-  type Transport = new () => { socketParameters(service: string): object | undefined };
-  const Tls = xmpp.transports.find((T) => T.prototype.socketParameters(o.service) !== undefined) as unknown as
-    | Transport
-    | undefined;
-  if (!Tls) throw new Error("@xmpp/client has no TLS transport");
-  class TrustingTls extends Tls {
-    override socketParameters(s: string) {
-      const p = super.socketParameters(s);
-      return p && { ...p, ca };
-    }
-  }
-  xmpp.transports.unshift(TrustingTls as unknown as (typeof xmpp.transports)[number]);
-  xmpp.reconnect.stop();
-  return xmpp;
 }
 
 /**

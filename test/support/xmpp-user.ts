@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import xml, { type Element } from "@xmpp/xml";
 import { ignoreDataAfterClose } from "../../services/buddies/src/xmpp/connection.ts";
-import { trustingClient } from "./ejabberd.ts";
+import { trustingClient } from "./trusting-client.ts";
 
 /**
  * A person at an XMPP client for the end-to-end suites: logs in to the test ejabberd over direct TLS
