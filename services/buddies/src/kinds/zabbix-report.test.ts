@@ -2,15 +2,14 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ZodError } from "zod";
 import { freePort } from "../../../../test/support/free-port.ts";
-import notify from "./notify.ts";
-import { createFakeEntity, type FakeEntity } from "./testing/fake-entity.ts";
+import type { FakeEntity } from "./testing/fake-entity.ts";
+import { PROBLEM, ROOM, zabbixBuddy } from "./testing/zabbix-buddy.ts";
 
 /**
  * The Zabbix preset's ack and resolve on loopback: answers in XMPP, reports to a local HTTP server standing
  * in for Zabbix's API (or a JSON endpoint) that records every request and answers as each test says.
  */
 
-const ROOM = "ops@conference.example.com";
 const ALICE = "alice@example.com/phone";
 const TOKEN_ENV = "ZABBIX_TEST_TOKEN";
 const TOKEN = "zbx-token-5f1e9c7d";
@@ -65,27 +64,7 @@ afterEach(() => {
 });
 
 const zabbixApi = () => ({ url, format: "zabbix-api", tokenEnv: TOKEN_ENV });
-const buddy = (options: Record<string, unknown> = {}) =>
-  createFakeEntity({
-    kind: notify,
-    options: { preset: "zabbix", to: ["alice@example.com", ROOM], report: zabbixApi(), ...options },
-    identity: {
-      jid: "zabbix@example.com",
-      username: "zabbix",
-      kind: "notify",
-      nick: "zabbix",
-      rooms: [ROOM],
-    },
-  });
-
-const PROBLEM = {
-  eventId: "123",
-  subject: "Disk space is low",
-  message: "Free space on /var is 4%",
-  severity: "High",
-  host: "web-01",
-  status: "PROBLEM",
-};
+const buddy = (options: Record<string, unknown> = {}) => zabbixBuddy(zabbixApi(), options);
 
 async function announced(b: FakeEntity, body: unknown = PROBLEM): Promise<void> {
   await b.hook("zabbix", body);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
-import notify from "./notify.ts";
-import { createFakeEntity } from "./testing/fake-entity.ts";
+import { PROBLEM, ROOM, zabbixBuddy } from "./testing/zabbix-buddy.ts";
 import { formatAlert } from "./zabbix.ts";
 
 /**
@@ -10,30 +9,10 @@ import { formatAlert } from "./zabbix.ts";
  * report URL.
  */
 
-const ROOM = "ops@conference.example.com";
 const REPORT = { url: "http://127.0.0.1:9/api_jsonrpc.php", format: "json" };
 
-const buddy = (options: Record<string, unknown> = {}) =>
-  createFakeEntity({
-    kind: notify,
-    options: { preset: "zabbix", to: ["alice@example.com", ROOM], report: REPORT, ...options },
-    identity: {
-      jid: "zabbix@example.com",
-      username: "zabbix",
-      kind: "notify",
-      nick: "zabbix",
-      rooms: [ROOM],
-    },
-  });
+const buddy = (options: Record<string, unknown> = {}) => zabbixBuddy(REPORT, options);
 
-const PROBLEM = {
-  eventId: "123",
-  subject: "Disk space is low",
-  message: "Free space on /var is 4%",
-  severity: "High",
-  host: "web-01",
-  status: "PROBLEM",
-};
 const ALERT =
   'PROBLEM [High] on web-01: Disk space is low\nFree space on /var is 4%\nevent 123: answer "ack 123" or "resolve 123"';
 
