@@ -92,7 +92,7 @@ export async function startStack(o: {
     await mkdir(path.join(dir, "passwords"));
     const caFile = path.join(dir, "ejabberd-ca.pem");
     await writeFile(caFile, ej.ca);
-    const domains: Record<string, { definitions: Record<string, unknown> }> = {};
+    const domains: Record<string, { service?: string; definitions: Record<string, unknown> }> = {};
     for (const [domain, specs] of Object.entries(o.buddies)) {
       const definitions: Record<string, unknown> = {};
       for (const [username, spec] of Object.entries(specs ?? {})) {
@@ -105,7 +105,12 @@ export async function startStack(o: {
           options: spec.options ?? {},
         };
       }
-      domains[domain] = { definitions };
+      // second.test's buddies use STARTTLS on ejabberd's 5222-style port, the others direct TLS: both
+      // upgrades verify ejabberd's certificate against the test CA
+      domains[domain] =
+        domain === "second.test"
+          ? { service: `xmpp://127.0.0.1:${ej.starttlsPort}`, definitions }
+          : { definitions };
     }
     await writeBuddiesConfig(dir, {
       ...base,
