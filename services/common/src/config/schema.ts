@@ -2,6 +2,7 @@ import { z } from "zod";
 import { SCRAM_HASHES } from "../credentials/scram.ts";
 import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
+import { pushSchema } from "./push-schema.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -341,6 +342,7 @@ export const configSchema = z
       .strict(),
     media: mediaSchema,
     buddies: buddiesSchema,
+    push: pushSchema,
     apps: z
       .record(
         z.string().min(1).max(100),

@@ -1,0 +1,91 @@
+import { z } from "zod";
+
+/**
+ * The `push` section (docs/push.md): provider credentials per app, the app of each domain, and how sends are
+ * retried, capped and relayed. Secrets stay in files named here, never in the config itself.
+ */
+
+const filePath = z.string().min(1);
+
+const fcm = z
+  .object({
+    serviceAccountFile: filePath.describe("the Firebase service-account JSON key of this app"),
+    projectId: z.string().min(1).optional().describe("Firebase project (default: the key's project_id)"),
+  })
+  .strict();
+
+const apns = z
+  .object({
+    bundleId: z.string().min(1).describe("the app's bundle id: the APNs topic (`<bundleId>.voip` for VoIP)"),
+    production: z.boolean().default(true).describe("api.push.apple.com (true) or the sandbox (false)"),
+    keyFile: filePath.optional().describe("token auth (preferred): the `.p8` signing key"),
+    keyId: z.string().min(1).optional().describe("token auth: the key's id"),
+    teamId: z.string().min(1).optional().describe("token auth: the Apple team id"),
+    certFile: filePath.optional().describe("certificate auth: the PEM certificate"),
+    certKeyFile: filePath.optional().describe("certificate auth: its PEM private key"),
+    passphraseEnv: z
+      .string()
+      .optional()
+      .describe("certificate auth: env variable holding the key's passphrase"),
+  })
+  .strict()
+  .refine((a) => (a.keyFile && a.keyId && a.teamId) || (a.certFile && a.certKeyFile), {
+    message: "give keyFile, keyId and teamId (token auth) or certFile and certKeyFile (certificates)",
+  });
+
+export const pushSchema = z
+  .object({
+    apps: z
+      .record(
+        z.string().regex(/^[\w.-]{1,100}$/, "an app name such as OyoChat"),
+        z.object({ fcm: fcm.optional(), apns: apns.optional() }).strict(),
+      )
+      .default({})
+      .describe("provider credentials by app: `fcm` and/or `apns`"),
+    domains: z
+      .record(z.string().regex(/^[a-z0-9.-]+$/), z.object({ app: z.string().min(1) }).strict())
+      .default({})
+      .describe("the app whose credentials push to a domain's users when a token names none"),
+    maxTokensPerUser: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(10)
+      .describe("devices per user and app; registering one more forgets the least recently registered"),
+    retry: z
+      .object({
+        attempts: z.number().int().min(1).max(10).default(3).describe("tries per token on 429 and 5xx"),
+        initialMs: z.number().int().min(10).default(500).describe("first wait, doubling"),
+        maxMs: z
+          .number()
+          .int()
+          .min(10)
+          .default(30_000)
+          .describe("longest wait (a longer Retry-After gives up)"),
+      })
+      .strict()
+      .prefault({}),
+    hooks: z
+      .object({
+        allow: z
+          .array(
+            z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "an IP address or CIDR block" }),
+          )
+          .default([])
+          .describe("addresses MongooseIM calls from (its hooks and MongoosePush API); loopback always may"),
+      })
+      .strict()
+      .prefault({}),
+    relay: z
+      .object({
+        attempts: z.number().int().min(1).max(20).default(5).describe("tries to deliver a reply or resolve"),
+        timeoutMs: z.number().int().min(100).default(5000).describe("bound on one try"),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
+export type PushConfig = z.output<typeof pushSchema>;
