@@ -1,0 +1,170 @@
+import type { Pool } from "../../../common/src/db/pool.ts";
+import { inTransaction } from "../../../common/src/db/transaction.ts";
+import type { PushService } from "../push/sender.ts";
+
+/**
+ * Device tokens (`push_tokens`) and channel subscriptions. A token is unique per service: registering it
+ * again, by anyone, makes it that user's (a phone changes hands, an app is reinstalled under another
+ * number), and a user keeps at most `max` devices per app, the least recently registered going first.
+ */
+
+export interface TokenRow {
+  service: PushService;
+  token: string;
+  app: string;
+  domain: string;
+  node: string;
+  badge: number;
+}
+
+export interface Owner {
+  domain: string;
+  node: string;
+}
+
+/** What registering a token did: `new` token, `refreshed` (the owner's already), `moved` from another user. */
+export interface Registration {
+  outcome: "new" | "refreshed" | "moved";
+  /** The user it was taken from, when `moved`. */
+  from?: Owner;
+  /** The owner's tokens of that app forgotten to stay within `max`. */
+  evicted: number;
+}
+
+/**
+ * Registers (or re-registers) a token for `owner` and forgets their least recently registered tokens of that
+ * app beyond `max`; the token just registered is always kept. One transaction: a concurrent registration
+ * never sees the owner over the cap, and a failure stores nothing.
+ */
+export async function registerToken(
+  pool: Pool,
+  t: Owner & { service: PushService; token: string; app: string },
+  max: number,
+): Promise<Registration> {
+  return inTransaction(pool, async (client) => {
+    // the row as it was (same snapshot as the upsert): whose the token was before
+    const { rows } = await client.query<{ inserted: boolean; domain: string | null; node: string | null }>(
+      `WITH previous AS (SELECT domain, node FROM push_tokens WHERE service = $1 AND token = $2),
+       upserted AS (
+         INSERT INTO push_tokens AS p (service, token, app, domain, node) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
+           node = EXCLUDED.node, updated_at = now(),
+           badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END
+         RETURNING (xmax = 0) AS inserted)
+       SELECT u.inserted, p.domain, p.node FROM upserted u LEFT JOIN previous p ON true`,
+      [t.service, t.token, t.app, t.domain, t.node],
+    );
+    const evicted = await client.query(
+      `DELETE FROM push_tokens WHERE (service, token) IN (
+         SELECT service, token FROM push_tokens WHERE domain = $1 AND node = $2 AND app = $3
+         ORDER BY (service = $5 AND token = $6) DESC, updated_at DESC, created_at DESC, token
+         OFFSET $4)`,
+      [t.domain, t.node, t.app, max, t.service, t.token],
+    );
+    const row = rows[0];
+    const before =
+      row?.domain != null && row.node != null ? { domain: row.domain, node: row.node } : undefined;
+    const moved = before !== undefined && (before.domain !== t.domain || before.node !== t.node);
+    return {
+      outcome: row?.inserted ? "new" : moved ? "moved" : "refreshed",
+      ...(moved ? { from: before } : {}),
+      evicted: evicted.rowCount ?? 0,
+    };
+  });
+}
+
+/** Registers (or re-registers) a token for `owner`; true when it was new or moved from another user. */
+export async function storeToken(
+  pool: Pool,
+  t: Owner & { service: PushService; token: string; app: string },
+  max: number,
+): Promise<boolean> {
+  return (await registerToken(pool, t, max)).outcome !== "refreshed";
+}
+
+/** Forgets one of the caller's tokens (whatever its service); the number forgotten. */
+export async function deleteToken(pool: Pool, owner: Owner, token: string): Promise<number> {
+  const r = await pool.query("DELETE FROM push_tokens WHERE domain = $1 AND node = $2 AND token = $3", [
+    owner.domain,
+    owner.node,
+    token,
+  ]);
+  return r.rowCount ?? 0;
+}
+
+export async function deleteAllTokens(pool: Pool, owner: Owner): Promise<number> {
+  const r = await pool.query("DELETE FROM push_tokens WHERE domain = $1 AND node = $2", [
+    owner.domain,
+    owner.node,
+  ]);
+  return r.rowCount ?? 0;
+}
+
+/** A user's tokens (or the one named), most recent first. */
+export async function tokensOf(pool: Pool, owner: Owner, token?: string): Promise<TokenRow[]> {
+  const { rows } = await pool.query<TokenRow>(
+    `SELECT service, token, app, domain, node, badge FROM push_tokens
+     WHERE domain = $1 AND node = $2 AND ($3::text IS NULL OR token = $3) ORDER BY updated_at DESC`,
+    [owner.domain, owner.node, token ?? null],
+  );
+  return rows;
+}
+
+/** The row of a token whoever owns it (MongoosePush API: MongooseIM names the device only). */
+export async function findToken(
+  pool: Pool,
+  service: PushService,
+  token: string,
+): Promise<TokenRow | undefined> {
+  const { rows } = await pool.query<TokenRow>(
+    "SELECT service, token, app, domain, node, badge FROM push_tokens WHERE service = $1 AND token = $2",
+    [service, token],
+  );
+  return rows[0];
+}
+
+/** A token the provider says is dead. */
+export async function forgetToken(pool: Pool, service: PushService, token: string): Promise<void> {
+  await pool.query("DELETE FROM push_tokens WHERE service = $1 AND token = $2", [service, token]);
+}
+
+/** The badge the next alert shows: the given count, or one more than the last. */
+export async function nextBadge(
+  pool: Pool,
+  service: PushService,
+  token: string,
+  given?: number,
+): Promise<number> {
+  const { rows } = await pool.query<{ badge: number }>(
+    `UPDATE push_tokens SET badge = COALESCE($3::int, badge + 1) WHERE service = $1 AND token = $2
+     RETURNING badge`,
+    [service, token, given ?? null],
+  );
+  return rows[0]?.badge ?? given ?? 1;
+}
+
+/** Badge back to 0 for one of the caller's tokens; the rows reset. */
+export async function resetBadge(pool: Pool, owner: Owner, token: string): Promise<TokenRow[]> {
+  const { rows } = await pool.query<TokenRow>(
+    `UPDATE push_tokens SET badge = 0 WHERE domain = $1 AND node = $2 AND token = $3
+     RETURNING service, token, app, domain, node, badge`,
+    [owner.domain, owner.node, token],
+  );
+  return rows;
+}
+
+export async function subscribe(pool: Pool, owner: Owner, channel: string): Promise<boolean> {
+  const r = await pool.query(
+    "INSERT INTO push_channel_subscriptions (domain, channel, node) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    [owner.domain, channel, owner.node],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+export async function unsubscribe(pool: Pool, owner: Owner, channel: string): Promise<boolean> {
+  const r = await pool.query(
+    "DELETE FROM push_channel_subscriptions WHERE domain = $1 AND channel = $2 AND node = $3",
+    [owner.domain, channel, owner.node],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
