@@ -8,6 +8,10 @@ import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRouter } from "./attachments/routes.ts";
 import { createCallers } from "./callers.ts";
 import { locationsRouter } from "./locations/routes.ts";
+import { deviceRoutes } from "./notifications/device-routes.ts";
+import { mongooseImRoutes } from "./notifications/mongooseim-routes.ts";
+import type { PushDeps } from "./notifications/push-deps.ts";
+import { sendRoutes } from "./notifications/send-routes.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
 import { usersRouter } from "./users/routes.ts";
 
@@ -16,6 +20,8 @@ export interface AppDeps extends ServiceContext {
   core: AuthApi;
   /** Storage, images and video posters of the attachment routes (`createMediaDeps`). */
   media: MediaDeps;
+  /** Senders, notifier and durable push jobs of the notification routes (`createPushDeps`). */
+  push: PushDeps;
   metrics?: Metrics;
 }
 
@@ -33,6 +39,10 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   api.use("/users", usersRouter({ ...deps, callers }));
   api.use("/locations", locationsRouter({ ...deps, callers }));
   api.use("/minimum_app_version", appVersionRouter(deps));
+  api.use("/notifications", deviceRoutes({ ...deps, ...deps.push, callers }));
+  api.use("/notifications", sendRoutes({ ...deps, ...deps.push, callers }));
+  // MongooseIM's hooks read their bodies themselves (2.1.0 sends unencoded forms): before the parsers
+  app.use(mongooseImRoutes({ ...deps, notifier: deps.push.notifier }));
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
   app.use("/api/v1/attachments", attachmentsRouter({ ...deps, ...deps.media, media: config.media, callers }));
   app.use("/api/v1", api);

@@ -4,9 +4,11 @@ import { createMetrics } from "../../common/src/http/metrics.ts";
 import { runService } from "../../common/src/service.ts";
 import { createHttpUtilityApp } from "./app.ts";
 import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
+import { createPushDeps, type PushDeps } from "./notifications/push-deps.ts";
 
 let core: AuthCore | undefined;
 let media: MediaDeps | undefined;
+let push: PushDeps | undefined;
 
 await runService({
   name: "http-utility",
@@ -20,7 +22,8 @@ await runService({
     const metrics = createMetrics("http-utility");
     core = await createAuthCore({ ...ctx, metrics: metrics.registry });
     media = await createMediaDeps(ctx.config, ctx.log);
-    return createHttpUtilityApp({ ...ctx, core, media, metrics });
+    push = await createPushDeps(ctx, { metrics: metrics.registry });
+    return createHttpUtilityApp({ ...ctx, core, media, push, metrics });
   },
   // SIGHUP: domains (authenticators) from the config files as they are now
   async onReload(ctx) {
@@ -30,5 +33,6 @@ await runService({
   onShutdown: async () => {
     await core?.close();
     await media?.storage.close();
+    await push?.close();
   },
 });

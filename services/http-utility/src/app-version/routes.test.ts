@@ -11,6 +11,7 @@ import { type RunningServer, startServer } from "../../../common/src/http/server
 import { projectRoot } from "../../../common/src/paths.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
+import { createPushDeps } from "../notifications/push-deps.ts";
 
 /**
  * GET /api/v1/minimum_app_version from the config, then as `sidecars apps set-minimum` (the real command,
@@ -37,7 +38,14 @@ beforeAll(async () => {
   const config = loadConfig({ env: { APP_ENV: "test" }, configDir });
   core = await createAuthCore({ config, pool: db.pool, log });
   server = await startServer(
-    createHttpUtilityApp({ config, log, pool: db.pool, core, media: await createMediaDeps(config, log) }),
+    createHttpUtilityApp({
+      config,
+      log,
+      pool: db.pool,
+      core,
+      media: await createMediaDeps(config, log),
+      push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+    }),
     {
       name: "http-utility",
       host: "127.0.0.1",

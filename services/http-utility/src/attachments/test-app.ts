@@ -11,6 +11,7 @@ import type { Config } from "../../../common/src/config/schema.ts";
 import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
 import { addUser } from "../../../common/src/users/web-users.ts";
 import { createHttpUtilityApp } from "../app.ts";
+import { createPushDeps } from "../notifications/push-deps.ts";
 import { createMediaDeps, type MediaDeps } from "./media-deps.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
@@ -83,7 +84,14 @@ export async function startTestApp(media: Record<string, unknown> = {}): Promise
   }
   const core: AuthCore = await createAuthCore({ config, pool: db.pool, log });
   const deps = await createMediaDeps(config, log);
-  const app = createHttpUtilityApp({ config, log, pool: db.pool, core, media: deps });
+  const app = createHttpUtilityApp({
+    config,
+    log,
+    pool: db.pool,
+    core,
+    media: deps,
+    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+  });
   const server: RunningServer = await startServer(app, {
     name: "http-utility",
     host: "127.0.0.1",

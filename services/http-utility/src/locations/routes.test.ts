@@ -9,6 +9,7 @@ import { type RunningServer, startServer } from "../../../common/src/http/server
 import { addUser } from "../../../common/src/users/web-users.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
+import { createPushDeps } from "../notifications/push-deps.ts";
 
 /**
  * POST /api/v1/locations and its reads, against the real app, auth core and database: what an app and a
@@ -62,6 +63,7 @@ beforeAll(async () => {
     pool: db.pool,
     core,
     media: await createMediaDeps(config, log),
+    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
   });
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}/api/v1/locations`;

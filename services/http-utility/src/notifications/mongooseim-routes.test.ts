@@ -35,6 +35,9 @@ class RecordingNotifier implements Notifier {
     this.calls.push({ to: "token", row, message });
     return { service: row.service, token: row.token, ...this.next };
   }
+  toTokens(rows: readonly TokenRow[], message: PushMessage): Promise<TokenResult[]> {
+    return Promise.all(rows.map((row) => this.toToken(row, message)));
+  }
   async toUser(owner: Owner, message: PushMessage): Promise<TokenResult[]> {
     this.calls.push({ to: "user", owner, message });
     await sleep(this.delayMs);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import type { PushService } from "../push/sender.ts";
 import {
+  createBadgeCounter,
   deleteAllTokens,
   deleteToken,
   findToken,
@@ -185,6 +186,37 @@ describe("badges", () => {
     expect(await nextBadge(db.pool, "apns", "tok")).toBe(2);
     expect(await nextBadge(db.pool, "apns", "tok", 9)).toBe(9);
     expect(await nextBadge(db.pool, "apns", "unknown", 5)).toBe(5);
+  });
+
+  it("the badge counter gathers concurrent calls into one statement, repeats of a token counted in order", async () => {
+    await register(ALICE, "a", { service: "apns" });
+    await register(ALICE, "b", { service: "fcm" });
+    const counter = createBadgeCounter(db.pool);
+    const statements: string[] = [];
+    const query = db.pool.query.bind(db.pool);
+    db.pool.query = ((text: string, values?: unknown[]) => {
+      statements.push(text);
+      return query(text, values);
+    }) as typeof db.pool.query;
+    try {
+      const got = await Promise.all([
+        counter.next({ service: "apns", token: "a" }),
+        counter.next({ service: "fcm", token: "b", given: 7 }),
+        counter.next({ service: "apns", token: "a" }),
+        counter.next({ service: "apns", token: "gone", given: 3 }),
+        counter.next({ service: "apns", token: "gone-too" }),
+      ]);
+      expect(got).toEqual([1, 7, 2, 3, 1]);
+    } finally {
+      db.pool.query = query;
+    }
+    // the batch, then the one repeat of "a"
+    expect(statements.filter((q) => q.includes("UPDATE push_tokens"))).toHaveLength(2);
+    const rows = await db.pool.query("SELECT token, badge FROM push_tokens ORDER BY token");
+    expect(rows.rows).toEqual([
+      { token: "a", badge: 2 },
+      { token: "b", badge: 7 },
+    ]);
   });
 
   it("resetBadge sets the owner's token back to 0 and answers its rows; another user's is untouched", async () => {

@@ -9,6 +9,7 @@ import { loadConfig } from "../../../common/src/config/load.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
+import { createPushDeps } from "../notifications/push-deps.ts";
 import { errorResponse, security } from "./components.ts";
 import { buildOpenApiDocument, mergePaths, type OpenApiDocument, ROUTE_GROUPS } from "./document.ts";
 
@@ -362,6 +363,7 @@ describe("the OpenAPI document of http-utility", () => {
       pool: db.pool,
       core,
       media: await createMediaDeps(config, log),
+      push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
     });
   });
   afterAll(async () => {

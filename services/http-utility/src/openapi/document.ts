@@ -3,6 +3,9 @@ import pkg from "../../../../package.json" with { type: "json" };
 import { paths as appVersionPaths } from "../app-version/openapi.ts";
 import { paths as attachmentsPaths } from "../attachments/openapi.ts";
 import { paths as locationsPaths } from "../locations/openapi.ts";
+import { paths as notificationDevicePaths } from "../notifications/device-openapi.ts";
+import { paths as mongooseImPaths, mongoosePushPaths } from "../notifications/mongooseim-openapi.ts";
+import { paths as notificationSendPaths } from "../notifications/send-openapi.ts";
 import { paths as usersPaths } from "../users/openapi.ts";
 import { API_KEY, APP_BASIC, callerErrors, errorBody, errorResponse, securitySchemes } from "./components.ts";
 
@@ -31,6 +34,16 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
     name: "attachments",
     description: "Pictures, avatars, generated avatars and videos",
     paths: attachmentsPaths,
+  },
+  {
+    name: "notifications",
+    description: "Push notifications: device tokens, badges, channels, sending, replies",
+    paths: { ...notificationDevicePaths, ...notificationSendPaths },
+  },
+  {
+    name: "mongooseim",
+    description: "What MongooseIM calls (loopback and push.hooks.allow only): message hook, MongoosePush API",
+    paths: { ...mongooseImPaths, ...mongoosePushPaths },
   },
 ];
 
@@ -65,7 +78,8 @@ export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject
   const merged: ZodOpenApiPathsObject = {};
   for (const group of groups) {
     for (const [path, item] of Object.entries(group.paths)) {
-      if (!path.startsWith("/api/")) {
+      // MongoosePush's own paths are what MongooseIM calls, so they keep MongoosePush's layout
+      if (!path.startsWith("/api/") && !/^\/v[23]\/notification\//.test(path)) {
         throw new Error(`${group.name}/openapi.ts: "${path}" is not a full public path (/api/v1/…)`);
       }
       const into = { ...(merged[path] ?? {}) };

@@ -140,7 +140,7 @@ describe("APNs requests", () => {
     expect(only().headers).toMatchObject({ "apns-expiration": "0", "apns-priority": "10" });
   });
 
-  it("sends a silent message as a background push: priority 5, content-available alone in aps", async () => {
+  it("sends a silent message as a background push: priority 5, content-available and the badge in aps", async () => {
     await sender().send(deviceToken(4), {
       silent: true,
       title: "ignored",
@@ -157,7 +157,7 @@ describe("APNs requests", () => {
       "apns-push-type": "background",
       "apns-priority": "5",
     });
-    expect(request.body).toEqual({ sync: "inbox", aps: { "content-available": 1 } });
+    expect(request.body).toEqual({ sync: "inbox", aps: { "content-available": 1, badge: 1 } });
   });
 
   it("sends apns-voip as a voip push to <bundleId>.voip", async () => {

@@ -165,10 +165,12 @@ function toNotification(message: PushMessage, service: ApnsSenderDeps["service"]
   }
 
   if (message.silent) {
-    // background pushes must be priority 5 and carry content-available alone in aps
+    // background pushes must be priority 5 and carry content-available (and at most a badge) in aps
     notification.contentAvailable = true;
     notification.pushType = "background";
     notification.priority = 5;
+    // the one visible thing a silent push may carry: reset_badge sets the icon's count this way
+    if (message.badge !== undefined) notification.badge = message.badge;
   } else {
     if (message.title !== undefined || message.body !== undefined) {
       notification.alert = { title: message.title, body: message.body } as NotificationAlertOptions;

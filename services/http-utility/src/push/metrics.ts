@@ -109,4 +109,3 @@ export function pushMetrics(registry: Registry): PushMetrics {
   known.set(registry, metrics);
   return metrics;
 }
-

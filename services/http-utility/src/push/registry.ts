@@ -48,7 +48,9 @@ export function buildPushSenders(
         }
       }
     } catch (err) {
-      throw new StartupError(`push.apps.${app}: ${(err as Error).message}; fix the credentials (docs/push.md)`);
+      throw new StartupError(
+        `push.apps.${app}: ${(err as Error).message}; fix the credentials (docs/push.md)`,
+      );
     }
     all.set(app, senders);
   }
@@ -56,5 +58,7 @@ export function buildPushSenders(
 }
 
 export async function closePushSenders(senders: PushSenders): Promise<void> {
-  await Promise.all([...senders.values()].flatMap((m) => [...m.values()].map((s) => s.close().catch(() => {}))));
+  await Promise.all(
+    [...senders.values()].flatMap((m) => [...m.values()].map((s) => s.close().catch(() => {}))),
+  );
 }

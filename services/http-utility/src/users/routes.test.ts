@@ -8,6 +8,7 @@ import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-cor
 import { loadConfig } from "../../../common/src/config/load.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
+import { createPushDeps } from "../notifications/push-deps.ts";
 
 /**
  * Registration through the real app, database and SMS senders: the `log` sender (the code read from the log,
@@ -107,6 +108,7 @@ beforeAll(async () => {
     pool: db.pool,
     core,
     media: await createMediaDeps(config, log),
+    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
   });
   server = app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));

@@ -1,0 +1,88 @@
+import type { TokenResult } from "../../services/http-utility/src/notifications/notifier.ts";
+import type { SendOutcome } from "../../services/http-utility/src/push/sender.ts";
+import type { BenchContext, Benchmark } from "./frame.ts";
+import { bareApnsClient } from "./push-bare-clients.ts";
+import type { FakesTaken } from "./push-fakes-process.ts";
+import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load.ts";
+import { IN_FLIGHT, MESSAGE, NOTIFICATIONS, startPushStack } from "./push-fanout-support.ts";
+
+const NAME = "push-fanout-apns";
+
+const delivered = (r: TokenResult | SendOutcome) => {
+  if (r.status !== "sent") throw new Error(`not sent: ${r.status} ${"reason" in r ? r.reason : ""}`);
+};
+
+const allReached = (t: FakesTaken) =>
+  t.apns.count === NOTIFICATIONS
+    ? undefined
+    : `the fake APNs accepted ${t.apns.count} notifications, not ${NOTIFICATIONS}`;
+
+/** A fan-out to APNs through the notifier against the same requests from a bare HTTP/2 client. */
+export const benchmark: Benchmark = {
+  name: NAME,
+  figure: "notif/s",
+  description:
+    `${NOTIFICATIONS} alerts, ${IN_FLIGHT} in flight, to a local fake APNs (HTTP/2, TLS, ES256 JWT checked ` +
+    "per request) in its own process: Notifier.toTokens over push_tokens (badge kept in PostgreSQL, metrics) " +
+    "and the node-apn sender, vs a bare node:http2 session sending node-apn's very headers, JWT and payload; " +
+    "extra: the node-apn sender alone (no notifier, no database); p50/p99 per notification; goal ratio >= 0.7",
+  async start(ctx: BenchContext) {
+    const stack = await startPushStack(ctx, "apns");
+    const { rows, fakes } = stack;
+
+    // one notification through the project records what node-apn puts on the wire: the baseline sends it
+    delivered(await stack.notifier.toToken(rows[0] as (typeof rows)[0], MESSAGE));
+    const recorded = (await fakes.take()).apns.last;
+    if (!recorded) throw new Error("the fake APNs recorded no request");
+    const bare = bareApnsClient({
+      port: fakes.apns.port,
+      ca: fakes.apns.ca,
+      headers: recorded.headers,
+      body: JSON.stringify(recorded.body),
+    });
+    ctx.defer(() => bare.close());
+    console.error(
+      `${NAME}: node-apn sends ${JSON.stringify(recorded.headers).length} bytes of headers ` +
+        `(${Object.keys(recorded.headers).join(", ")}), a ${JSON.stringify(recorded.body).length}-byte payload`,
+    );
+
+    const token = (i: number) => (rows[i] as (typeof rows)[0]).token;
+    const common = { count: NOTIFICATIONS, inFlight: IN_FLIGHT, fakes, check: allReached };
+    const project: FanOutSample[] = [];
+    const baseline: FanOutSample[] = [];
+    const alone: FanOutSample[] = [];
+    ctx.defer(() => {
+      console.error(
+        fanOutSummary(NAME, [
+          { label: "notifier + node-apn", samples: project },
+          { label: "bare node:http2", samples: baseline },
+          { label: "node-apn sender alone", samples: alone },
+        ]),
+      );
+      const lines = stack.logLines();
+      if (lines.length > 0) console.error(`${NAME}: the push stack logged:\n${lines.slice(0, 5).join("")}`);
+    });
+    return {
+      project: fanOutSide({
+        ...common,
+        label: "notifier + node-apn",
+        samples: project,
+        fanOut: (count, inFlight) => stack.fanOut(count, inFlight, MESSAGE),
+      }),
+      baseline: fanOutSide({
+        ...common,
+        label: "bare node:http2",
+        samples: baseline,
+        send: (i) => bare.send(token(i)),
+      }),
+      extras: [
+        fanOutSide({
+          ...common,
+          label: "node-apn sender alone",
+          samples: alone,
+          send: async (i) => delivered(await stack.sender.send(token(i), { ...MESSAGE, badge: 1 })),
+        }),
+      ],
+    };
+  },
+};

@@ -1,0 +1,91 @@
+import type { TokenResult } from "../../services/http-utility/src/notifications/notifier.ts";
+import type { SendOutcome } from "../../services/http-utility/src/push/sender.ts";
+import type { BenchContext, Benchmark } from "./frame.ts";
+import { bareFcmClient } from "./push-bare-clients.ts";
+import type { FakesTaken } from "./push-fakes-process.ts";
+import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load.ts";
+import { IN_FLIGHT, MESSAGE, NOTIFICATIONS, PROJECT_ID, startPushStack } from "./push-fanout-support.ts";
+
+const NAME = "push-fanout-fcm";
+
+const delivered = (r: TokenResult | SendOutcome) => {
+  if (r.status !== "sent") throw new Error(`not sent: ${r.status} ${"reason" in r ? r.reason : ""}`);
+};
+
+const allReached = (t: FakesTaken) =>
+  t.fcm.sends[200] === NOTIFICATIONS && Object.keys(t.fcm.sends).length === 1
+    ? undefined
+    : `the fake FCM answered ${JSON.stringify(t.fcm.sends)} (status: sends), not ${NOTIFICATIONS} 200s`;
+
+/** A fan-out to FCM through the notifier against the same requests from a bare keep-alive https loop. */
+export const benchmark: Benchmark = {
+  name: NAME,
+  figure: "notif/s",
+  description:
+    `${NOTIFICATIONS} alerts, ${IN_FLIGHT} in flight, to a local fake FCM v1 (HTTPS, Bearer checked) in its ` +
+    "own process: Notifier.toTokens over push_tokens (badge kept in PostgreSQL, metrics) and the " +
+    "firebase-admin sender (keep-alive agent, as Node's global agent), vs a bare node:https keep-alive loop " +
+    "posting the SDK's very JSON, headers and access token; extra: the firebase-admin sender alone (no " +
+    "notifier, no database); p50/p99 per notification; goal ratio >= 0.7",
+  async start(ctx: BenchContext) {
+    const stack = await startPushStack(ctx, "fcm");
+    const { rows, fakes } = stack;
+
+    // one notification through the project records what firebase-admin puts on the wire (its OAuth access
+    // token fetched on the way): the baseline sends the same
+    delivered(await stack.notifier.toToken(rows[0] as (typeof rows)[0], MESSAGE));
+    const recorded = (await fakes.take()).fcm.last;
+    if (!recorded) throw new Error("the fake FCM recorded no send");
+    const bare = bareFcmClient({
+      port: fakes.fcm.port,
+      ca: fakes.fcm.ca,
+      projectId: PROJECT_ID,
+      headers: recorded.headers,
+      body: recorded.body as { message: Record<string, unknown> },
+    });
+    ctx.defer(() => bare.close());
+    console.error(
+      `${NAME}: firebase-admin sends the headers ${Object.keys(recorded.headers).join(", ")} ` +
+        `and a ${JSON.stringify(recorded.body).length}-byte JSON body`,
+    );
+
+    const token = (i: number) => (rows[i] as (typeof rows)[0]).token;
+    const common = { count: NOTIFICATIONS, inFlight: IN_FLIGHT, fakes, check: allReached };
+    const project: FanOutSample[] = [];
+    const baseline: FanOutSample[] = [];
+    const alone: FanOutSample[] = [];
+    ctx.defer(() => {
+      console.error(
+        fanOutSummary(NAME, [
+          { label: "notifier + firebase-admin", samples: project },
+          { label: "bare https keep-alive", samples: baseline },
+          { label: "firebase-admin sender alone", samples: alone },
+        ]),
+      );
+      const lines = stack.logLines();
+      if (lines.length > 0) console.error(`${NAME}: the push stack logged:\n${lines.slice(0, 5).join("")}`);
+    });
+    return {
+      project: fanOutSide({
+        ...common,
+        label: "notifier + firebase-admin",
+        samples: project,
+        fanOut: (count, inFlight) => stack.fanOut(count, inFlight, MESSAGE),
+      }),
+      baseline: fanOutSide({
+        ...common,
+        label: "bare https keep-alive",
+        samples: baseline,
+        send: (i) => bare.send(token(i)),
+      }),
+      extras: [
+        fanOutSide({
+          ...common,
+          label: "firebase-admin sender alone",
+          samples: alone,
+          send: async (i) => delivered(await stack.sender.send(token(i), { ...MESSAGE, badge: 1 })),
+        }),
+      ],
+    };
+  },
+};
