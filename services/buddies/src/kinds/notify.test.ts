@@ -97,14 +97,62 @@ describe("the notify kind's send hook", () => {
     });
   });
 
-  it("has only the send hook and help without a preset, and refuses preset options without the preset", async () => {
+  it("has only the send and notification-action hooks and help without a preset, and refuses preset options without the preset", async () => {
     const b = await buddy();
-    expect([...b.bot.hooks.keys()]).toEqual(["send"]);
+    expect([...b.bot.hooks.keys()]).toEqual(["send", "notification-action"]);
     expect([...b.bot.commands.keys()]).toEqual(["help"]);
     const err = await failure(buddy({ to: ["alice@example.com"] }));
     expect((err as ZodError).issues).toMatchObject([
       { path: ["to"], message: 'is an option of preset "zabbix": add preset: "zabbix"' },
     ]);
     await expect(buddy({ preset: "nagios" })).rejects.toBeInstanceOf(ZodError);
+  });
+});
+
+describe("the notify kind's notification-action hook", () => {
+  it("tells actionsTo of a reply and of a resolve relayed from a push notification", async () => {
+    const b = await buddy({ actionsTo: ["alice@example.com", ROOM] });
+    const reply = {
+      notificationId: "n-1",
+      action: "reply",
+      text: "on it",
+      from: "bob@example.com",
+      at: "2026-11-30T06:00:00Z",
+    };
+    expect(await b.hook("notification-action", reply)).toEqual({
+      body: {
+        sent: [
+          { to: "alice@example.com", type: "chat" },
+          { to: ROOM, type: "groupchat" },
+        ],
+      },
+    });
+    expect(b.take()).toEqual([
+      { to: "alice@example.com", type: "chat", body: "bob@example.com replied to notification n-1: on it" },
+      { to: ROOM, type: "groupchat", body: "bob@example.com replied to notification n-1: on it" },
+    ]);
+    await b.hook("notification-action", {
+      notificationId: "n-1",
+      action: "resolve",
+      from: "bob@example.com",
+    });
+    expect(b.take().map((m) => m.body)).toEqual([
+      "bob@example.com resolved notification n-1",
+      "bob@example.com resolved notification n-1",
+    ]);
+  });
+
+  it("answers 409 when nobody is configured, 400 for a body that is not an action", async () => {
+    const b = await buddy();
+    const err = await failure(
+      b.hook("notification-action", { notificationId: "n", action: "resolve", from: "x@y" }),
+    );
+    expect(err).toBeInstanceOf(HttpError);
+    expect(err).toMatchObject({ status: 409, code: "no_recipient" });
+    const bad = await failure(
+      (await buddy({ actionsTo: ["a@example.com"] })).hook("notification-action", { action: "delete" }),
+    );
+    expect(bad).toBeInstanceOf(ZodError);
+    expect(b.take()).toEqual([]);
   });
 });

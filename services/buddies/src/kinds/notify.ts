@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { HttpError } from "../../../common/src/errors.ts";
 import { defineKind } from "./kind.ts";
 import { bareJid, createRecipients } from "./recipients.ts";
 import { installZabbix, zabbixOptionFields } from "./zabbix.ts";
@@ -7,7 +8,8 @@ import { installZabbix, zabbixOptionFields } from "./zabbix.ts";
  * The `notify` kind: lets other systems write to people and rooms over HTTP. Its hook `send`
  * (`POST /hooks/<domain>/<username>/send`) takes `{ to, message, type? }`; a preset adds a tailored hook and
  * commands for one alerting system (`preset: "zabbix"`, see zabbix.ts), configured by the preset's options
- * next to `preset`.
+ * next to `preset`. Its hook `notification-action` receives what http-utility relays when someone replies to
+ * or resolves a push notification this buddy is the origin of (docs/push.md), and tells `actionsTo`.
  */
 
 const options = z
@@ -16,6 +18,11 @@ const options = z
       .literal("zabbix")
       .optional()
       .describe('"zabbix": alerts from a Zabbix webhook, with ack/resolve'),
+    actionsTo: z
+      .array(bareJid)
+      .max(20)
+      .optional()
+      .describe("users or rooms told of replies to and resolves of push notifications sent for this buddy"),
     ...zabbixOptionFields,
   })
   .strict()
@@ -44,6 +51,15 @@ export const sendBody = z
   })
   .strict();
 
+/** What http-utility's relay posts (services/http-utility/src/notifications/relay.ts). */
+export const actionBody = z.object({
+  notificationId: z.string().min(1).max(100),
+  action: z.enum(["reply", "resolve"]),
+  text: z.string().max(4000).optional(),
+  from: z.string().min(1).max(3071),
+  at: z.string().optional(),
+});
+
 export default defineKind({
   description: "notifications over HTTP: POST a message to a user or a room",
   options,
@@ -55,6 +71,25 @@ export default defineKind({
       const target = recipients.target(body.to, body.type);
       await recipients.deliver([target], body.message);
       return { body: { sent: [target] } };
+    });
+
+    ctx.hook("notification-action", async (req) => {
+      const a = actionBody.parse(req.body);
+      const to = ctx.options.actionsTo ?? [];
+      if (to.length === 0) {
+        throw new HttpError(
+          409,
+          "no_recipient",
+          `${ctx.buddy.jid} has nobody to tell: set options.actionsTo`,
+        );
+      }
+      const text =
+        a.action === "reply"
+          ? `${a.from} replied to notification ${a.notificationId}: ${a.text ?? ""}`
+          : `${a.from} resolved notification ${a.notificationId}`;
+      const targets = to.map((t) => recipients.target(t));
+      await recipients.deliver(targets, text);
+      return { body: { sent: targets } };
     });
 
     if (ctx.options.preset === "zabbix") installZabbix(ctx, recipients);
