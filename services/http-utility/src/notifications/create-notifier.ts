@@ -134,17 +134,22 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
   }
 
-  /** Many tokens: every badge counted first, in one statement, then the pushes, `limit` at a time. */
+  /**
+   * Many tokens: every badge asked for at once (statements of up to 1000 tokens), the pushes `limit` at a
+   * time, each as soon as its own count is there, so the first pushes do not wait for the last counts.
+   */
   async function toTokens(
     rows: readonly TokenRow[],
     message: PushMessage,
     limit: number,
   ): Promise<TokenResult[]> {
-    const counts = await Promise.all(rows.map((row) => badgeOf(row, message)));
+    const counts = rows.map((row) => Promise.resolve(badgeOf(row, message)));
+    // a count that fails fails its push below; no rejection may go unseen meanwhile
+    for (const c of counts) c.catch(() => {});
     return mapConcurrent(
-      rows.map((row, i) => ({ row, badge: counts[i] })),
+      rows.map((row, i) => ({ row, badge: counts[i] as Promise<number | undefined> })),
       limit,
-      ({ row, badge }) => deliver(row, message, badge),
+      async ({ row, badge }) => deliver(row, message, await badge),
     );
   }
 
