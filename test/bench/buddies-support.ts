@@ -6,11 +6,10 @@ import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../../services/common/src/config/load.ts";
 import type { DomainConfig } from "../../services/common/src/config/schema.ts";
-import { migrate } from "../../services/common/src/db/migrate.ts";
-import { embeddedDatabase } from "../../services/common/src/db/pool.ts";
 import { projectRoot } from "../../services/common/src/paths.ts";
 import { addUser, credentialsFor } from "../../services/common/src/users/web-users.ts";
 import { type Ejabberd, startEjabberd } from "../support/ejabberd.ts";
+import { benchDatabase } from "./bench-database.ts";
 import type { BenchContext } from "./frame.ts";
 
 /**
@@ -29,12 +28,6 @@ const DATABASE_PREFIX = "bench_buddies_";
 
 export const username = (prefix: string, i: number) => `${prefix}-${String(i).padStart(3, "0")}`;
 
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
 function readPidSync(file: string): string {
   try {
     return readFileSync(file, "utf8");
@@ -44,39 +37,6 @@ function readPidSync(file: string): string {
 }
 
 /** A fresh migrated database on DATABASE_URL's server or the embedded one (stopped again if started here). */
-async function benchDatabase(ctx: BenchContext): Promise<string> {
-  const config = loadConfig({ env: { ...process.env, APP_ENV: "test" } });
-  let serverUrl: string;
-  if (config.database.url) {
-    serverUrl = config.database.url;
-  } else {
-    const embedded = embeddedDatabase(config);
-    const { reused } = await embedded.start();
-    if (!reused) ctx.defer(() => embedded.stop());
-    serverUrl = await embedded.url("postgres");
-  }
-  const name = `${DATABASE_PREFIX}${randomBytes(4).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      return (await c.query<{ datname: string }>(sql)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-  // left by an interrupted run
-  for (const { datname } of await admin(
-    `SELECT datname FROM pg_database WHERE datname LIKE '${DATABASE_PREFIX}%'`,
-  )) {
-    await admin(`DROP DATABASE IF EXISTS "${datname.replaceAll('"', '""')}" WITH (FORCE)`);
-  }
-  await admin(`CREATE DATABASE ${name}`);
-  ctx.defer(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  const url = withDatabase(serverUrl, name);
-  await migrate({ databaseUrl: url });
-  return url;
-}
 
 /**
  * ejabberd 23.01 listens with a backlog of 5: 500 connections at once overflow it, and the dropped ones
@@ -116,7 +76,7 @@ export async function startBuddiesBench(
   ctx: BenchContext,
   o: { buddies: number; probes: number },
 ): Promise<BuddiesBench> {
-  const databaseUrl = await benchDatabase(ctx);
+  const databaseUrl = await benchDatabase(ctx, DATABASE_PREFIX);
   const work = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-buddies-"));
   ctx.defer(() => rm(work, { recursive: true, force: true }));
 

@@ -4,17 +4,16 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
-import pg from "pg";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { loadConfig } from "../../services/common/src/config/load.ts";
-import { migrate } from "../../services/common/src/db/migrate.ts";
-import { createPool, embeddedDatabase, type Pool } from "../../services/common/src/db/pool.ts";
+import { createPool, type Pool } from "../../services/common/src/db/pool.ts";
 import { createNotifier } from "../../services/http-utility/src/notifications/create-notifier.ts";
 import type { Notifier } from "../../services/http-utility/src/notifications/notifier.ts";
 import type { TokenRow } from "../../services/http-utility/src/notifications/token-store.ts";
 import { buildPushSenders, closePushSenders } from "../../services/http-utility/src/push/registry.ts";
 import type { PushMessage, PushSender } from "../../services/http-utility/src/push/sender.ts";
+import { benchDatabase } from "./bench-database.ts";
 import type { BenchContext } from "./frame.ts";
 import { type PushFakes, startPushFakes } from "./push-fakes.ts";
 
@@ -47,49 +46,10 @@ export const MESSAGE: PushMessage = {
   collapseKey: "chat-maria",
 };
 
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
 /**
  * A fresh migrated database on DATABASE_URL's server or the embedded one (stopped again if started here),
  * dropped afterwards; as buddies-support.ts does (there it is not exported).
  */
-async function benchDatabase(ctx: BenchContext): Promise<string> {
-  const config = loadConfig({ env: { ...process.env, APP_ENV: "test" } });
-  let serverUrl: string;
-  if (config.database.url) {
-    serverUrl = config.database.url;
-  } else {
-    const embedded = embeddedDatabase(config);
-    const { reused } = await embedded.start();
-    if (!reused) ctx.defer(() => embedded.stop());
-    serverUrl = await embedded.url("postgres");
-  }
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      return (await c.query<{ datname: string }>(sql)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-  // left by an interrupted run
-  for (const { datname } of await admin(
-    `SELECT datname FROM pg_database WHERE datname LIKE '${DATABASE_PREFIX}%'`,
-  )) {
-    await admin(`DROP DATABASE IF EXISTS "${datname.replaceAll('"', '""')}" WITH (FORCE)`);
-  }
-  const name = `${DATABASE_PREFIX}${randomBytes(4).toString("hex")}`;
-  await admin(`CREATE DATABASE ${name}`);
-  ctx.defer(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  const url = withDatabase(serverUrl, name);
-  await migrate({ databaseUrl: url });
-  return url;
-}
 
 /** A device token of the service: 64 hex digits for APNs, an FCM registration token's shape for FCM. */
 function deviceToken(service: "apns" | "fcm", i: number): string {
@@ -170,7 +130,7 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
   const lines: string[] = [];
   const log = pino({ level: "info" }, { write: (line: string) => lines.length < 100 && lines.push(line) });
 
-  const databaseUrl = await benchDatabase(ctx);
+  const databaseUrl = await benchDatabase(ctx, DATABASE_PREFIX);
   const pool = createPool(config, databaseUrl, log);
   ctx.defer(() => pool.end());
   const rows = await storeTokens(pool, service);

@@ -1,0 +1,48 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { loadConfig } from "../../services/common/src/config/load.ts";
+import { migrate } from "../../services/common/src/db/migrate.ts";
+import { embeddedDatabase } from "../../services/common/src/db/pool.ts";
+import type { BenchContext } from "./frame.ts";
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/**
+ * A fresh migrated database `<prefix><random>` on DATABASE_URL's server or the embedded one (stopped again
+ * if started here), dropped at the end; databases of the prefix left by an interrupted run are dropped first.
+ */
+export async function benchDatabase(ctx: BenchContext, prefix: string): Promise<string> {
+  const config = loadConfig({ env: { ...process.env, APP_ENV: "test" } });
+  let serverUrl: string;
+  if (config.database.url) {
+    serverUrl = config.database.url;
+  } else {
+    const embedded = embeddedDatabase(config);
+    const { reused } = await embedded.start();
+    if (!reused) ctx.defer(() => embedded.stop());
+    serverUrl = await embedded.url("postgres");
+  }
+  const name = `${prefix}${randomBytes(4).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    try {
+      return (await c.query<{ datname: string }>(sql)).rows;
+    } finally {
+      await c.end();
+    }
+  };
+  // left by an interrupted run
+  for (const { datname } of await admin(`SELECT datname FROM pg_database WHERE datname LIKE '${prefix}%'`)) {
+    await admin(`DROP DATABASE IF EXISTS "${datname.replaceAll('"', '""')}" WITH (FORCE)`);
+  }
+  await admin(`CREATE DATABASE ${name}`);
+  ctx.defer(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const url = withDatabase(serverUrl, name);
+  await migrate({ databaseUrl: url });
+  return url;
+}
