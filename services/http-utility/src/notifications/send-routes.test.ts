@@ -362,8 +362,8 @@ describe("POST /send", () => {
   });
 
   it.each([
-    [{ node: undefined }, /^node: node must be a string/],
-    [{ node: "a b" }, /^node: node may not contain spaces/],
+    [{ node: undefined }, /^node: is required/],
+    [{ node: "a b" }, /^node: may not contain spaces/],
     [{ title: undefined, body: undefined }, /^give a title, a body or data \(or silent: true\)/],
     [{ badge: -1 }, /^badge: badge must be between 0 and 99999/],
     [{ badge: "three" }, /^badge: badge must be a whole number/],

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { parseJid, validateNode } from "../../../common/src/users/jid.ts";
+import { parseJid } from "../../../common/src/users/jid.ts";
 import { PUSH_SERVICES, type PushMessage } from "../push/sender.ts";
-import { channel } from "./device-schema.ts";
+import { channel, node as deviceNode } from "./device-schema.ts";
 import type { Origin } from "./relay.ts";
 
 /**
@@ -90,20 +90,11 @@ const domain = z
   .regex(/^[a-z0-9.-]+$/, "a domain is lower-case letters, digits, dots, dashes")
   .meta({ description: "the XMPP domain; may be left out when the server serves one domain" });
 
-/** The user part of a JID: an msisdn, as the user registered it. */
-const node = z
-  .union([z.string(), z.number().int().nonnegative().transform(String)], { error: "node must be a string" })
-  .pipe(
-    z
-      .string()
-      .trim()
-      .toLowerCase()
-      .superRefine((v, ctx) => {
-        const problem = validateNode(v);
-        if (problem) ctx.addIssue({ code: "custom", message: problem.replace("the user part", "node") });
-      }),
-  )
-  .meta({ description: "the user: the user part of their JID (their msisdn)", example: "306900000001" });
+/** The user part of a JID: an msisdn, as the user registered it (the app endpoints' own rule). */
+const node = deviceNode.meta({
+  description: "the user: the user part of their JID (their msisdn)",
+  example: "306900000001",
+});
 
 /** What a notification says and how it is delivered: the fields `send` and `channel_broadcast` share. */
 const messageFields = {
