@@ -5,10 +5,10 @@ import {
   type BuddyState,
   buddiesOf,
   connectedUsers,
-  eventually,
   HOOK_KEY,
 } from "./support/buddies.ts";
 import { type Stack, startStack } from "./support/buddies-stack.ts";
+import { eventually } from "./support/eventually.ts";
 import { messageFrom } from "./support/xmpp-user.ts";
 
 /**

@@ -9,10 +9,10 @@ import {
   type BuddiesProcess,
   buddiesOf,
   connectedUsers,
-  eventually,
   HOOK_KEY,
 } from "./support/buddies.ts";
 import { type Stack, startStack } from "./support/buddies-stack.ts";
+import { eventually } from "./support/eventually.ts";
 import { ROOT } from "./support/processes.ts";
 import { inRoom, messageFrom } from "./support/xmpp-user.ts";
 

@@ -3,8 +3,7 @@ import type { SendOutcome } from "../../services/http-utility/src/push/sender.ts
 import type { BenchContext, Benchmark } from "./frame.ts";
 import { bareApnsClient } from "./push-bare-clients.ts";
 import type { FakesTaken } from "./push-fakes-process.ts";
-import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load.ts";
-import { IN_FLIGHT, MESSAGE, NOTIFICATIONS, startPushStack } from "./push-fanout-support.ts";
+import { IN_FLIGHT, MESSAGE, NOTIFICATIONS, pushFanOutSides, startPushStack } from "./push-fanout-support.ts";
 
 const NAME = "push-fanout-apns";
 
@@ -46,43 +45,12 @@ export const benchmark: Benchmark = {
         `(${Object.keys(recorded.headers).join(", ")}), a ${JSON.stringify(recorded.body).length}-byte payload`,
     );
 
-    const token = (i: number) => (rows[i] as (typeof rows)[0]).token;
-    const common = { count: NOTIFICATIONS, inFlight: IN_FLIGHT, fakes, check: allReached };
-    const project: FanOutSample[] = [];
-    const baseline: FanOutSample[] = [];
-    const alone: FanOutSample[] = [];
-    ctx.defer(() => {
-      console.error(
-        fanOutSummary(NAME, [
-          { label: "notifier + node-apn", samples: project },
-          { label: "bare node:http2", samples: baseline },
-          { label: "node-apn sender alone", samples: alone },
-        ]),
-      );
-      const lines = stack.logLines();
-      if (lines.length > 0) console.error(`${NAME}: the push stack logged:\n${lines.slice(0, 5).join("")}`);
+    return pushFanOutSides(ctx, {
+      name: NAME,
+      stack,
+      labels: { project: "notifier + node-apn", bare: "bare node:http2", alone: "node-apn sender alone" },
+      check: allReached,
+      bareSend: (token) => bare.send(token),
     });
-    return {
-      project: fanOutSide({
-        ...common,
-        label: "notifier + node-apn",
-        samples: project,
-        fanOut: (count, inFlight) => stack.fanOut(count, inFlight, MESSAGE),
-      }),
-      baseline: fanOutSide({
-        ...common,
-        label: "bare node:http2",
-        samples: baseline,
-        send: (i) => bare.send(token(i)),
-      }),
-      extras: [
-        fanOutSide({
-          ...common,
-          label: "node-apn sender alone",
-          samples: alone,
-          send: async (i) => delivered(await stack.sender.send(token(i), { ...MESSAGE, badge: 1 })),
-        }),
-      ],
-    };
   },
 };

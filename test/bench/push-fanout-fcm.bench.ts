@@ -3,8 +3,14 @@ import type { SendOutcome } from "../../services/http-utility/src/push/sender.ts
 import type { BenchContext, Benchmark } from "./frame.ts";
 import { bareFcmClient } from "./push-bare-clients.ts";
 import type { FakesTaken } from "./push-fakes-process.ts";
-import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load.ts";
-import { IN_FLIGHT, MESSAGE, NOTIFICATIONS, PROJECT_ID, startPushStack } from "./push-fanout-support.ts";
+import {
+  IN_FLIGHT,
+  MESSAGE,
+  NOTIFICATIONS,
+  PROJECT_ID,
+  pushFanOutSides,
+  startPushStack,
+} from "./push-fanout-support.ts";
 
 const NAME = "push-fanout-fcm";
 
@@ -49,43 +55,16 @@ export const benchmark: Benchmark = {
         `and a ${JSON.stringify(recorded.body).length}-byte JSON body`,
     );
 
-    const token = (i: number) => (rows[i] as (typeof rows)[0]).token;
-    const common = { count: NOTIFICATIONS, inFlight: IN_FLIGHT, fakes, check: allReached };
-    const project: FanOutSample[] = [];
-    const baseline: FanOutSample[] = [];
-    const alone: FanOutSample[] = [];
-    ctx.defer(() => {
-      console.error(
-        fanOutSummary(NAME, [
-          { label: "notifier + firebase-admin", samples: project },
-          { label: "bare https keep-alive", samples: baseline },
-          { label: "firebase-admin sender alone", samples: alone },
-        ]),
-      );
-      const lines = stack.logLines();
-      if (lines.length > 0) console.error(`${NAME}: the push stack logged:\n${lines.slice(0, 5).join("")}`);
+    return pushFanOutSides(ctx, {
+      name: NAME,
+      stack,
+      labels: {
+        project: "notifier + firebase-admin",
+        bare: "bare https keep-alive",
+        alone: "firebase-admin sender alone",
+      },
+      check: allReached,
+      bareSend: (token) => bare.send(token),
     });
-    return {
-      project: fanOutSide({
-        ...common,
-        label: "notifier + firebase-admin",
-        samples: project,
-        fanOut: (count, inFlight) => stack.fanOut(count, inFlight, MESSAGE),
-      }),
-      baseline: fanOutSide({
-        ...common,
-        label: "bare https keep-alive",
-        samples: baseline,
-        send: (i) => bare.send(token(i)),
-      }),
-      extras: [
-        fanOutSide({
-          ...common,
-          label: "firebase-admin sender alone",
-          samples: alone,
-          send: async (i) => delivered(await stack.sender.send(token(i), { ...MESSAGE, badge: 1 })),
-        }),
-      ],
-    };
   },
 };

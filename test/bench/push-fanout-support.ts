@@ -12,10 +12,12 @@ import { createNotifier } from "../../services/http-utility/src/notifications/cr
 import type { Notifier } from "../../services/http-utility/src/notifications/notifier.ts";
 import type { TokenRow } from "../../services/http-utility/src/notifications/token-store.ts";
 import { buildPushSenders, closePushSenders } from "../../services/http-utility/src/push/registry.ts";
-import type { PushMessage, PushSender } from "../../services/http-utility/src/push/sender.ts";
+import type { PushMessage, PushSender, SendOutcome } from "../../services/http-utility/src/push/sender.ts";
 import { benchDatabase } from "./bench-database.ts";
-import type { BenchContext } from "./frame.ts";
+import type { BenchContext, Side } from "./frame.ts";
 import { type PushFakes, startPushFakes } from "./push-fakes.ts";
+import type { FakesTaken } from "./push-fakes-process.ts";
+import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load.ts";
 
 /**
  * What the push fan-out benchmarks stand on: a database of their own with NOTIFICATIONS device tokens in
@@ -197,5 +199,63 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
       if (notSent) throw new Error(`not sent: ${notSent.status} ${notSent.reason ?? ""}`);
       return { elapsedS, latencies };
     },
+  };
+}
+
+/**
+ * The three sides both fan-out benchmarks compare: the notifier (`toTokens`), the bare client sending the
+ * same requests, and the SDK's sender alone; their summary printed at the end.
+ */
+export function pushFanOutSides(
+  ctx: BenchContext,
+  o: {
+    name: string;
+    stack: PushStack;
+    labels: { project: string; bare: string; alone: string };
+    check: (t: FakesTaken) => string | undefined;
+    bareSend: (token: string) => Promise<void>;
+  },
+): { project: Side; baseline: Side; extras: Side[] } {
+  const { stack } = o;
+  const token = (i: number) => (stack.rows[i] as TokenRow).token;
+  const delivered = (r: SendOutcome) => {
+    if (r.status !== "sent") throw new Error(`not sent: ${r.status} ${"reason" in r ? r.reason : ""}`);
+  };
+  const common = { count: NOTIFICATIONS, inFlight: IN_FLIGHT, fakes: stack.fakes, check: o.check };
+  const project: FanOutSample[] = [];
+  const baseline: FanOutSample[] = [];
+  const alone: FanOutSample[] = [];
+  ctx.defer(() => {
+    console.error(
+      fanOutSummary(o.name, [
+        { label: o.labels.project, samples: project },
+        { label: o.labels.bare, samples: baseline },
+        { label: o.labels.alone, samples: alone },
+      ]),
+    );
+    const lines = stack.logLines();
+    if (lines.length > 0) console.error(`${o.name}: the push stack logged:\n${lines.slice(0, 5).join("")}`);
+  });
+  return {
+    project: fanOutSide({
+      ...common,
+      label: o.labels.project,
+      samples: project,
+      fanOut: (count, inFlight) => stack.fanOut(count, inFlight, MESSAGE),
+    }),
+    baseline: fanOutSide({
+      ...common,
+      label: o.labels.bare,
+      samples: baseline,
+      send: (i) => o.bareSend(token(i)),
+    }),
+    extras: [
+      fanOutSide({
+        ...common,
+        label: o.labels.alone,
+        samples: alone,
+        send: async (i) => delivered(await stack.sender.send(token(i), { ...MESSAGE, badge: 1 })),
+      }),
+    ],
   };
 }

@@ -128,30 +128,6 @@ export async function buddiesOf(url: string): Promise<BuddyState[]> {
   return ((await res.json()) as { buddies: BuddyState[] }).buddies;
 }
 
-/** Polls `check` until it returns something truthy, or throws with the last value after `ms`. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until)
-      throw new Error(
-        `${what}: not after ${ms} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The full JIDs ejabberd says are connected. */
 export async function connectedUsers(
   ctl: (cmd: string) => Promise<{ code: number; out: string }>,

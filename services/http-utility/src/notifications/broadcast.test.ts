@@ -7,6 +7,7 @@ import type { PgBoss } from "pg-boss";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { eventually } from "../../../../test/support/eventually.ts";
 import { ROOT } from "../../../../test/support/processes.ts";
 import { type Broadcasts, createBroadcasts } from "./broadcast.ts";
 import { createJobQueue } from "./job-queue.ts";
@@ -55,21 +56,6 @@ async function worker(pushLog: string, haltAfter?: number): Promise<ChildProcess
   const [message] = (await Promise.race([once(child, "message"), once(child, "exit")])) as [unknown];
   if (message !== "ready") throw new Error(`broadcast worker did not start (${String(message)})`);
   return child;
-}
-
-async function waitFor<T>(
-  what: string,
-  get: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms: number,
-): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const pushedTokens = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean);
@@ -133,11 +119,10 @@ describe("a broadcast whose worker is killed half-way", () => {
         )
       ).rows[0].n as number;
     // …once every token it claimed has been pushed, it dies
-    await waitFor(
-      "the batch's pushes",
-      async () => [await deliveries(), pushedTokens(pushLog).length],
-      ([d, p]) => d === p,
+    await eventually(
+      async () => (await deliveries()) === pushedTokens(pushLog).length,
       10_000,
+      "the batch's pushes",
     );
     first.kill("SIGKILL");
     await once(first, "exit");
@@ -147,11 +132,13 @@ describe("a broadcast whose worker is killed half-way", () => {
 
     // a second worker takes the job over once its heartbeat has gone stale
     await worker(pushLog);
-    const done = await waitFor(
-      "the broadcast to finish",
-      async () => broadcasts.progress(id),
-      (p) => p?.state === "done",
+    const done = await eventually(
+      async () => {
+        const p = await broadcasts.progress(id);
+        return p?.state === "done" && p;
+      },
       60_000,
+      "the broadcast to finish",
     );
 
     const pushes = pushedTokens(pushLog);

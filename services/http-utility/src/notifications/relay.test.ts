@@ -5,6 +5,7 @@ import type { PgBoss } from "pg-boss";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { eventually } from "../../../../test/support/eventually.ts";
 import { createJobQueue } from "./job-queue.ts";
 import { buddiesUrl, createRelay, type Relay, type RelayedAction } from "./relay.ts";
 
@@ -60,13 +61,9 @@ async function callbackServer() {
   };
 }
 
-async function waitFor(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Until `check` holds, polling (the shared `eventually`). */
+const waitFor = (what: string, check: () => boolean, ms = 20_000) =>
+  eventually(async () => check(), ms, what);
 
 function action(notificationId: string, over: Partial<RelayedAction> = {}): RelayedAction {
   return {

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { eventually } from "../../../../test/support/eventually.ts";
 import { ScriptedPushSender, sendersOf } from "../../../../test/support/scripted-push-sender.ts";
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
@@ -203,21 +204,6 @@ async function userWith(...services: PushService[]): Promise<{ node: string; tok
 async function notificationRow(id: string) {
   const r = await db.pool.query("SELECT domain, node, origin FROM push_notifications WHERE id = $1", [id]);
   return r.rows[0];
-}
-
-async function waitFor<T>(
-  what: string,
-  get: () => Promise<T> | T,
-  ok: (v: T) => boolean,
-  ms = 20_000,
-): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("POST /send", () => {
@@ -422,10 +408,13 @@ describe("channel broadcasts", () => {
     expect(r.status).toBe(202);
     expect(r.body).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: "queued" });
 
-    const progress = await waitFor(
+    const progress = await eventually(
+      async () => {
+        const p = (await call("GET", `/channel_broadcast/${r.body.id}`, bearer(BROADCAST_KEY))).body;
+        return p.state === "done" && p;
+      },
+      20_000,
       "the broadcast to finish",
-      async () => (await call("GET", `/channel_broadcast/${r.body.id}`, bearer(BROADCAST_KEY))).body,
-      (p) => p.state === "done",
     );
     expect(progress).toEqual({
       id: r.body.id,
@@ -521,10 +510,10 @@ describe("POST /replies and /resolves", () => {
       new URLSearchParams({ notificationId: id }),
     );
     expect(resolve).toEqual({ status: 202, body: { relayed: "queued" } });
-    const received = await waitFor(
+    const received = await eventually(
+      async () => callbacks.received("/replies-here").length === 2 && callbacks.received("/replies-here"),
+      20_000,
       "both actions",
-      () => callbacks.received("/replies-here"),
-      (r) => r.length === 2,
     );
     const byAction = Object.fromEntries(received.map((b) => [(b as { action: string }).action, b]));
     expect(byAction.reply).toEqual({
@@ -545,10 +534,11 @@ describe("POST /replies and /resolves", () => {
   it("relays to a buddy's hook", async () => {
     const id = await toAlice({ buddy: "zabbix@oyo.test" });
     expect((await call("POST", "/resolves", basic(ALICE), { id })).status).toBe(202);
-    const received = await waitFor(
+    const hook = "/hooks/oyo.test/zabbix/notification-action";
+    const received = await eventually(
+      async () => callbacks.received(hook).length === 1 && callbacks.received(hook),
+      20_000,
       "the hook",
-      () => callbacks.received("/hooks/oyo.test/zabbix/notification-action"),
-      (r) => r.length === 1,
     );
     expect(received[0]).toMatchObject({ notificationId: id, action: "resolve" });
   });
