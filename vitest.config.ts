@@ -2,14 +2,25 @@ import { defineConfig } from "vitest/config";
 
 // Two projects: unit/integration tests next to the code, end-to-end suites in test/. One embedded
 // PostgreSQL for the whole run (test/support/global-setup.ts); each test file clones its own database.
+// The unit files run two at a time (they mostly wait on PostgreSQL, sockets and child processes: one at a
+// time left a 2-core machine 60% idle); the e2e suites start whole stacks and run alone, after them.
 export default defineConfig({
   test: {
     globalSetup: ["test/support/global-setup.ts"],
+    // refuses deep equality on large binary data, which walks a buffer element by element (README, Development)
+    setupFiles: ["test/support/large-equality-guard.ts"],
     pool: "forks",
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["services/**/*.test.ts"], testTimeout: 30_000, hookTimeout: 60_000 },
+        test: {
+          name: "unit",
+          include: ["services/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,
@@ -18,8 +29,8 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          // the e2e suites start whole stacks: one file at a time keeps a 2-core machine honest
           fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

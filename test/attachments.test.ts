@@ -9,6 +9,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../services/common/src/config/load.ts";
 import { addUser } from "../services/common/src/users/web-users.ts";
+import { sha256 } from "./support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, runService, waitForOk } from "./support/processes.ts";
@@ -110,7 +111,7 @@ describe("two http-utility processes sharing one storage root", () => {
       const fromB = await fetch(`${b.url}/api/v1/attachments/pictures/${picture.fileName}`);
       expect(fromB.status).toBe(200);
       const bytes = Buffer.from(await fromB.arrayBuffer());
-      expect(createHash("sha256").update(bytes).digest("hex")).toBe(picture.sha256);
+      expect(sha256(bytes)).toBe(picture.sha256);
       const thumbName = new URL(picture.thumbnailUrl).pathname.split("/").pop();
       expect((await fetch(`${b.url}/api/v1/attachments/pictures/${thumbName}`)).status).toBe(200);
 
@@ -124,11 +125,7 @@ describe("two http-utility processes sharing one storage root", () => {
       for (const server of [a, b]) {
         const res = await fetch(`${server.url}${byNode}`);
         expect(res.status).toBe(200);
-        expect(
-          createHash("sha256")
-            .update(Buffer.from(await res.arrayBuffer()))
-            .digest("hex"),
-        ).toBe(second.sha256);
+        expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(second.sha256);
       }
       expect((await fetch(`${b.url}/api/v1/attachments/avatars/${first.fileName}`)).status).toBe(404);
       const onDisk = (await readdir(root, { recursive: true })).map(String);

@@ -1,8 +1,8 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { createHash } from "node:crypto";
 import { openSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { sha256 } from "./bytes.ts";
 import { freePort } from "./free-port.ts";
 import { ROOT } from "./processes.ts";
 
@@ -14,7 +14,6 @@ import { ROOT } from "./processes.ts";
 
 export const ADMIN_KEY = "admin-key-for-tests";
 export const HOOK_KEY = "hook-key-for-tests";
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 export const adminAuth = `Basic ${Buffer.from(`ops:${ADMIN_KEY}`).toString("base64")}`;
 
 /** `<dir>/config` for the buddies service: the test's own `test.json` with the admin and hook keys added. */

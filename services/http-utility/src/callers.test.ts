@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { freePort } from "../../../test/support/free-port.ts";
 import { type AuthApi, type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
@@ -21,7 +22,6 @@ import { callerOf, createCallers } from "./callers.ts";
 
 const GUARD = { maxFailures: 3, windowSeconds: 60, lockSeconds: 60 };
 const newKey = () => `sk_${randomBytes(32).toString("base64url")}`;
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 const PUSHER = newKey(); // scope push
 const READER = newKey(); // scope locations:read
 

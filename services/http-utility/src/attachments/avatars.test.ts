@@ -1,7 +1,8 @@
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import { ALICE, BOB, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
-import { png, sha256, sidewaysPhoto } from "./test-fixtures.ts";
+import { png, sidewaysPhoto } from "./test-fixtures.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
 /**
@@ -58,7 +59,7 @@ describe("an uploaded avatar", () => {
       expect(res.headers.get("content-type")).toBe("image/jpeg");
       // the same URL shows the next avatar: revalidated, not immutable
       expect(res.headers.get("cache-control")).toBe("public, max-age=60, must-revalidate");
-      expect(await bytesOf(res)).toEqual(original);
+      expectSameBytes(await bytesOf(res), original, "the avatar by name");
     }
 
     for (const [size, url] of Object.entries(first.thumbnails)) {
@@ -71,7 +72,11 @@ describe("an uploaded avatar", () => {
     expect(thumb.headers.get("content-type")).toBe("image/webp");
     expect(await dimensions(await bytesOf(thumb))).toEqual([128, 128]);
     const big = await fetch(app.url(`/avatars/${ALICE.node}?size=512`));
-    expect(await bytesOf(big)).toEqual(await bytesOf(await fetch(String(first.thumbnails["512"]))));
+    expectSameBytes(
+      await bytesOf(big),
+      await bytesOf(await fetch(String(first.thumbnails["512"]))),
+      "the 512 thumbnail",
+    );
   });
 
   it("is replaced by the next one: old files, rows and URLs gone", async () => {
@@ -103,15 +108,27 @@ describe("an uploaded avatar", () => {
     expect(a.headers.get("cache-control")).toBe("public, max-age=60, must-revalidate");
     const data = await bytesOf(a);
     expect(await dimensions(data)).toEqual([128, 128]);
-    expect(await bytesOf(await fetch(app.url(`/avatars/${BOB.node}`)))).toEqual(data);
+    expectSameBytes(await bytesOf(await fetch(app.url(`/avatars/${BOB.node}`))), data, "the avatar by node");
     // the identicon of the node, as /gravatar draws it
-    expect(await bytesOf(await fetch(app.url(`/gravatar?name=${BOB.node}`)))).toEqual(data);
+    expectSameBytes(
+      await bytesOf(await fetch(app.url(`/gravatar?name=${BOB.node}`))),
+      data,
+      "the gravatar by node",
+    );
 
     // with the domain, by `@` or `?domain=`, one face: the JID's
     const jid = `${BOB.node}@${BOB.domain}`;
     const byJid = await bytesOf(await fetch(app.url(`/avatars/${jid}`)));
-    expect(await bytesOf(await fetch(app.url(`/avatars/${BOB.node}?domain=${BOB.domain}`)))).toEqual(byJid);
-    expect(await bytesOf(await fetch(app.url(`/gravatar?name=${jid}`)))).toEqual(byJid);
+    expectSameBytes(
+      await bytesOf(await fetch(app.url(`/avatars/${BOB.node}?domain=${BOB.domain}`))),
+      byJid,
+      "the avatar by node and domain",
+    );
+    expectSameBytes(
+      await bytesOf(await fetch(app.url(`/gravatar?name=${jid}`))),
+      byJid,
+      "the gravatar by JID",
+    );
 
     const thumb = await fetch(app.url(`/avatars/thumbnails/${BOB.node}`));
     expect(thumb.headers.get("content-type")).toBe("image/png");
@@ -142,10 +159,10 @@ describe("generated avatars", () => {
 
     const again = await fetch(url());
     expect(again.headers.get("etag")).toBe(etag);
-    expect(await bytesOf(again)).toEqual(data);
+    expectSameBytes(await bytesOf(again), data, "the unchanged avatar");
     // case and blanks of the name do not matter
     const same = await fetch(app.url("/gravatar?name=%20Alice@Example.com&size=64&format=webp"));
-    expect(await bytesOf(same)).toEqual(data);
+    expectSameBytes(await bytesOf(same), data, "the avatar again");
 
     const cached = await fetch(url(), {
       headers: { "if-none-match": String(etag), "cache-control": "max-age=0" },
@@ -193,7 +210,11 @@ describe("generated avatars", () => {
     expect(res.headers.get("content-type")).toBe("image/png");
     const data = await bytesOf(res);
     expect(await dimensions(data)).toEqual([64, 64]);
-    expect(await bytesOf(await fetch(app.url("/gravatar?name=alice&size=64")))).toEqual(data);
+    expectSameBytes(
+      await bytesOf(await fetch(app.url("/gravatar?name=alice&size=64"))),
+      data,
+      "the generated avatar",
+    );
     const w = await fetch(app.url("/gravatar/thumbnails/alice.webp"));
     expect(w.headers.get("content-type")).toBe("image/webp");
     expect(await dimensions(await bytesOf(w))).toEqual([64, 64]);

@@ -1,9 +1,10 @@
 import { unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import { relativePathOf } from "../../../common/src/media/fs-storage.ts";
 import { ALICE, bytesOf, rawGet, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
-import { fakeMp4, png, sha256, sidewaysPhoto } from "./test-fixtures.ts";
+import { fakeMp4, png, sidewaysPhoto } from "./test-fixtures.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
 /**
@@ -162,10 +163,10 @@ describe("the in-memory cache", () => {
     await unlink(path.join(app.root, relativePathOf(a.fileName)));
     const again = await fetch(a.url);
     expect(again.status).toBe(200);
-    expect(await bytesOf(again)).toEqual(first);
+    expectSameBytes(await bytesOf(again), first, "the cached download");
     const range = await fetch(a.url, { headers: { range: "bytes=0-7" } });
     expect(range.status).toBe(206);
-    expect(await bytesOf(range)).toEqual(first.subarray(0, 8));
+    expectSameBytes(await bytesOf(range), first.subarray(0, 8), "the first 8 bytes");
   });
 
   it("is off with cache.maxBytes 0: a file gone from disk is 404, without the file's headers", async () => {

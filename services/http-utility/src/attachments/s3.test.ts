@@ -1,8 +1,9 @@
 import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import { s3rverCredentials, startS3Server, type TestS3Server } from "../../../../test/support/s3-server.ts";
 import { ALICE, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
-import { fakeMp4, sha256, sidewaysPhoto } from "./test-fixtures.ts";
+import { fakeMp4, sidewaysPhoto } from "./test-fixtures.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
 /**
@@ -74,13 +75,13 @@ describe("s3 storage through the app", () => {
     expect(v.sha256).toBe(sha256(data));
     // a poster needs a local file for ffmpeg
     expect(v.thumbnailUrl).toBeNull();
-    expect(await bytesOf(await fetch(v.url))).toEqual(data);
+    expectSameBytes(await bytesOf(await fetch(v.url)), data, "the video from s3");
     const part = await fetch(v.url, { headers: { range: "bytes=1000-1999" } });
     expect(part.status).toBe(206);
     expect(part.headers.get("content-range")).toBe(`bytes 1000-1999/${data.length}`);
-    expect(await bytesOf(part)).toEqual(data.subarray(1000, 2000));
+    expectSameBytes(await bytesOf(part), data.subarray(1000, 2000), "bytes 1000-1999 from s3");
     const tail = await fetch(v.url, { headers: { range: "bytes=-5" } });
-    expect(await bytesOf(tail)).toEqual(data.subarray(-5));
+    expectSameBytes(await bytesOf(tail), data.subarray(-5), "the last 5 bytes from s3");
     const past = await fetch(v.url, { headers: { range: `bytes=${data.length}-` } });
     await refused(past, 416, "range_not_satisfiable");
   });

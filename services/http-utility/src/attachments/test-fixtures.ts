@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -10,8 +9,6 @@ import sharp from "sharp";
  * Bytes the attachment tests upload, made here (conventions: fixtures are built in code): photos with
  * EXIF, a decompression bomb's header, a truncated JPEG, MP4s file-type recognises and a real video.
  */
-
-export const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 const solid = (width: number, height: number) =>
   sharp({ create: { width, height, channels: 3, background: { r: 200, g: 80, b: 20 } } });

@@ -1,6 +1,7 @@
 import net from "node:net";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import {
   ALICE,
   basic,
@@ -17,7 +18,6 @@ import {
   gpsPhoto,
   png,
   pngClaiming,
-  sha256,
   sidewaysPhoto,
   truncatedJpeg,
   webp,
@@ -92,7 +92,11 @@ describe("a picture", () => {
     }
     // the same thumbnails by the original's name
     const bySize = await fetch(`${a.url}?size=512`);
-    expect(await bytesOf(bySize)).toEqual(await bytesOf(await fetch(String(a.thumbnails["512"]))));
+    expectSameBytes(
+      await bytesOf(bySize),
+      await bytesOf(await fetch(String(a.thumbnails["512"]))),
+      "the 512 thumbnail by size",
+    );
     const small = await fetch(app.url(`/pictures/thumbnails/${a.fileName}`));
     expect(small.status).toBe(200);
     expect((await sharp(await bytesOf(small)).metadata()).height).toBe(128);

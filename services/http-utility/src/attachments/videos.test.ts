@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import {
   ALICE,
   BOB,
@@ -14,7 +15,7 @@ import {
   type User,
   uploaded,
 } from "./test-app.ts";
-import { fakeMp4, png, realVideo, sha256 } from "./test-fixtures.ts";
+import { fakeMp4, png, realVideo } from "./test-fixtures.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
 /**
@@ -136,7 +137,7 @@ describe("a stored video", () => {
     expect(res.headers.get("content-type")).toBe("video/mp4");
     expect(res.headers.get("content-disposition")).toMatch(/^inline/);
     expect(res.headers.get("accept-ranges")).toBe("bytes");
-    expect(await bytesOf(res)).toEqual(data);
+    expectSameBytes(await bytesOf(res), data, "the video");
     expect(video.sha256).toBe(sha256(data));
   });
 
@@ -154,7 +155,7 @@ describe("a stored video", () => {
       expect(res.status, range).toBe(206);
       expect(res.headers.get("content-range")).toBe(`bytes ${start}-${end}/${data.length}`);
       expect(res.headers.get("content-length")).toBe(String(end - start + 1));
-      expect(await bytesOf(res)).toEqual(data.subarray(start, end + 1));
+      expectSameBytes(await bytesOf(res), data.subarray(start, end + 1), "the range");
     }
   });
 
@@ -174,10 +175,10 @@ describe("a stored video", () => {
     const etag = String((await fetch(video.url, { method: "HEAD" })).headers.get("etag"));
     const stale = await fetch(video.url, { headers: { range: "bytes=0-9", "if-range": '"stale"' } });
     expect(stale.status).toBe(200);
-    expect(await bytesOf(stale)).toEqual(data);
+    expectSameBytes(await bytesOf(stale), data, "the whole video for a stale If-Range");
     const fresh = await fetch(video.url, { headers: { range: "bytes=0-9", "if-range": etag } });
     expect(fresh.status).toBe(206);
-    expect(await bytesOf(fresh)).toEqual(data.subarray(0, 10));
+    expectSameBytes(await bytesOf(fresh), data.subarray(0, 10), "the range for a fresh If-Range");
   });
 
   it("answers HEAD with the headers and no body", async () => {
@@ -231,7 +232,7 @@ describe("posters", () => {
     const v = body.attachments[0] as UploadAnswer;
     expect(v.thumbnailUrl).toBeNull();
     expect(v.thumbnails).toEqual({});
-    expect(await bytesOf(await fetch(v.url))).toEqual(clip);
+    expectSameBytes(await bytesOf(await fetch(v.url)), clip, "the video stored without ffmpeg");
     expect(await noFfmpeg.rows()).toEqual([v.fileName]);
   });
 });

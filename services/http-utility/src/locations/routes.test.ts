@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
@@ -21,7 +21,6 @@ const MAX_BATCH = 5;
 const SKEW_SECONDS = 300;
 const READ_KEY = "sk_test_reader_0123456789";
 const PUSH_KEY = "sk_test_pusher_0123456789";
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 const ALICE = { node: "306900000001", domain: "oyo.test", password: "alice pw" };
 const BOB = { node: "306900000002", domain: "oyo.test", password: "bob pw" };

@@ -1,10 +1,11 @@
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { type FakeApns, type FakeApnsAnswer, startFakeApns } from "../../../../test/support/fake-apns.ts";
 import { type FakeFcm, fcmAnswers, refuseDns, startFakeFcm } from "../../../../test/support/fake-fcm.ts";
@@ -25,7 +26,6 @@ import { createPushDeps, type PushDeps } from "./push-deps.ts";
  */
 
 const log = pino({ level: "silent" });
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 const DOMAIN = "oyo.test";
 const BUNDLE = "com.oyo.chat";
 const PROJECT = "oyo-chat";

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,6 +6,7 @@ import type { PgBoss } from "pg-boss";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { eventually } from "../../../../test/support/eventually.ts";
 import { ScriptedPushSender, sendersOf } from "../../../../test/support/scripted-push-sender.ts";
@@ -32,7 +32,6 @@ import { storeToken, subscribe } from "./token-store.ts";
  */
 
 const log = pino({ level: "silent" });
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 const PUSH_KEY = "sk_test_pusher_0123456789";
 const BROADCAST_KEY = "sk_test_broadcaster_0123456789";
 

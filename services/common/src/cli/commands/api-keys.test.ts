@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -6,6 +5,7 @@ import path from "node:path";
 import express from "express";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../../../../test/support/bytes.ts";
 import { type CliResult, runSidecars } from "../../../../../test/support/cli.ts";
 import { createCallers } from "../../../../http-utility/src/callers.ts";
 import type { AuthApi } from "../../auth/auth-core.ts";
@@ -16,8 +16,6 @@ import { projectRoot } from "../../paths.ts";
 /** `sidecars api-keys`, run as operators run it (bin/sidecars.js), and its keys checked by the real callers.ts. */
 
 const sidecars = runSidecars;
-
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The key and the config entry that `create` printed. */
 function created(r: CliResult): { key: string; entry: Record<string, { sha256: string; scopes: string[] }> } {
