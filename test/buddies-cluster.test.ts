@@ -146,6 +146,8 @@ describe("two buddies runners", () => {
     );
   });
 
+  // about 10 s, and must be: the killed runner's leases (buddies.cluster.leaseSeconds, 10 by default) expire
+  // in real time before the other runner may take its buddies
   it("a runner killed with SIGKILL: its buddies online under the other within 15 s", async () => {
     const before = await buddiesOf(second.url);
     const moved = before.filter((b) => b.owner?.pid === first.pid).map((b) => b.jid);

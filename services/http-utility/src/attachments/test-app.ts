@@ -178,17 +178,3 @@ export function rawGet(base: string, rawPath: string): Promise<{ status: number;
     req.on("error", reject);
   });
 }
-
-/** Waits until `check` passes (things the server finishes after its answer: removing partial files). */
-export async function eventually(check: () => Promise<void>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}

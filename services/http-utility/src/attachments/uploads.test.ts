@@ -1,17 +1,8 @@
 import net from "node:net";
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
-import {
-  ALICE,
-  basic,
-  bytesOf,
-  eventually,
-  refused,
-  startTestApp,
-  type TestApp,
-  uploaded,
-} from "./test-app.ts";
+import { ALICE, basic, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import {
   fakeMp4,
   GPS_MARK,
@@ -38,6 +29,8 @@ afterAll(async () => {
   await app?.close();
 });
 
+/** How long the server may take to notice a cut upload and clean up: seconds on a loaded 2-core machine. */
+const SETTLED = { timeout: 10_000 };
 const NAME = /^[A-Za-z0-9_-]{24}\.(jpg|png|webp)$/;
 
 /** Fetches an answer's original and checks that its bytes are the ones the answer describes. */
@@ -247,9 +240,9 @@ describe("a connection cut half-way through", () => {
     await write(first);
     for (let i = 0; i < 3; i++) await write(Buffer.alloc(1024 * 1024, i));
     // the server is writing the file (the backend's partial file, or the image's scratch file)
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect((await app.files()).some((f) => f.startsWith(inProgress))).toBe(true);
-    });
+    }, SETTLED);
     socket.destroy();
   }
 
@@ -263,9 +256,9 @@ describe("a connection cut half-way through", () => {
       const first = kind === "videos" ? fakeMp4(1024 * 1024) : (await png()).subarray(0, 100);
       await cutUpload(kind, first, filename, inProgress);
 
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         expect(await app.files()).toEqual(files);
-      });
+      }, SETTLED);
       expect(await app.rows()).toEqual(rows);
       const health = await fetch(`${app.base}/healthz`);
       expect(health.status).toBe(200);

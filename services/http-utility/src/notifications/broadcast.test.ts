@@ -98,6 +98,8 @@ afterAll(async () => {
 });
 
 describe("a broadcast whose worker is killed half-way", () => {
+  // about 12 s, and must be: pg-boss hands the job over only after the dead worker's heartbeat (10 s at the
+  // least) has gone stale, in real time
   it("resumes on another worker and pushes every device exactly once", async () => {
     const pushLog = path.join(dir, "pushes.log");
     writeFileSync(pushLog, "");

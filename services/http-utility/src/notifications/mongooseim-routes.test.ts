@@ -63,6 +63,8 @@ let db: TestDatabase;
 let server: RunningServer;
 let base: string;
 const notifier = new RecordingNotifier();
+/** How long a push started in the background may take to finish: seconds on a loaded 2-core machine. */
+const SETTLED = { timeout: 10_000 };
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -155,35 +157,35 @@ describe("POST /api/v1/mongooseim/messages (mod_http_notification, mod_event_pus
   it("pushes a 2.1.0 unencoded body's message, & and = included, to the receiver's devices", async () => {
     const body = `author=${fields.author}&server=${fields.server}&receiver=${fields.receiver}&message=${TRICKY}`;
     expect(await hook(body)).toMatchObject({ status: 204, text: "" });
-    await vi.waitFor(() => expect(notifier.finished).toBe(1));
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
     expect(notifier.calls).toEqual([chat()]);
   });
 
   it("pushes a 6.x encoded body's message, decoded", async () => {
     expect(await hook(new URLSearchParams(fields).toString())).toMatchObject({ status: 204 });
-    await vi.waitFor(() => expect(notifier.finished).toBe(1));
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
     expect(notifier.calls).toEqual([chat()]);
   });
 
   it("cuts a long message to 200 characters", async () => {
     await hook(new URLSearchParams({ ...fields, message: "é".repeat(300) }).toString());
-    await vi.waitFor(() => expect(notifier.finished).toBe(1));
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
     expect(notifier.calls).toEqual([chat(`${"é".repeat(199)}…`)]);
   });
 
   it("answers before the push is done", async () => {
-    notifier.delayMs = 500;
+    notifier.delayMs = 3000;
     const r = await hook(new URLSearchParams(fields).toString());
     expect(r.status).toBe(204);
-    expect(r.ms).toBeLessThan(100);
+    expect(r.ms).toBeLessThan(notifier.delayMs);
     expect(notifier.finished).toBe(0);
-    await vi.waitFor(() => expect(notifier.finished).toBe(1), { timeout: 2000 });
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
   });
 
   it("logs a failed push, never throws it", async () => {
     notifier.fail = true;
     expect((await hook(new URLSearchParams(fields).toString())).status).toBe(204);
-    await vi.waitFor(() => expect(logLines.join("")).toContain("chat message push failed"));
+    await vi.waitFor(() => expect(logLines.join("")).toContain("chat message push failed"), SETTLED);
     expect(logLines.join("")).not.toContain("Tom & Jerry");
   });
 
@@ -192,7 +194,8 @@ describe("POST /api/v1/mongooseim/messages (mod_http_notification, mod_event_pus
       const r = await hook(body);
       expect(r.status, body).toBe(400);
       expect(JSON.parse(r.text).error.code).toBe("invalid_request");
-      expect(r.ms).toBeLessThan(100);
+      // nothing to wait for: milliseconds, even on a loaded machine, where a wait would be seconds
+      expect(r.ms).toBeLessThan(1000);
     }
     await sleep(20);
     expect(notifier.calls).toEqual([]);
@@ -201,7 +204,7 @@ describe("POST /api/v1/mongooseim/messages (mod_http_notification, mod_event_pus
   it("reads the body whatever its content type (the /api/v1 parsers have not run)", async () => {
     const body = `author=${fields.author}&server=${fields.server}&receiver=${fields.receiver}&message=${TRICKY}`;
     expect((await hook(body, { "content-type": "text/plain" })).status).toBe(204);
-    await vi.waitFor(() => expect(notifier.finished).toBe(1));
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
     expect(notifier.calls).toEqual([chat()]);
   });
 });

@@ -182,6 +182,8 @@ async function launchChromium(profile: string): Promise<{ cdp: Cdp; child: Child
 }
 
 describe("the page in Chromium", () => {
+  // about 13 s, and must be: a real Chromium starts, renders Swagger UI's 30-odd operations and opens each one
+  // (parameters, schemas, highlighted examples) under the page's CSP
   it("renders every documented operation under its policy, loading only from this server", async () => {
     if (!existsSync(CHROMIUM))
       throw new Error(`${CHROMIUM} is missing: run scripts/system-deps.sh as root (Debian package chromium)`);
