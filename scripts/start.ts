@@ -58,6 +58,9 @@ try {
   const applied = await migrate({ databaseUrl });
   say(applied.length > 0 ? `migrations applied: ${applied.join(", ")}` : "database schema up to date");
 
+  // from here on, what pm2 and the services create (logs, media, scratch files) is not for other users of the
+  // machine (the embedded PostgreSQL, which runs as another user, was started above and sets its own)
+  process.umask(0o027);
   const pm2Home = env.PM2_HOME ?? fromRoot("var/pm2");
   const pm2Runtime = createRequire(import.meta.url).resolve("pm2/bin/pm2-runtime");
   const child = spawn(process.execPath, [pm2Runtime, "start", "ecosystem.config.js", "--env", config.env], {

@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { REDACT_PATHS } from "./logger.ts";
+import { loggerOptions, REDACT_PATHS } from "./logger.ts";
 
-function capture() {
+function capture(options: pino.LoggerOptions = { redact: { paths: REDACT_PATHS, censor: "[redacted]" } }) {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk, _enc, done) {
@@ -11,7 +11,7 @@ function capture() {
       done();
     },
   });
-  return { log: pino({ redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, stream), lines };
+  return { log: pino(options, stream), lines };
 }
 
 describe("logger", () => {
@@ -31,5 +31,22 @@ describe("logger", () => {
       expect(text).not.toContain(secret);
     }
     expect(lines[0]).toMatchObject({ password: "[redacted]", token: "[redacted]" });
+  });
+
+  it("cuts phone numbers and JIDs outside debug, and keeps them whole at debug", () => {
+    const at = (level: "info" | "debug") => {
+      const { log, lines } = capture(loggerOptions({ log: { level, pretty: false } }, "test"));
+      log.warn(
+        { domain: "oyo.example", node: "306912345678", receiver: "306912345678@oyo.example", err: "x" },
+        "registration SMS not sent",
+      );
+      log.info({ from: "https://backend.example/cb", jid: "al@oyo.example" }, "relayed");
+      return lines;
+    };
+    const [warned, relayed] = at("info");
+    expect(warned).toMatchObject({ domain: "oyo.example", node: "30…78", receiver: "30…78@oyo.example" });
+    expect(JSON.stringify(at("info"))).not.toContain("6912345");
+    expect(relayed).toMatchObject({ from: "https://backend.example/cb", jid: "…@oyo.example" });
+    expect(at("debug")[0]).toMatchObject({ node: "306912345678", receiver: "306912345678@oyo.example" });
   });
 });

@@ -24,14 +24,48 @@ export const REDACT_PATHS = [
   "config.database.url",
 ];
 
-/** JSON lines for machines; readable lines in development. */
-/** `fd` 2 for programs whose stdout is a protocol (the extauth program). */
-export function createLogger(config: Pick<Config, "log">, service: string, fd: 1 | 2 = 1): Logger {
-  const options = {
+/**
+ * Keys whose values name a user (a phone number, a JID). Outside debug and trace their values are cut to
+ * `30…78@domain` (docs/security.md "Privacy of logs and files"): enough to tell lines of one user from
+ * another's while reading a log, not enough to learn whose number it is. Log users under these names.
+ */
+export const USER_KEYS = ["node", "jid", "receiver", "from", "msisdn", "number", "user"] as const;
+
+/** `306912345678@oyo.example` → `30…78@oyo.example`; a URL or anything not a string stays as it is. */
+export function maskUser(value: unknown): unknown {
+  if (typeof value !== "string" || value.includes("://")) return value;
+  const at = value.lastIndexOf("@");
+  const part = at > 0 ? value.slice(0, at) : value;
+  const masked = part.length <= 4 ? "…" : `${part.slice(0, 2)}…${part.slice(-2)}`;
+  return at > 0 ? `${masked}${value.slice(at)}` : masked;
+}
+
+function maskUsers(object: Record<string, unknown>): Record<string, unknown> {
+  let out = object;
+  for (const key of USER_KEYS) {
+    if (key in object) {
+      if (out === object) out = { ...object };
+      out[key] = maskUser(object[key]);
+    }
+  }
+  return out;
+}
+
+/** pino's options for a service: level, base fields, secrets redacted, users masked outside debug. */
+export function loggerOptions(config: Pick<Config, "log">, service: string) {
+  const debugging = config.log.level === "debug" || config.log.level === "trace";
+  return {
     level: config.log.level,
     base: { service, pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    ...(debugging ? {} : { formatters: { log: maskUsers } }),
   };
+}
+
+/** JSON lines for machines; readable lines in development. */
+/** `fd` 2 for programs whose stdout is a protocol (the extauth program). */
+export function createLogger(config: Pick<Config, "log">, service: string, fd: 1 | 2 = 1): Logger {
+  const options = loggerOptions(config, service);
   if (config.log.pretty) {
     return pino(
       options,

@@ -16,11 +16,11 @@ import { callerOf, createCallers } from "./callers.ts";
 
 /**
  * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
- * real auth core (per-domain authenticators, success cache, brute-force guard) and a real database. Every
+ * real auth core (per-domain authenticators, success cache, failures per address) and a real database. Every
  * refusal is checked for its status, its exact body and its exact WWW-Authenticate challenge.
  */
 
-const GUARD = { maxFailures: 3, windowSeconds: 60, lockSeconds: 60 };
+const GUARD = { maxFailures: 3, maxFailuresPerAddress: 20, windowSeconds: 60, lockSeconds: 60 };
 const newKey = () => `sk_${randomBytes(32).toString("base64url")}`;
 const PUSHER = newKey(); // scope push
 const READER = newKey(); // scope locations:read
@@ -63,7 +63,11 @@ beforeAll(async () => {
         "down.test": {
           authenticator: {
             kind: "http",
-            options: { url: `http://127.0.0.1:${deadPort}/check`, timeoutMs: 500 },
+            options: {
+              url: `http://127.0.0.1:${deadPort}/check`,
+              timeoutMs: 500,
+              allowTargets: ["127.0.0.1"],
+            },
           },
         },
       },
@@ -85,9 +89,9 @@ beforeAll(async () => {
 
   const counted: AuthApi = {
     ...core,
-    checkPassword(jid, password) {
+    checkAppLogin(jid, password, client) {
       asked.push(`${jid.node}@${jid.domain}`);
-      return core.checkPassword(jid, password);
+      return core.checkAppLogin(jid, password, client);
     },
   };
   const callers = createCallers({ core: counted, apiKeys: config.services.httpUtility.apiKeys });
@@ -118,11 +122,15 @@ interface Answer {
   retryAfter: string | undefined;
 }
 
-/** A GET with the Authorization header exactly as given (bytes as latin1), through node:http. */
-function call(path: string, authorization?: string): Promise<Answer> {
+/**
+ * A GET with the Authorization header exactly as given (bytes as latin1), through node:http, from a loopback
+ * address of the caller's choosing (all of 127.0.0.0/8 reaches the server): clients on different addresses.
+ */
+function call(path: string, authorization?: string, from = "127.0.0.1"): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${base}${path}`, {
       headers: authorization === undefined ? {} : { authorization },
+      localAddress: from,
     });
     req.on("response", (res) => {
       const chunks: Buffer[] = [];
@@ -215,13 +223,37 @@ describe("app callers (HTTP Basic: JID and XMPP password)", () => {
     expect(await call("/app", basic("alice@localhost:alice pw"))).toMatchObject({ status: 200 });
   });
 
-  it("locks a JID out after services.auth.guard.maxFailures wrong passwords, even for the right one", async () => {
-    expect(await call("/app", basic("locked@localhost:right"))).toMatchObject({ status: 200 });
+  it("refuses an address that guessed one JID's password maxFailures times, and only that address", async () => {
+    const guesser = "127.0.0.7";
     for (let i = 0; i < GUARD.maxFailures; i++) {
-      expect(await call("/app", basic(`locked@localhost:wrong ${i}`))).toEqual(refusedCredentials);
+      expect(await call("/app", basic(`locked@localhost:wrong ${i}`), guesser)).toEqual(refusedCredentials);
     }
-    expect(await call("/app", basic("locked@localhost:right"))).toEqual(refusedCredentials);
-    expect(await call("/app", basic("alice@localhost:alice pw"))).toMatchObject({ status: 200 }); // others are not
+    const refused = await call("/app", basic("locked@localhost:right"), guesser);
+    expect(refused).toMatchObject({
+      status: 429,
+      body: { error: { code: "too_many_failures" } },
+      challenge: undefined,
+    });
+    expect(Number(refused.retryAfter)).toBeGreaterThan(GUARD.lockSeconds - 10);
+    // the guesser may still log in as someone else; the owner, elsewhere, is not affected anywhere
+    expect(await call("/app", basic("alice@localhost:alice pw"), guesser)).toMatchObject({ status: 200 });
+    expect(await call("/app", basic("locked@localhost:right"), "127.0.0.8")).toMatchObject({ status: 200 });
+    expect(await core.checkPassword({ node: "locked", domain: "localhost" }, "right")).toBe(true);
+  });
+
+  it("refuses an address that sprays guesses over many JIDs, before any password is checked", async () => {
+    const sprayer = "127.0.0.9";
+    for (let i = 0; i < GUARD.maxFailuresPerAddress; i++) {
+      expect(await call("/app", basic(`user${i}@localhost:123456`), sprayer)).toEqual(refusedCredentials);
+    }
+    // a right password is refused too: the address is refused before its passwords are looked at (but for
+    // one that this process saw succeed, which is no guess: alice's, below)
+    expect(await call("/app", basic("dave@localhost:dave pw"), sprayer)).toMatchObject({
+      status: 429,
+      body: { error: { code: "too_many_failures" } },
+    });
+    expect(await call("/app", basic("alice@localhost:alice pw"), sprayer)).toMatchObject({ status: 200 });
+    expect(await call("/app", basic("dave@localhost:dave pw"))).toMatchObject({ status: 200 });
   });
 
   it("answers 503 auth_unavailable with Retry-After when the domain's backend cannot answer", async () => {

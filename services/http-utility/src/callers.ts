@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { RequestHandler, Response } from "express";
-import type { AuthApi } from "../../common/src/auth/auth-core.ts";
+import type { AppLogin, AuthApi } from "../../common/src/auth/auth-core.ts";
 import type { ApiScope, Config } from "../../common/src/config/schema.ts";
 import { hashBytes } from "../../common/src/credentials/hmac.ts";
 import { HttpError } from "../../common/src/errors.ts";
@@ -8,7 +8,8 @@ import { type Jid, parseJid } from "../../common/src/users/jid.ts";
 
 /**
  * Who is calling (architecture.md "Security model"). Apps: HTTP Basic with the user's JID and XMPP password,
- * decided by the auth service's own core (per-domain authenticators, success cache, brute-force guard).
+ * decided by the auth service's own core (per-domain authenticators, success cache, failures counted per
+ * client address: docs/security.md).
  * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
  * The caller is kept in `res.locals.caller`; read it with `callerOf(res)`.
  */
@@ -38,6 +39,13 @@ const missingScope = (scope: ApiScope) =>
     "insufficient_scope",
     `This API key lacks the scope "${scope}"; ask for a key that has it.`,
     { "www-authenticate": `Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="${scope}"` },
+  );
+const tooManyFailures = (retryAfterS: number) =>
+  new HttpError(
+    429,
+    "too_many_failures",
+    `Too many wrong passwords from your address; retry in ${retryAfterS} s, or from another network.`,
+    { "retry-after": String(retryAfterS) },
   );
 const authUnavailable = () =>
   new HttpError(503, "auth_unavailable", "Credentials cannot be checked right now; retry in a few seconds.", {
@@ -107,16 +115,18 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
     scopes: new Set(k.scopes),
   }));
 
-  async function appCaller(header: string): Promise<Caller> {
+  /** `client`: the caller's address, as the socket (or a trusted proxy's X-Forwarded-For) tells it. */
+  async function appCaller(header: string, client: string): Promise<Caller> {
     const creds = basicCredentials(header);
     if (!creds) throw invalidCredentials();
-    let ok: boolean;
+    let login: AppLogin;
     try {
-      ok = await deps.core.checkPassword(creds.jid, creds.password);
+      login = await deps.core.checkAppLogin(creds.jid, creds.password, client);
     } catch {
       throw authUnavailable();
     }
-    if (!ok) throw invalidCredentials();
+    if (!login.ok)
+      throw login.reason === "throttled" ? tooManyFailures(login.retryAfterS) : invalidCredentials();
     return { kind: "app", jid: creds.jid };
   }
 
@@ -138,7 +148,8 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
         const header = req.headers.authorization ?? "";
         const isBearer = /^Bearer\s/i.test(header);
         if (accept.scope && (isBearer || !accept.app)) res.locals.caller = serverCaller(header, accept.scope);
-        else if (accept.app) res.locals.caller = await appCaller(header);
+        else if (accept.app)
+          res.locals.caller = await appCaller(header, req.ip ?? req.socket.remoteAddress ?? "unknown");
         else throw invalidApiKey(false);
         next();
       } catch (err) {

@@ -10,11 +10,11 @@ import {
 import { startListener } from "../db/listener.ts";
 import type { Pool } from "../db/pool.ts";
 import type { Logger } from "../logger.ts";
-import { type Jid, validateNode } from "../users/jid.ts";
+import { type Jid, validateUserPart } from "../users/jid.ts";
 import { credentialsFor, type NewSecret } from "../users/web-users.ts";
 import type { Authenticator } from "./authenticators/authenticator.ts";
 import { buildRegistry, closeRegistry, type DomainAuth, type Registry } from "./authenticators/registry.ts";
-import { BruteForceGuard, LOCKOUT_CHANNEL } from "./brute-force-guard.ts";
+import { BruteForceGuard } from "./brute-force-guard.ts";
 import { SuccessCache } from "./success-cache.ts";
 
 /**
@@ -23,7 +23,10 @@ import { SuccessCache } from "./success-cache.ts";
  * "No" is a value; a backend that cannot answer throws, and the caller answers with its contract's error.
  */
 export interface AuthApi {
+  /** A check from MongooseIM or ejabberd, which send no client address: wrong answers slow down, never lock. */
   checkPassword(jid: Jid, password: string): Promise<boolean>;
+  /** A check of an app's login from `client` (its address): bounded per address, before any password check. */
+  checkAppLogin(jid: Jid, password: string, client: string): Promise<AppLogin>;
   getPassword(jid: Jid): Promise<string | undefined>;
   userExists(jid: Jid): Promise<boolean>;
   setPassword(jid: Jid, pass: string): Promise<"ok" | "unknown_user" | "refused">;
@@ -41,6 +44,12 @@ export interface AuthCore extends AuthApi {
   close(): Promise<void>;
 }
 
+export type AppLogin =
+  | { ok: true }
+  | { ok: false; reason: "bad_credentials" }
+  /** this address has used its budget of failures (for this JID, or for all): nothing was checked */
+  | { ok: false; reason: "throttled"; retryAfterS: number };
+
 export class TimeoutError extends Error {
   override name = "TimeoutError";
 }
@@ -48,7 +57,7 @@ export class TimeoutError extends Error {
 const MAX_PASSWORD_BYTES = 4096;
 export const WEB_USERS_CHANNEL = "web_users_changed";
 
-type Outcome = "ok" | "no" | "cached" | "locked" | "unknown_domain" | "error";
+type Outcome = "ok" | "no" | "cached" | "throttled" | "unknown_domain" | "error";
 
 export async function createAuthCore(deps: {
   config: Pick<Config, "domains" | "services">;
@@ -61,16 +70,12 @@ export async function createAuthCore(deps: {
   const auth = deps.config.services.auth;
   let registry: Registry = await buildRegistry(deps.config, deps);
   const cache = new SuccessCache();
-  const guard = new BruteForceGuard(pool, auth.guard, log);
-  await guard.load().catch((err: Error) => log.warn({ err: err.message }, "could not load lockouts"));
-  const pruner = setInterval(() => void guard.prune().catch(() => {}), 10 * 60_000);
-  pruner.unref();
+  const guard = new BruteForceGuard(pool, auth.guard);
 
   const listener = startListener({
     connectionString: pool.options.connectionString ?? "",
-    channels: [WEB_USERS_CHANNEL, LOCKOUT_CHANNEL],
-    onMessage(channel, payload) {
-      if (channel === LOCKOUT_CHANNEL) return guard.onNotification(payload);
+    channels: [WEB_USERS_CHANNEL],
+    onMessage(_channel, payload) {
       try {
         const [domain, node] = JSON.parse(payload) as [string, string];
         cache.dropUser({ domain, node });
@@ -80,7 +85,6 @@ export async function createAuthCore(deps: {
     },
     async onReconnect() {
       cache.clear(); // changes made while we were not listening are unknown
-      await guard.load().catch(() => {});
     },
     log,
   });
@@ -131,7 +135,7 @@ export async function createAuthCore(deps: {
   }
 
   const domainOf = (jid: Jid): DomainAuth | undefined =>
-    validateNode(jid.node) === undefined ? registry.get(jid.domain) : undefined;
+    validateUserPart(jid.node) === undefined ? registry.get(jid.domain) : undefined;
   const authenticatorOf = (d: DomainAuth, jid: Jid): Authenticator =>
     d.buddies.has(jid.node) ? d.webUsers : d.authenticator;
 
@@ -143,24 +147,52 @@ export async function createAuthCore(deps: {
     return scram ? { scram } : undefined;
   }
 
+  /**
+   * One password check: the success cache, then the authenticator. `undefined` for a domain we do not serve
+   * or a password no one can have; every "no" costs what a "yes" would (an unknown user is checked against a
+   * dummy derivation), so timing tells no one which users exist.
+   */
+  async function check(jid: Jid, password: string): Promise<[boolean, Outcome]> {
+    const d = domainOf(jid);
+    if (!d) return [false, "unknown_domain"];
+    if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
+    if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
+    const generation = cache.generation(jid);
+    const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
+    if (!result.ok) return [false, "no"];
+    if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation);
+    return [true, "ok"];
+  }
+
   const core: AuthCore = {
     checkPassword(jid, password) {
       return measured("check_password", jid, async () => {
-        const d = domainOf(jid);
-        if (!d) return [false, "unknown_domain"];
-        if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
-        if (guard.isLocked(jid)) return [false, "locked"];
-        if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
-        const generation = cache.generation(jid);
-        const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
-        if (result.ok) {
-          if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation);
-          return [true, "ok"];
+        const [ok, outcome] = await check(jid, password);
+        if (ok || outcome === "unknown_domain") return [ok, outcome];
+        const delayMs = await guard.serverFailed(jid).catch((err: Error) => {
+          log.warn({ err: err.message }, "guard unavailable");
+          return 0;
+        });
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        return [false, outcome];
+      });
+    },
+
+    checkAppLogin(jid, password, client) {
+      return measured("app_login", jid, async (): Promise<[AppLogin, Outcome]> => {
+        // a password this process saw succeed is no guess: the hot path asks the database nothing
+        if (domainOf(jid) && listener.connected() && cache.has(jid, password))
+          return [{ ok: true }, "cached"];
+        const allowed = await guard.appAllowed(jid, client);
+        if (!allowed.ok)
+          return [{ ok: false, reason: "throttled", retryAfterS: allowed.retryAfterS }, "throttled"];
+        const [ok, outcome] = await check(jid, password);
+        if (ok) {
+          if (outcome === "ok") await guard.appSucceeded(jid, client);
+          return [{ ok: true }, outcome];
         }
-        await guard
-          .recordFailure(jid)
-          .catch((err: Error) => log.warn({ err: err.message }, "guard unavailable"));
-        return [false, "no"];
+        await guard.appFailed(jid, client);
+        return [{ ok: false, reason: "bad_credentials" }, outcome];
       });
     },
 
@@ -168,7 +200,6 @@ export async function createAuthCore(deps: {
       return measured("get_password", jid, async () => {
         const d = domainOf(jid);
         if (!d) return [undefined, "unknown_domain"];
-        if (guard.isLocked(jid)) return [undefined, "locked"];
         const remembered = listener.connected() ? cache.answer(jid) : undefined;
         if (remembered !== undefined) return [remembered, "cached"];
         const generation = cache.generation(jid);
@@ -246,11 +277,11 @@ export async function createAuthCore(deps: {
         const d = domainOf(jid);
         const a = d && authenticatorOf(d, jid);
         if (!a?.removeUser) return ["refused" as const, d ? "no" : "unknown_domain"];
-        if (guard.isLocked(jid)) return ["bad_password" as const, "locked"];
-        const check = await bounded(a.checkPassword(jid, pass));
-        if (!check.ok) {
-          if (check.reason === "unknown_user") return ["unknown_user" as const, "no"];
-          await guard.recordFailure(jid).catch(() => {});
+        const checked = await bounded(a.checkPassword(jid, pass));
+        if (!checked.ok) {
+          if (checked.reason === "unknown_user") return ["unknown_user" as const, "no"];
+          const delayMs = await guard.serverFailed(jid).catch(() => 0);
+          if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
           return ["bad_password" as const, "no"];
         }
         const removed = await bounded(a.removeUser(jid));
@@ -268,7 +299,6 @@ export async function createAuthCore(deps: {
     },
 
     async close() {
-      clearInterval(pruner);
       await listener.close();
       await closeRegistry(registry);
     },

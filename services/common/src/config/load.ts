@@ -133,9 +133,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
   applyEnv(raw, env, problems);
   if (options.overrides) raw = deepMerge(raw, options.overrides);
   const auth = (raw.services as Json | undefined)?.auth as Json | undefined;
-  if (appEnv === "production" && !auth?.basicAuth) {
+  // development generates one (scripts/start.ts) and tests set their own: anywhere else, without it any local
+  // process could ask the auth service for passwords and register accounts
+  if (appEnv !== "development" && appEnv !== "test" && !auth?.basicAuth) {
     problems.push(
-      "services.auth.basicAuth: required in production: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth",
+      `services.auth.basicAuth: required in ${appEnv}: set AUTH_BASIC_AUTH or AUTH_BASIC_AUTH_FILE to MongooseIM's basic_auth`,
     );
   }
   const database = raw.database as Json | undefined;
@@ -146,6 +148,16 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) problems.push(...parsed.error.issues.map(describeIssue));
+  if (parsed.success && appEnv === "production") {
+    // an empty list allows every country: SMS to premium ranges abroad bill the operator (toll fraud)
+    for (const [name, d] of Object.entries(parsed.data.domains)) {
+      if (d.registration.enabled && d.registration.countries.length === 0) {
+        problems.push(
+          `domains.${name}.registration.countries: required in production when registration is enabled: list the countries whose numbers may register, e.g. ["GR"] (docs/registration.md)`,
+        );
+      }
+    }
+  }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
 }

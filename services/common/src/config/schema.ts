@@ -73,9 +73,35 @@ const registration = z
       .default([60, 120, 300, 600])
       .describe("wait before the 2nd, 3rd… code of a session (the last value repeats)"),
     maxSends: z.number().int().min(1).max(20).default(5).describe("codes sent per session"),
-    maxChecks: z.number().int().min(1).max(20).default(5).describe("wrong answers accepted per code"),
+    maxChecks: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .default(5)
+      .describe("wrong answers accepted per code from one client address"),
+    maxChecksPerNumber: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(15)
+      .describe(
+        "wrong answers accepted per code from all addresses together (at least maxChecks): bounds guessing",
+      ),
+    retryWindowSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .default(30)
+      .describe("how long a retried authorize with the same `nonce` gets the same token back (lost answers)"),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.maxChecksPerNumber >= r.maxChecks, {
+    path: ["maxChecksPerNumber"],
+    message: "must be at least maxChecks, or one address could never use its attempts",
+  });
 
 const domain = z
   .object({
@@ -123,6 +149,8 @@ const domain = z
       resendAfterSeconds: [60, 120, 300, 600],
       maxSends: 5,
       maxChecks: 5,
+      maxChecksPerNumber: 15,
+      retryWindowSeconds: 30,
     }),
   })
   .strict()
@@ -161,6 +189,11 @@ export const RATE_LIMITS = [
   "registerPerNumber",
   "authorizePerIp",
   "authorizePerNumber",
+  "registerPerNumberIp",
+  "authorizePerNumberIp",
+  "smsPerDay",
+  "smsPerPrefixPerDay",
+  "generatedAvatarsPerIp",
 ] as const;
 export type RateLimitName = (typeof RATE_LIMITS)[number];
 
@@ -235,10 +268,24 @@ export const configSchema = z
           .object({
             ...listener,
             tls,
+            internal: z
+              .object({
+                host: z
+                  .string()
+                  .min(1)
+                  .describe(
+                    "address of the internal listener: loopback unless MongooseIM runs on another host",
+                  ),
+                port: port.describe("its TCP port (0 = any free port)"),
+              })
+              .strict()
+              .describe(
+                "the internal listener: MongooseIM's message hook and the MongoosePush API (`/v2|v3/notification`), never served on the public one (docs/push.md)",
+              ),
             trustProxy: z
               .array(z.string().min(1))
               .describe(
-                "proxies whose X-Forwarded-For names the client (express `trust proxy`: loopback, CIDRs)",
+                "proxies whose X-Forwarded-For names the client (express `trust proxy`: loopback, CIDRs); a request from one without the header is refused (docs/operations.md)",
               ),
             apiKeys: z
               .record(
@@ -298,20 +345,49 @@ export const configSchema = z
               .describe("bound on one backend check (MongooseIM gives up after 2 s in 6.x, 5 s in 2.1.0)"),
             guard: z
               .object({
+                windowSeconds: z.number().int().min(1).describe("failures are counted within this long"),
                 maxFailures: z
                   .number()
                   .int()
                   .min(1)
-                  .describe("failed checks of one JID that trigger a lockout"),
-                windowSeconds: z.number().int().min(1).describe("within this long"),
+                  .describe(
+                    "failed app logins of one JID from one client address that refuse that address for that JID",
+                  ),
+                maxFailuresPerAddress: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .default(30)
+                  .describe(
+                    "failed app logins from one client address, any JID, that refuse the address before any check",
+                  ),
                 lockSeconds: z
                   .number()
                   .int()
                   .min(1)
-                  .describe("lockout length: every check of that JID fails at once"),
+                  .describe(
+                    "how long a refused address stays refused (only that address: never the account)",
+                  ),
+                delayAfterFailures: z
+                  .number()
+                  .int()
+                  .min(0)
+                  .default(5)
+                  .describe(
+                    "MongooseIM/ejabberd checks (no client address): wrong answers of a JID after this many are slowed",
+                  ),
+                maxDelayMs: z
+                  .number()
+                  .int()
+                  .min(0)
+                  .max(10_000)
+                  .default(1000)
+                  .describe(
+                    "the longest such a wrong answer is held back (250 ms, doubling); a right password is never",
+                  ),
               })
               .strict()
-              .describe("brute-force guard, shared by all processes through PostgreSQL"),
+              .describe("guessing bounds, shared by all processes through PostgreSQL (docs/security.md)"),
             basicAuth: z
               .string()
               .regex(/^[^:]+:.+$/, "must be user:password")

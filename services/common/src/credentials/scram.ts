@@ -56,8 +56,27 @@ export async function hashPassword(
 
 /** The hash a check uses: SHA-256 when stored (strong, cheaper than SHA-512), else the strongest there is. */
 function checkHash(creds: ScramCredentials): ScramHash | undefined {
-  if (creds.sha256) return "sha256";
-  return [...SCRAM_HASHES].reverse().find((h) => creds[h]);
+  return checkHashOf(SCRAM_HASHES.filter((h) => creds[h]));
+}
+
+function checkHashOf(hashes: readonly ScramHash[]): ScramHash | undefined {
+  if (hashes.includes("sha256")) return "sha256";
+  return [...SCRAM_HASHES].reverse().find((h) => hashes.includes(h));
+}
+
+const DUMMY_SALT = randomBytes(16);
+
+/**
+ * Spends what checking a password against credentials of these parameters costs, and answers no: the "no"
+ * for a user who does not exist (or has no usable credentials) then takes as long as a wrong password for one
+ * who does, so the time of an answer tells no one which accounts exist.
+ */
+export async function verifyNothing(
+  password: string,
+  params: { iterations: number; hashes: readonly ScramHash[] },
+): Promise<false> {
+  await deriveEntry(password, DUMMY_SALT, params.iterations, checkHashOf(params.hashes) ?? "sha256");
+  return false;
 }
 
 /** Checks a password against stored credentials, comparing in constant time. */

@@ -22,13 +22,25 @@ export function validateNode(node: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A user part as an account is named: a valid node, and never a phone number's second spelling. `+306912345678`
+ * and `306912345678` would be two accounts of one number, so the `+` is refused wherever a user is named
+ * (logins, registration, the CLI); a number in a request's body field may carry it and loses it there.
+ */
+export function validateUserPart(node: string): string | undefined {
+  if (node.startsWith("+")) {
+    return "the user part may not start with +: write a phone number without it (306912345678)";
+  }
+  return validateNode(node);
+}
+
 /** Parses `node@domain`; throws an Error whose message says what is wrong. */
 export function parseJid(text: string): Jid {
   const at = text.lastIndexOf("@");
   if (at <= 0 || at === text.length - 1) throw new Error(`"${text}" is not a JID: write it as user@domain`);
   const node = text.slice(0, at).toLowerCase();
   const domain = text.slice(at + 1).toLowerCase();
-  const problem = validateNode(node);
+  const problem = validateUserPart(node);
   if (problem) throw new Error(`"${text}": ${problem}`);
   return { node, domain };
 }

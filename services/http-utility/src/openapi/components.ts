@@ -65,7 +65,10 @@ export const security = {
 export const callerErrors = {
   app: {
     "401": errorResponse(
-      "invalid_credentials: no, malformed or wrong HTTP Basic credentials (also while the JID is locked out after repeated failures); comes with `WWW-Authenticate: Basic`",
+      "invalid_credentials: no, malformed or wrong HTTP Basic credentials; comes with `WWW-Authenticate: Basic`",
+    ),
+    "429": errorResponse(
+      "too_many_failures: this client address gave wrong passwords too often (for this JID, or for many); retry after `Retry-After`; other addresses are not affected",
     ),
     "503": errorResponse(
       "auth_unavailable: credentials cannot be checked right now; retry after `Retry-After`",
@@ -82,6 +85,9 @@ export const callerErrors = {
       "invalid_credentials (HTTP Basic) or invalid_api_key (Bearer): the caller could not be identified",
     ),
     "403": errorResponse("insufficient_scope: the API key lacks the scope this operation needs"),
+    "429": errorResponse(
+      "too_many_failures: this client address gave wrong passwords too often; retry after `Retry-After`",
+    ),
     "503": errorResponse(
       "auth_unavailable: credentials cannot be checked right now; retry after `Retry-After`",
     ),

@@ -6,7 +6,7 @@ import pkg from "../../../../package.json" with { type: "json" };
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
-import { createHttpUtilityApp } from "../app.ts";
+import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
 import { createPushDeps } from "../notifications/push-deps.ts";
@@ -314,7 +314,13 @@ describe("mergePaths", () => {
     ]);
     expect(merged["/api/v1/a"]?.get?.tags).toEqual(["one"]);
     expect(Object.keys(merged["/api/v1/a"]?.get?.responses ?? {})).toEqual(["200", "default"]);
-    expect(Object.keys(merged["/api/v1/a"]?.post?.responses ?? {})).toEqual(["200", "401", "503", "default"]);
+    expect(Object.keys(merged["/api/v1/a"]?.post?.responses ?? {})).toEqual([
+      "200",
+      "401",
+      "429",
+      "503",
+      "default",
+    ]);
     expect(() =>
       mergePaths([
         { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
@@ -350,6 +356,9 @@ describe("the OpenAPI document of http-utility", () => {
   let db: TestDatabase;
   let core: AuthCore;
   let app: Express;
+  /** The internal listener's app (MongooseIM's endpoints): documented with the rest, served apart. */
+  let internalApp: Express;
+  const allRoutes = () => [...appRoutes(app), ...appRoutes(internalApp)];
   const doc = buildOpenApiDocument();
 
   beforeAll(async () => {
@@ -357,14 +366,16 @@ describe("the OpenAPI document of http-utility", () => {
     const config = loadConfig({ env: { APP_ENV: "test", DATABASE_URL: db.url } });
     const log = pino({ level: "silent" });
     core = await createAuthCore({ config, pool: db.pool, log });
+    const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
     app = createHttpUtilityApp({
       config,
       log,
       pool: db.pool,
       core,
       media: await createMediaDeps(config, log),
-      push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+      push,
     });
+    internalApp = createHttpUtilityInternalApp({ config, log, pool: db.pool, push });
   });
   afterAll(async () => {
     await core?.close();
@@ -420,7 +431,7 @@ describe("the OpenAPI document of http-utility", () => {
   });
 
   it("documents every route of the app, and has a route for every documented operation", () => {
-    const routes = appRoutes(app).filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
+    const routes = allRoutes().filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
     const inApp = routes.map((r) => `${r.method.toUpperCase()} ${r.path}`).sort();
     const inDoc = operations(doc)
       .map(({ method, path }) => `${method.toUpperCase()} ${path}`)
@@ -439,7 +450,7 @@ describe("the OpenAPI document of http-utility", () => {
           : policy.scope
             ? security.server(policy.scope)
             : security.app;
-    const routes = appRoutes(app).filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
+    const routes = allRoutes().filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
     for (const { method, path, op } of operations(doc)) {
       const route = routes.find((r) => r.method === method && r.path === path);
       if (!route) continue; // the test above names it

@@ -1,8 +1,11 @@
 import { randomBytes, randomInt, randomUUID, scrypt, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
+import type { PoolClient } from "pg";
 import type { DomainConfig } from "../../../common/src/config/schema.ts";
 import type { Pool } from "../../../common/src/db/pool.ts";
+import { inTransaction } from "../../../common/src/db/transaction.ts";
 import type { Jid } from "../../../common/src/users/jid.ts";
+import { openToken, sealToken } from "./retry-token.ts";
 
 /**
  * Registration sessions in `registration_challenges` (one row per domain and number). A session is the chain
@@ -11,6 +14,11 @@ import type { Jid } from "../../../common/src/users/jid.ts";
  * requests on any number of processes cannot send more codes or try more answers than allowed. The clock is
  * the database's `now()`, the same for every process.
  *
+ * A code is single-use: the right answer consumes it (`used_at`) in the statement that compares its hash, and
+ * only a retry of that same request carrying the app's session nonce gets the same token back, for
+ * retryWindowSeconds (the token sealed under the nonce, retry-token.ts). Wrong answers count per client address
+ * (`client_checks`) and per number (`checks`).
+ *
  * Sending a code takes three steps, none of which holds a lock while the SMS goes out: `claimSend` marks the
  * row as sending (if a code may be sent now), `commitSend` stores the new code once the provider accepted it,
  * `releaseSend` gives the claim back when it did not (the send is not counted, the previous code stays).
@@ -18,7 +26,12 @@ import type { Jid } from "../../../common/src/users/jid.ts";
 
 export type Limits = Pick<
   DomainConfig["registration"],
-  "codeTtlSeconds" | "resendAfterSeconds" | "maxSends" | "maxChecks"
+  | "codeTtlSeconds"
+  | "resendAfterSeconds"
+  | "maxSends"
+  | "maxChecks"
+  | "maxChecksPerNumber"
+  | "retryWindowSeconds"
 >;
 
 /** Longest a claim holds the row: above any sender timeout (MAX_SEND_TIMEOUT_MS), and a crashed claimer's row frees itself. */
@@ -157,7 +170,9 @@ export async function commitSend(
             created_at = CASE WHEN ${LIVE} THEN c.created_at ELSE now() END,
             verified_at = CASE WHEN ${LIVE} THEN c.verified_at END,
             code_salt = $4, code_hash = $5, code_expires_at = now() + make_interval(secs => $6),
-            last_sent_at = now(), checks = 0, sending_id = NULL, sending_until = NULL
+            last_sent_at = now(), checks = 0, client_checks = '{}'::jsonb, used_at = NULL,
+            retry_nonce_hash = NULL, retry_salt = NULL, retry_box = NULL, retry_until = NULL,
+            sending_id = NULL, sending_until = NULL
       WHERE c.domain = $1 AND c.node = $2 AND c.sending_id = $3
       RETURNING c.sends`,
     [jid.domain, jid.node, claimId, salt, digest, limits.codeTtlSeconds],
@@ -172,55 +187,186 @@ export async function commitSend(
 }
 
 export type Check =
-  | { ok: true }
+  /** the token the account now has; `replayed`: the answer of an earlier right answer, for a lost answer */
+  | { ok: true; token: string; replayed: boolean }
   | { ok: false; reason: "no_challenge" }
   | { ok: false; reason: "challenge_expired" }
+  /** a right answer consumed this code already (and this is not a retry with its nonce) */
+  | { ok: false; reason: "code_used" }
   | { ok: false; reason: "wrong_code"; attemptsLeft: number }
-  /** the code is void; a new one may be asked for after retryAfterS */
+  /** the code is void for this address (or for all, past maxChecksPerNumber); a new one after retryAfterS */
   | { ok: false; reason: "too_many_attempts"; retryAfterS: number };
 
+export interface Answer {
+  code: string;
+  /** the client address, as counted (clientKey) */
+  client: string;
+  /** the app's session nonce: a retry carrying it gets the same token back within retryWindowSeconds */
+  nonce: string | undefined;
+}
+
 /**
- * Checks an answer. The attempt is counted before the comparison (a right answer gives it back), so that
- * many answers sent at once cannot be compared beyond maxChecks. Constant-time comparison of the hashes.
+ * Stores the account's new password, in the transaction that consumes the code: a code is never spent
+ * without the account getting the token it answers, nor the account changed by a code that was not spent.
  */
-export async function checkCode(pool: Pool, jid: Jid, code: string, limits: Limits): Promise<Check> {
+export type SaveAccount = (client: PoolClient, token: string) => Promise<void>;
+
+const CLIENT = "COALESCE((c.client_checks ->> $3::text)::int, 0)";
+const aadOf = (jid: Jid) => `${jid.domain}\u0000${jid.node}`;
+
+/**
+ * Checks an answer and, when it is right, consumes the code and has the account saved with `token`.
+ *
+ * A wrong answer counts for its client address (maxChecks) and for the number (maxChecksPerNumber): a
+ * stranger's guesses void the code for the stranger's address only, while guessing from many addresses stays
+ * bounded. The attempt is counted before the comparison, so that many answers sent at once cannot be compared
+ * beyond the caps. The right answer is consumed by one conditional UPDATE that compares the stored hash and
+ * requires the code unused: of two right answers sent at once, one gets the token and the other `code_used`.
+ */
+export async function checkCode(
+  pool: Pool,
+  jid: Jid,
+  answer: Answer,
+  limits: Limits,
+  token: string,
+  save: SaveAccount,
+): Promise<Check> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await pool.query<{ code_salt: Buffer; code_hash: Buffer; checks: number }>(
-      `UPDATE registration_challenges c SET checks = c.checks + 1
-        WHERE c.domain = $1 AND c.node = $2 AND c.code_hash IS NOT NULL AND ${LIVE} AND c.checks < $3
-        RETURNING c.code_salt, c.code_hash, c.checks`,
-      [jid.domain, jid.node, limits.maxChecks],
+    const r = await pool.query<{
+      code_salt: Buffer;
+      code_hash: Buffer;
+      checks: number;
+      client_checks: number;
+    }>(
+      `UPDATE registration_challenges c SET checks = c.checks + 1,
+              client_checks = jsonb_set(c.client_checks, ARRAY[$3::text], to_jsonb(${CLIENT} + 1))
+        WHERE c.domain = $1 AND c.node = $2 AND c.code_hash IS NOT NULL AND ${LIVE} AND c.used_at IS NULL
+          AND c.checks < $5 AND ${CLIENT} < $4
+        RETURNING c.code_salt, c.code_hash, c.checks, ${CLIENT} AS client_checks`,
+      [jid.domain, jid.node, answer.client, limits.maxChecks, limits.maxChecksPerNumber],
     );
     const row = r.rows[0];
     if (row) {
-      const presented = await hash(code, row.code_salt, HASH_BYTES);
+      const presented = await hash(answer.code, row.code_salt, HASH_BYTES);
       if (presented.length === row.code_hash.length && timingSafeEqual(presented, row.code_hash)) {
-        await pool.query(
-          `UPDATE registration_challenges SET checks = GREATEST(checks - 1, 0), verified_at = now()
-            WHERE domain = $1 AND node = $2 AND code_hash = $3`,
-          [jid.domain, jid.node, row.code_hash],
-        );
-        return { ok: true };
+        return (await consume(pool, jid, presented, answer, limits, token, save))
+          ? { ok: true, token, replayed: false }
+          : { ok: false, reason: "code_used" };
       }
-      if (row.checks < limits.maxChecks) {
-        return { ok: false, reason: "wrong_code", attemptsLeft: limits.maxChecks - row.checks };
-      }
+      const left = Math.min(limits.maxChecks - row.client_checks, limits.maxChecksPerNumber - row.checks);
+      if (left > 0) return { ok: false, reason: "wrong_code", attemptsLeft: left };
       return { ok: false, reason: "too_many_attempts", retryAfterS: await nextCodeIn(pool, jid, limits) };
     }
 
-    const why = await pool.query<{ has_code: boolean; live: boolean; checks: number }>(
-      `SELECT c.code_hash IS NOT NULL AS has_code, ${LIVE} AS live, c.checks
+    const why = await pool.query<{
+      has_code: boolean;
+      live: boolean;
+      used: boolean;
+      checks: number;
+      client_checks: number;
+      code_salt: Buffer | null;
+      code_hash: Buffer | null;
+      retry_open: boolean;
+      retry_nonce_hash: Buffer | null;
+      retry_salt: Buffer | null;
+      retry_box: Buffer | null;
+    }>(
+      `SELECT c.code_hash IS NOT NULL AS has_code, ${LIVE} AS live, c.used_at IS NOT NULL AS used, c.checks,
+              ${CLIENT} AS client_checks, c.code_salt, c.code_hash,
+              COALESCE(c.retry_until > now(), false) AS retry_open,
+              c.retry_nonce_hash, c.retry_salt, c.retry_box
          FROM registration_challenges c WHERE c.domain = $1 AND c.node = $2`,
-      [jid.domain, jid.node],
+      [jid.domain, jid.node, answer.client],
     );
     const state = why.rows[0];
     if (!state?.has_code) return { ok: false, reason: "no_challenge" };
+    if (state.used) {
+      const replayed = await replay(state, jid, answer);
+      return replayed === undefined
+        ? { ok: false, reason: "code_used" }
+        : { ok: true, token: replayed, replayed: true };
+    }
     if (!state.live) return { ok: false, reason: "challenge_expired" };
-    if (state.checks >= limits.maxChecks) {
+    if (state.checks >= limits.maxChecksPerNumber || state.client_checks >= limits.maxChecks) {
       return { ok: false, reason: "too_many_attempts", retryAfterS: await nextCodeIn(pool, jid, limits) };
     }
   }
   return { ok: false, reason: "too_many_attempts", retryAfterS: 1 };
+}
+
+/**
+ * Consumes the code whose hash is `presented` (unused, live) and saves the account, in one transaction; with a
+ * nonce, keeps the token sealed under it for the retry window. False when another answer consumed it first
+ * (or a new code replaced it meanwhile).
+ */
+async function consume(
+  pool: Pool,
+  jid: Jid,
+  presented: Buffer,
+  answer: Answer,
+  limits: Limits,
+  token: string,
+  save: SaveAccount,
+): Promise<boolean> {
+  const sealed = answer.nonce === undefined ? undefined : sealToken(token, answer.nonce, aadOf(jid));
+  return inTransaction(pool, async (client) => {
+    const r = await client.query(
+      `UPDATE registration_challenges c SET used_at = now(), verified_at = now(),
+              checks = GREATEST(c.checks - 1, 0),
+              client_checks = jsonb_set(c.client_checks, ARRAY[$3::text], to_jsonb(GREATEST(${CLIENT} - 1, 0))),
+              retry_nonce_hash = $5, retry_salt = $6, retry_box = $7,
+              retry_until = CASE WHEN $5::bytea IS NULL THEN NULL ELSE now() + make_interval(secs => $8) END
+        WHERE c.domain = $1 AND c.node = $2 AND c.code_hash = $4 AND c.used_at IS NULL AND ${LIVE}
+        RETURNING 1`,
+      [
+        jid.domain,
+        jid.node,
+        answer.client,
+        presented,
+        sealed?.nonceHash ?? null,
+        sealed?.salt ?? null,
+        sealed?.box ?? null,
+        limits.retryWindowSeconds,
+      ],
+    );
+    if (r.rowCount !== 1) return false;
+    await save(client, token);
+    return true;
+  });
+}
+
+/** The sealed token of a consumed code, for a retry with the same code and nonce within the window. */
+async function replay(
+  state: {
+    code_salt: Buffer | null;
+    code_hash: Buffer | null;
+    retry_open: boolean;
+    retry_nonce_hash: Buffer | null;
+    retry_salt: Buffer | null;
+    retry_box: Buffer | null;
+  },
+  jid: Jid,
+  answer: Answer,
+): Promise<string | undefined> {
+  const { code_salt, code_hash, retry_nonce_hash, retry_salt, retry_box } = state;
+  if (answer.nonce === undefined || !state.retry_open) return undefined;
+  if (!code_salt || !code_hash || !retry_nonce_hash || !retry_salt || !retry_box) return undefined;
+  const sealed = { nonceHash: retry_nonce_hash, salt: retry_salt, box: retry_box };
+  const token = openToken(sealed, answer.nonce, aadOf(jid));
+  if (token === undefined) return undefined;
+  // the same request: the same code too
+  const presented = await hash(answer.code, code_salt, HASH_BYTES);
+  return presented.length === code_hash.length && timingSafeEqual(presented, code_hash) ? token : undefined;
+}
+
+/** Clears the sealed tokens whose retry window has ended; the number cleared. */
+export async function clearEndedRetries(pool: Pool): Promise<number> {
+  const r = await pool.query(
+    `UPDATE registration_challenges
+        SET retry_nonce_hash = NULL, retry_salt = NULL, retry_box = NULL, retry_until = NULL
+      WHERE retry_until IS NOT NULL AND retry_until <= now()`,
+  );
+  return r.rowCount ?? 0;
 }
 
 /** Seconds until a new code may be asked for: the resend wait, or the end of the session after the last code. */

@@ -12,7 +12,8 @@ export const paths: ZodOpenApiPathsObject = {
         "Checks the app and its version, normalises the phone number to E.164 and sends a 6-digit code through " +
         "the domain's SMS sender. Asking again for the same number sends a new code (the previous one stops " +
         "working) once `resendAfter` seconds have passed, a few times per session; a session ends when its " +
-        "last code expires. Public, rate-limited per address and per number.",
+        "last code expires. Public, rate-limited per address, per (number, address) and per number, within " +
+        "daily SMS budgets (global and per calling code).",
       security: security.public,
       requestBody: {
         required: true,
@@ -42,10 +43,13 @@ export const paths: ZodOpenApiPathsObject = {
           content: { "application/json": { schema: appTooOldAnswer } },
         },
         "429": errorResponse(
-          "resend_too_soon: a code went out a moment ago; too_many_codes: the session has had all its codes; rate_limited: too many requests from this address or codes to this number. Each comes with `Retry-After` (seconds)",
+          "resend_too_soon: a code went out a moment ago; too_many_codes: the session has had all its codes; rate_limited: too many requests from this address, or codes to this number (from this address, or from all). Each comes with `Retry-After` (seconds)",
         ),
         "502": errorResponse(
           "sms_failed: the SMS provider did not take the message; nothing was counted, retry",
+        ),
+        "503": errorResponse(
+          "sms_budget_exhausted: the service's daily SMS budget (all numbers, or the numbers of this calling code) is spent; retry after `Retry-After` (seconds)",
         ),
       },
     },
@@ -55,8 +59,15 @@ export const paths: ZodOpenApiPathsObject = {
       summary: "Check the code; create or update the account",
       description:
         "The right code creates the account (or gives an existing one a new password) and answers its JID and " +
-        "XMPP password (`token`). The same code may be sent again while it is valid: each success answers a new " +
-        "password. Wrong codes count: after `maxChecks` (5) of them the code stops working.",
+        "XMPP password (`token`). A code works once: sent again after its success it answers 410 `code_used`, " +
+        "from any address.\n\n" +
+        "**Retrying a lost answer.** Make a `nonce` (at least 128 random bits, e.g. 22 base64url characters) " +
+        "once per registration, keep it in memory, and send it with the authorize request. When the answer is " +
+        "lost (timeout, connection cut), send the very same request again (same `node`, `challengecode`, " +
+        "`domain` and `nonce`) within `retryWindowSeconds` (30 s by default): it answers the same `token`. " +
+        "Without the nonce, with another one, or later, it answers 410 `code_used`: ask for a new code.\n\n" +
+        "Wrong codes count per client address: after `maxChecks` (5) from one address the code stops working " +
+        "for that address, after `maxChecksPerNumber` (15) from all addresses together for everyone.",
       security: security.public,
       requestBody: {
         required: true,
@@ -75,9 +86,11 @@ export const paths: ZodOpenApiPathsObject = {
         ),
         "403": errorResponse("account_disabled: the account exists and is disabled"),
         "404": errorResponse("unknown_domain; no_challenge: no code was sent to this number in this domain"),
-        "410": errorResponse("challenge_expired: the code has expired; ask for a new one"),
+        "410": errorResponse(
+          "challenge_expired: the code has expired; code_used: the code has been used already (and this is not a retry with its nonce within the window); ask for a new one",
+        ),
         "429": errorResponse(
-          "too_many_attempts: too many wrong codes, this one no longer works (ask for a new one after `Retry-After`); rate_limited: too many checks from this address or for this number. Both come with `Retry-After` (seconds)",
+          "too_many_attempts: too many wrong codes from this address (or for this number), this one no longer works (ask for a new one after `Retry-After`); rate_limited: too many checks from this address, for this number from this address, or for this number. Both come with `Retry-After` (seconds)",
         ),
       },
     },

@@ -21,6 +21,12 @@ describe("normaliseNumber", () => {
     expect(n.msisdn).toBe(n.e164.slice(1));
   });
 
+  it("names the calling code (the scope of the per-prefix SMS budget), shared countries included", () => {
+    expect(normaliseNumber("+306912345678")).toMatchObject({ prefix: "+30" });
+    expect(normaliseNumber("+35799123456")).toMatchObject({ prefix: "+357" });
+    expect(normaliseNumber("+1 202-555-0123")).toMatchObject({ prefix: "+1", country: "US" });
+  });
+
   it("gives every spelling of one number the same msisdn", () => {
     const spellings = ["+306912345678", "00306912345678", "306912345678", " +30 691-234.5678 "];
     expect(new Set(spellings.map((s) => (normaliseNumber(s) as { msisdn: string }).msisdn))).toEqual(

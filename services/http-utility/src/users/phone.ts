@@ -25,6 +25,8 @@ export type NormalisedNumber =
       msisdn: string;
       /** undefined for non-geographic numbers (+800, +882…) */
       country: CountryCode | undefined;
+      /** `+30`: the calling code, the scope of the per-prefix SMS budget */
+      prefix: string;
     }
   | { ok: false; message: string };
 
@@ -75,7 +77,13 @@ export function normaliseNumber(input: string): NormalisedNumber {
     if (length === "TOO_LONG") return no(`node: ${raw} is too long for a number${where}; ${INTERNATIONAL}`);
     return no(`node: ${raw} is not a valid number${where}; ${INTERNATIONAL}`);
   }
-  return { ok: true, e164: phone.number, msisdn: phone.number.slice(1), country: phone.country };
+  return {
+    ok: true,
+    e164: phone.number,
+    msisdn: phone.number.slice(1),
+    country: phone.country,
+    prefix: `+${phone.countryCallingCode}`,
+  };
 }
 
 /** An empty list allows every country; a non-geographic number only when the list is empty. */

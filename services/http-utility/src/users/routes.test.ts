@@ -9,6 +9,7 @@ import { loadConfig } from "../../../common/src/config/load.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps } from "../notifications/push-deps.ts";
+import { clearEndedRetries } from "./challenges.ts";
 
 /**
  * Registration through the real app, database and SMS senders: the `log` sender (the code read from the log,
@@ -61,7 +62,8 @@ beforeAll(async () => {
   const config = loadConfig({
     env: { APP_ENV: "test", DATABASE_URL: db.url },
     overrides: {
-      services: { httpUtility: { rateLimits: RATE_LIMITS } },
+      // every request names its client in X-Forwarded-For, trusted from loopback as from a local proxy
+      services: { httpUtility: { rateLimits: RATE_LIMITS, trustProxy: ["loopback"] } },
       apps: APPS,
       domains: {
         "oyo.test": {
@@ -72,6 +74,7 @@ beforeAll(async () => {
             resendAfterSeconds: [60, 120],
             maxSends: 3,
             maxChecks: 3,
+            maxChecksPerNumber: 9,
           },
         },
         "gw.test": {
@@ -82,6 +85,7 @@ beforeAll(async () => {
               kind: "http",
               options: {
                 url: `http://127.0.0.1:${gatewayPort}/v1/messages`,
+                allowTargets: ["127.0.0.1"],
                 headers: { "X-Api-Key": "gw-key" },
                 json: { to: "{to}", text: "{text}", otp: "{code}" },
               },
@@ -170,8 +174,12 @@ const register = (node: string, more: Record<string, unknown> = {}) =>
     node,
     ...more,
   });
-const authorize = (node: string, challengecode: string, domain = "oyo.test") =>
-  post("/authorize", { node, challengecode, domain });
+const authorize = (
+  node: string,
+  challengecode: string,
+  domain = "oyo.test",
+  more: Record<string, unknown> = {},
+) => post("/authorize", { node, challengecode, domain, ...more });
 
 /** The code of the last SMS the log sender "sent" to `e164`. */
 function loggedCode(e164: string): string {
@@ -261,9 +269,12 @@ describe("POST /api/v1/users and /authorize", () => {
       domain: "oyo.test",
     });
     expect(ok).toMatchObject({ status: 200, body: { jid: `${legacy}@oyo.test` } });
+    // a code works once: the form answer takes the session's next code
+    await elapse(node, 60);
+    expect((await register(node)).status).toBe(200);
     const form = await post(
       "/authorize",
-      { node: `+${legacy}`, challengecode: code, domain: "oyo.test" },
+      { node: `+${legacy}`, challengecode: loggedCode(node), domain: "oyo.test" },
       { form: true },
     );
     expect(form).toMatchObject({ status: 200, body: { node: legacy } });
@@ -482,31 +493,130 @@ describe("POST /api/v1/users and /authorize", () => {
     });
   });
 
-  it("accepts the same right code again within the session, with a new password each time", async () => {
+  it("takes a code once: the same code again answers 410 code_used and the first token stays", async () => {
     const node = newNumber();
     await register(node);
     const code = loggedCode(node);
     const one = await authorize(node, code);
     const two = await authorize(node, code);
-    expect([one.status, two.status]).toEqual([200, 200]);
-    expect(two.body.token).not.toBe(one.body.token);
+    expect(one.status).toBe(200);
+    expect(two).toMatchObject({
+      status: 410,
+      body: { error: { code: "code_used", message: expect.stringMatching(/ask for a new code/) } },
+    });
     const jid = { node: node.slice(1), domain: "oyo.test" };
-    expect(await core.checkPassword(jid, two.body.token)).toBe(true);
-    expect(await core.checkPassword(jid, one.body.token)).toBe(false);
-    // right answers do not use up the attempts
-    const row = await db.pool.query("SELECT checks FROM registration_challenges WHERE node = $1", [jid.node]);
-    expect(row.rows[0].checks).toBe(0);
+    expect(await core.checkPassword(jid, one.body.token)).toBe(true);
+    // right answers do not use up the attempts; no nonce, nothing kept for a retry
+    const row = (
+      await db.pool.query(
+        "SELECT checks, used_at, retry_box, retry_until FROM registration_challenges WHERE node = $1",
+        [jid.node],
+      )
+    ).rows[0];
+    expect(row).toMatchObject({ checks: 0, retry_box: null, retry_until: null });
+    expect(row.used_at).toBeInstanceOf(Date);
+
+    // the next code of the session works
+    await elapse(node, 60);
+    expect((await register(node)).status).toBe(200);
+    expect(await authorize(node, loggedCode(node))).toMatchObject({ status: 200 });
   });
 
-  it("refuses a disabled account even with the right code", async () => {
+  it("refuses a disabled account even with the right code, without spending the code", async () => {
     const node = newNumber();
     await register(node);
-    const code = loggedCode(node);
-    expect((await authorize(node, code)).status).toBe(200);
+    expect((await authorize(node, loggedCode(node))).status).toBe(200);
     await db.pool.query("UPDATE web_users SET disabled_at = now() WHERE node = $1", [node.slice(1)]);
+    await elapse(node, 60);
+    expect((await register(node)).status).toBe(200);
+    const code = loggedCode(node);
     expect(await authorize(node, code)).toMatchObject({
       status: 403,
       body: { error: { code: "account_disabled" } },
+    });
+    // re-enabled, the same code works: the refusal rolled its consumption back
+    await db.pool.query("UPDATE web_users SET disabled_at = NULL WHERE node = $1", [node.slice(1)]);
+    expect(await authorize(node, code)).toMatchObject({ status: 200 });
+  });
+
+  it("gives the same token to a retry with the session nonce within the window, and clears it after", async () => {
+    const node = newNumber();
+    await register(node);
+    const code = loggedCode(node);
+    const nonce = "n0nce-0f-this-app-session";
+    const one = await authorize(node, code, "oyo.test", { nonce });
+    expect(one.status).toBe(200);
+    // the nonce and the token are in no column in clear, nor in the log
+    const row = (
+      await db.pool.query("SELECT * FROM registration_challenges WHERE node = $1", [node.slice(1)])
+    ).rows[0];
+    expect(row.retry_box).toBeInstanceOf(Buffer);
+    const stored = JSON.stringify(row) + Buffer.concat([row.retry_box, row.retry_salt]).toString("latin1");
+    expect(stored).not.toContain(one.body.token);
+    expect(stored).not.toContain(nonce);
+    expect(logLines.filter((l) => JSON.stringify(l).includes(nonce))).toEqual([]);
+    expect(logLines.filter((l) => JSON.stringify(l).includes(one.body.token))).toEqual([]);
+
+    ip = "198.51.100.251"; // another network: the phone moved from Wi-Fi to mobile data
+    const again = await authorize(node, code, "oyo.test", { nonce });
+    expect(again).toMatchObject({ status: 200, body: { token: one.body.token } });
+
+    // window over: refused, and the sealed token is cleared by the next requests
+    await db.pool.query(
+      "UPDATE registration_challenges SET retry_until = now() - interval '1 second' WHERE node = $1",
+      [node.slice(1)],
+    );
+    expect(await authorize(node, code, "oyo.test", { nonce })).toMatchObject({
+      status: 410,
+      body: { error: { code: "code_used" } },
+    });
+    await clearEndedRetries(db.pool);
+    const cleared = (
+      await db.pool.query(
+        "SELECT retry_box, retry_salt, retry_nonce_hash, retry_until FROM registration_challenges WHERE node = $1",
+        [node.slice(1)],
+      )
+    ).rows[0];
+    expect(cleared).toEqual({ retry_box: null, retry_salt: null, retry_nonce_hash: null, retry_until: null });
+  });
+
+  it("refuses a malformed nonce", async () => {
+    const a = await authorize(newNumber(), "123456", "oyo.test", { nonce: "short" });
+    expect(a).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_request", message: /^nonce: / } },
+    });
+  });
+
+  it("counts wrong codes per address: another address keeps its attempts, the number's cap voids the code", async () => {
+    const node = newNumber();
+    await register(node);
+    const code = loggedCode(node);
+    const wrong = otherCode(code);
+    // two strangers use up their 3 attempts each: the code still works for others (maxChecksPerNumber: 9)
+    for (const stranger of ["203.0.113.71", "203.0.113.72"]) {
+      ip = stranger;
+      for (let i = 0; i < 3; i++) await authorize(node, wrong);
+      expect(await authorize(node, code)).toMatchObject({
+        status: 429,
+        body: { error: { code: "too_many_attempts" } },
+      });
+    }
+    ip = "203.0.113.73";
+    expect(await authorize(node, wrong)).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringContaining("2 attempts left") } },
+    });
+    expect(await authorize(node, wrong)).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringContaining("1 attempt left") } },
+    });
+    expect((await authorize(node, wrong)).status).toBe(429);
+    // 9 wrong answers for the number: the code is void for everyone, its owner included
+    ip = "198.51.100.252";
+    expect(await authorize(node, code)).toMatchObject({
+      status: 429,
+      body: { error: { code: "too_many_attempts" } },
     });
   });
 

@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { type RequestHandler, Router } from "express";
+import type { PoolClient } from "pg";
+import { Registry } from "prom-client";
 import type { DomainConfig } from "../../../common/src/config/schema.ts";
+import type { Pool } from "../../../common/src/db/pool.ts";
 import { HttpError } from "../../../common/src/errors.ts";
 import { createRateLimit, type RateLimit } from "../../../common/src/http/rate-limit.ts";
 import { validated } from "../../../common/src/http/validate.ts";
@@ -16,22 +19,28 @@ import {
 } from "../app-version/versions.ts";
 import type { Callers } from "../callers.ts";
 import { buildSmsSenders, type SmsSender, type SmsSenders } from "../sms/sender.ts";
-import { checkCode, claimSend, commitSend, newCode, releaseSend } from "./challenges.ts";
+import { checkCode, claimSend, clearEndedRetries, commitSend, newCode, releaseSend } from "./challenges.ts";
+import { clientOf } from "./client-address.ts";
 import { countryAllowed, normaliseNumber } from "./phone.ts";
 import { type AuthorizeAnswer, authorizeBody, type RegisterAnswer, registerBody } from "./schema.ts";
+import { createSmsBudget, type SmsBudget } from "./sms-budget.ts";
 
 /**
  * Registration by phone number (legacy-api.md "Users, locations, app version"), both public and rate-limited
- * per IP and per number through PostgreSQL: POST / sends a code by SMS through the domain's sender, POST
- * /authorize checks it and answers the account's JID and a fresh XMPP password, stored as SCRAM data in
- * web_users. Sessions and their limits: challenges.ts. The code never reaches a log (but with the `log` sender).
+ * per address, per number and per (number, address) through PostgreSQL: POST / sends a code by SMS through the
+ * domain's sender, within the daily SMS budgets (sms-budget.ts); POST /authorize checks it, consumes it and
+ * answers the account's JID and a fresh XMPP password, stored as SCRAM data in web_users. Sessions and their
+ * limits: challenges.ts; the policy: docs/registration.md and docs/security.md. The code, the token and the
+ * nonce never reach a log (but the code with the `log` sender).
  */
 
-export interface UsersDeps extends Pick<AppDeps, "config" | "log" | "pool"> {
+export interface UsersDeps extends Pick<AppDeps, "config" | "log" | "pool" | "metrics"> {
   /** Unused: both routes are public. Accepted because app.ts hands every group the same deps. */
   callers?: Callers;
   /** By domain; built from the config (buildSmsSenders) when not given. */
   smsSenders?: SmsSenders;
+  /** Built from rateLimits.smsPerDay and smsPerPrefixPerDay when not given. */
+  smsBudget?: SmsBudget;
 }
 
 const REGISTER = "POST /api/v1/users";
@@ -72,6 +81,19 @@ const errors = {
       "too_many_codes",
       `No more codes for this number now: enter the last one received, or ask again in ${s} s.`,
       retryAfter(s),
+    ),
+  smsBudgetExhausted: (scope: "global" | "prefix", prefix: string, s: number) =>
+    new HttpError(
+      503,
+      "sms_budget_exhausted",
+      `No registration codes can be sent ${scope === "global" ? "" : `to ${prefix} numbers `}right now: retry in ${s} s.`,
+      retryAfter(s),
+    ),
+  codeUsed: () =>
+    new HttpError(
+      410,
+      "code_used",
+      `This code has been used already and works only once: ask for a new code (${REGISTER}).`,
     ),
   smsFailed: () =>
     new HttpError(502, "sms_failed", "The SMS could not be sent; retry in a minute.", retryAfter(60)),
@@ -134,17 +156,46 @@ export function usersRouter(deps: UsersDeps): Router {
   }
 
   const limits = config.services.httpUtility.rateLimits;
+  const budget =
+    deps.smsBudget ??
+    createSmsBudget({
+      pool,
+      log,
+      metrics: deps.metrics?.registry ?? new Registry(),
+      global: limits.smsPerDay,
+      perPrefix: limits.smsPerPrefixPerDay,
+    });
   const limit = (name: keyof typeof limits, what: string) =>
     createRateLimit(pool, name, limits[name], (s) => `Too many ${what}; retry in ${s} s.`);
   const registerPerIp = limit("registerPerIp", "registrations from your address");
   const registerPerNumber = limit("registerPerNumber", "codes sent to this number");
+  const registerPerNumberIp = limit("registerPerNumberIp", "codes sent to this number from your address");
   const authorizePerIp = limit("authorizePerIp", "code checks from your address");
   const authorizePerNumber = limit("authorizePerNumber", "code checks for this number");
+  const authorizePerNumberIp = limit("authorizePerNumberIp", "code checks for this number from your address");
   const perIp =
     (rl: RateLimit): RequestHandler =>
     (req, _res, next) => {
-      rl.consume(req.ip ?? req.socket.remoteAddress ?? "unknown").then(() => next(), next);
+      rl.consume(clientOf(req)).then(() => next(), next);
     };
+
+  // sealed retry tokens are cleared once their window has ended: by the requests of any number, at most
+  // once per window and process, off the request's path
+  const retryWindowS = Math.min(
+    ...Object.values(config.domains).map((d) => d.registration.retryWindowSeconds),
+    30,
+  );
+  let lastClear = 0;
+  const clearRetries: RequestHandler = (_req, _res, next) => {
+    const now = Date.now();
+    if (now - lastClear >= retryWindowS * 1000) {
+      lastClear = now;
+      clearEndedRetries(pool).catch((err: Error) =>
+        log.warn({ err: err.message }, "sealed registration retry tokens not cleared"),
+      );
+    }
+    next();
+  };
 
   function registrationDomain(name: string): { config: DomainConfig; sender: SmsSender } {
     const d = Object.hasOwn(config.domains, name) ? config.domains[name] : undefined;
@@ -173,10 +224,12 @@ export function usersRouter(deps: UsersDeps): Router {
 
   const router = Router();
 
+  router.use(clearRetries);
+
   router.post(
     "/",
     perIp(registerPerIp),
-    validated({ body: registerBody }, async ({ body }, _req, res) => {
+    validated({ body: registerBody }, async ({ body }, req, res) => {
       const domain = registrationDomain(body.domain);
       const minimum = await requiredMinimum(body.appName, body.platform);
       if (minimum !== undefined && isBelow(body.appVersionCode, minimum)) {
@@ -207,11 +260,16 @@ export function usersRouter(deps: UsersDeps): Router {
       }
       const code = newCode();
       try {
-        // a point per code that goes out (not per request): a user waiting for a resend loses nothing
+        // a point per code that goes out (not per request): a user waiting for a resend loses nothing.
+        // Per (number, address) first: a stranger spends that budget, not the number's (the backstop)
+        await registerPerNumberIp.consume(`${number.msisdn}/${clientOf(req)}`);
         await registerPerNumber.consume(number.msisdn);
+        const took = await budget.take(number.prefix);
+        if (!took.ok) throw errors.smsBudgetExhausted(took.scope, took.prefix, took.retryAfterS);
         try {
           await domain.sender.send(number.e164, message(rules.message, { app: body.appName, code }), code);
         } catch (err) {
+          await budget.giveBack(took.scopes).catch(() => {});
           log.warn(
             { domain: jid.domain, node: jid.node, err: (err as Error).message },
             "registration SMS not sent",
@@ -238,7 +296,7 @@ export function usersRouter(deps: UsersDeps): Router {
   router.post(
     "/authorize",
     perIp(authorizePerIp),
-    validated({ body: authorizeBody }, async ({ body }, _req, res) => {
+    validated({ body: authorizeBody }, async ({ body }, req, res) => {
       let name = body.domain;
       if (name === undefined) {
         if (enabledDomains.length > 1) throw errors.domainRequired();
@@ -249,36 +307,54 @@ export function usersRouter(deps: UsersDeps): Router {
       const number = normaliseNumber(body.node);
       if (!number.ok) throw errors.invalidNumber(number.message);
       const jid: Jid = { node: number.msisdn, domain: name };
+      const client = clientOf(req);
+      // per (number, address) first: a stranger's checks stop there and leave the number's own budget alone
+      await authorizePerNumberIp.consume(`${number.msisdn}/${client}`);
       await authorizePerNumber.consume(number.msisdn);
 
-      const check = await checkCode(pool, jid, body.challengecode, domain.config.registration);
+      let created = false;
+      const check = await checkCode(
+        pool,
+        jid,
+        { code: body.challengecode, client, nonce: body.nonce },
+        domain.config.registration,
+        newPassword(),
+        async (tx, token) => {
+          // in the transaction that consumes the code: a refusal here leaves the code unspent
+          const existing = await findUser(pool, jid);
+          if (existing?.disabled) throw errors.accountDisabled();
+          created = !existing;
+          await saveUser(tx, jid, { cleartext: token }, domain.config);
+        },
+      );
       if (!check.ok) {
         if (check.reason === "no_challenge") throw errors.noChallenge();
         if (check.reason === "challenge_expired") throw errors.challengeExpired();
+        if (check.reason === "code_used") throw errors.codeUsed();
         if (check.reason === "wrong_code") throw errors.wrongCode(check.attemptsLeft);
         throw errors.tooManyAttempts(check.retryAfterS);
       }
-      const existing = await findUser(pool, jid);
-      if (existing?.disabled) throw errors.accountDisabled();
-      const token = newPassword();
-      await saveUser(jid, { cleartext: token }, domain.config);
-      log.info({ domain: jid.domain, node: jid.node, created: !existing }, "registration authorized");
+      log.info(
+        { domain: jid.domain, node: jid.node, created, replayed: check.replayed },
+        "registration authorized",
+      );
       const answer: AuthorizeAnswer = {
         jid: `${jid.node}@${jid.domain}`,
         node: jid.node,
         domain: jid.domain,
-        token,
+        token: check.token,
       };
       res.json(answer);
     }),
   );
 
   /** Creates or updates the account; a concurrent creation of the same account ends as an update. */
-  async function saveUser(jid: Jid, secret: NewSecret, d: DomainConfig): Promise<void> {
-    if (await setPassword(pool, jid, secret, d)) return;
-    if (await addUser(pool, jid, secret, d)) return;
-    if (!(await setPassword(pool, jid, secret, d)))
-      throw new Error("web_users row vanished while registering");
+  async function saveUser(tx: PoolClient, jid: Jid, secret: NewSecret, d: DomainConfig): Promise<void> {
+    // web-users.ts only runs `query`, which a transaction's client has with the pool's signature
+    const db = tx as unknown as Pool;
+    if (await setPassword(db, jid, secret, d)) return;
+    if (await addUser(db, jid, secret, d)) return;
+    if (!(await setPassword(db, jid, secret, d))) throw new Error("web_users row vanished while registering");
   }
 
   return router;

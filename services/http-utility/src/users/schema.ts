@@ -69,6 +69,15 @@ export const authorizeBody = z.object({
     description: "The XMPP domain; may be left out when only one domain accepts registration",
     example: "oyo",
   }),
+  nonce: z
+    .string({ error: "the app's session nonce: 16 to 128 printable ASCII characters" })
+    .regex(/^[\x21-\x7e]{16,128}$/, "the app's session nonce: 16 to 128 printable ASCII characters")
+    .optional()
+    .meta({
+      description:
+        "The app's session nonce: at least 128 random bits (e.g. 22+ base64url characters), made once per registration and sent with every attempt of the same authorize request. A retry whose answer was lost gets the same token back within `retryWindowSeconds` (30 s) only with it; never logged, never stored in clear.",
+      example: "k3Jd9xQ0vT7mZ2pL5sWb8A",
+    }),
 });
 export type AuthorizeBody = z.output<typeof authorizeBody>;
 
@@ -92,7 +101,7 @@ export const authorizeAnswer = z.object({
   domain: z.string().meta({ example: "oyo" }),
   token: z.string().meta({
     description:
-      "The XMPP password: log in to XMPP with jid and token, and use them as HTTP Basic credentials of the app API. A new one at every successful authorize; the previous one stops working.",
+      "The XMPP password: log in to XMPP with jid and token, and use them as HTTP Basic credentials of the app API. A new one for every code; the previous password stops working.",
     example: "q3Jx0m4s1bKc9YzP7wT2hVnE5rAa8LdG",
   }),
 });

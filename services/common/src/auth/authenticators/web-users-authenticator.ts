@@ -1,4 +1,4 @@
-import { sameSecret, verifyPassword } from "../../credentials/scram.ts";
+import { sameSecret, verifyNothing, verifyPassword } from "../../credentials/scram.ts";
 import * as webUsers from "../../users/web-users.ts";
 import type { Authenticator, AuthenticatorDeps } from "./authenticator.ts";
 
@@ -7,10 +7,19 @@ export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authentica
   const { pool, domainConfig, log } = deps;
   return {
     kind: "web_users",
+    // every "no" spends a derivation with the domain's parameters, as a wrong password for a hashed row does:
+    // how long the answer takes does not tell which users exist (docs/security.md "Equal timing")
     async checkPassword(jid, password) {
       const row = await webUsers.findUser(pool, jid);
-      if (!row) return { ok: false, reason: "unknown_user" };
-      if (row.disabled) return { ok: false, reason: "disabled" };
+      const no = async (reason: "unknown_user" | "disabled" | "bad_password") => {
+        await verifyNothing(password, {
+          iterations: domainConfig.scramIterations,
+          hashes: domainConfig.scramHashes,
+        });
+        return { ok: false, reason } as const;
+      };
+      if (!row) return no("unknown_user");
+      if (row.disabled) return no("disabled");
       if (row.scram) {
         return (await verifyPassword(password, row.scram))
           ? { ok: true }
@@ -23,7 +32,7 @@ export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authentica
           .catch((err: Error) => log.warn({ err: err.message }, "could not rehash a legacy row"));
         return { ok: true };
       }
-      return { ok: false, reason: "bad_password" };
+      return no("bad_password");
     },
     userExists: (jid) => webUsers.userExists(pool, jid),
     async getSecret(jid) {

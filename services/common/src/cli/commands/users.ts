@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
+import { clearLoginFailures } from "../../auth/brute-force-guard.ts";
 import type { DomainConfig } from "../../config/schema.ts";
 import { type Jid, parseJid } from "../../users/jid.ts";
 import {
@@ -132,6 +133,21 @@ export function registerUsers(program: Command, ctx: CliContext): void {
       const { jid } = jidOf(text, ctx);
       if (!(await removeUser(await ctx.pool(), jid))) throw new CliError(`no user ${jid.node}@${jid.domain}`);
       ctx.out(`removed ${jid.node}@${jid.domain}`);
+    });
+
+  users
+    .command("unlock <jid>")
+    .description(
+      "forget the failed logins counted for the user, on every path and address, for every process at once",
+    )
+    .action(async (text: string) => {
+      const { jid } = jidOf(text, ctx);
+      const cleared = await clearLoginFailures(await ctx.pool(), jid);
+      ctx.out(
+        cleared > 0
+          ? `unlocked ${jid.node}@${jid.domain}: ${cleared} failure counter(s) forgotten`
+          : `${jid.node}@${jid.domain} had no failed logins counted`,
+      );
     });
 
   users

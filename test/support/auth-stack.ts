@@ -1,0 +1,114 @@
+import http from "node:http";
+import express from "express";
+import { pino } from "pino";
+import { createAuthApp } from "../../services/auth/src/app.ts";
+import { type AuthCore, createAuthCore } from "../../services/common/src/auth/auth-core.ts";
+import { loadConfig } from "../../services/common/src/config/load.ts";
+import type { Config } from "../../services/common/src/config/schema.ts";
+import { finishApp } from "../../services/common/src/http/app-base.ts";
+import { createMetrics } from "../../services/common/src/http/metrics.ts";
+import { type RunningServer, startServer } from "../../services/common/src/http/server.ts";
+import { callerOf, createCallers } from "../../services/http-utility/src/callers.ts";
+import type { TestDatabase } from "./database.ts";
+
+/**
+ * Both doors to a password, in-process on one test database and one real auth core: MongooseIM's HTTP
+ * contract (the auth service's app, with its basic_auth) and an app endpoint behind http-utility's callers
+ * (`GET /api/v1/me` answers who the caller is). Requests go out from a loopback address of the test's choosing
+ * (all of 127.0.0.0/8 reaches a loopback server), so clients differ by their real source address.
+ */
+export interface AuthStack {
+  config: Config;
+  core: AuthCore;
+  /** GET /api/v1/me with HTTP Basic `jid:password`, from `from`. */
+  appLogin(jid: string, password: string, from?: string): Promise<Answer>;
+  /** MongooseIM's GET /authorize/<method>, with its basic_auth: status and body, e.g. "200 true". */
+  mongooseim(method: string, params: Record<string, string>): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface Answer {
+  status: number;
+  code?: string;
+  text: string;
+}
+
+export const MONGOOSEIM_BASIC_AUTH = "mongooseim:secret";
+
+export async function startAuthStack(
+  db: TestDatabase,
+  options: { guard?: Record<string, number>; domains?: Record<string, unknown> } = {},
+): Promise<AuthStack> {
+  const config = loadConfig({
+    env: { APP_ENV: "test" },
+    overrides: {
+      database: { url: db.url },
+      services: {
+        auth: { basicAuth: MONGOOSEIM_BASIC_AUTH, ...(options.guard ? { guard: options.guard } : {}) },
+      },
+      ...(options.domains ? { domains: options.domains } : {}),
+    },
+  });
+  const log = pino({ level: "silent" });
+  const core = await createAuthCore({ config, pool: db.pool, log });
+  const callers = createCallers({ core, apiKeys: {} });
+  const app = express();
+  app.get("/api/v1/me", callers.app, (_req, res) => {
+    res.json(callerOf(res));
+  });
+  finishApp(app, log);
+  const api = await startServer(app, { name: "api", host: "127.0.0.1", port: 0, log });
+  const auth = await startServer(
+    createAuthApp({ config, log, pool: db.pool, core, metrics: createMetrics("auth") }),
+    { name: "auth", host: "127.0.0.1", port: 0, rawRequestBytes: true, log },
+  );
+  return {
+    config,
+    core,
+    appLogin(jid, password, from = "127.0.0.1") {
+      const authorization = `Basic ${Buffer.from(`${jid}:${password}`).toString("base64")}`;
+      return get(api, "/api/v1/me", { authorization }, from);
+    },
+    async mongooseim(method, params) {
+      const authorization = `Basic ${Buffer.from(MONGOOSEIM_BASIC_AUTH).toString("base64")}`;
+      const r = await get(
+        auth,
+        `/authorize/${method}?${new URLSearchParams(params)}`,
+        { authorization },
+        "127.0.0.1",
+      );
+      return `${r.status} ${r.text}`;
+    },
+    async close() {
+      await api.close(100);
+      await auth.close(100);
+      await core.close();
+    },
+  };
+}
+
+function get(
+  server: RunningServer,
+  path: string,
+  headers: Record<string, string>,
+  from: string,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: "127.0.0.1", port: server.port, path, headers, localAddress: from, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString();
+          let code: string | undefined;
+          try {
+            code = JSON.parse(text).error?.code;
+          } catch {}
+          resolve({ status: res.statusCode ?? 0, text, ...(code ? { code } : {}) });
+        });
+      },
+    );
+    req.on("error", reject);
+  });
+}
