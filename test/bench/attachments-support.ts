@@ -65,7 +65,6 @@ async function deleteBenchRows(pool: Pool): Promise<void> {
   // avatars and variants go with their attachments (ON DELETE CASCADE)
   await pool.query("DELETE FROM attachments WHERE domain = $1", [BENCH_DOMAIN]);
   await pool.query("DELETE FROM web_users WHERE domain = $1", [BENCH_DOMAIN]);
-  await pool.query("DELETE FROM auth_failures WHERE domain = $1", [BENCH_DOMAIN]);
 }
 
 /** Starts http-utility with its own storage root; `media` is merged into the config's `media` section. */
@@ -80,7 +79,13 @@ export async function startAttachmentsService(
   await mkdir(workDir);
   const configDir = await writeConfigDir(
     deepMerge(
-      { storage: { kind: "fs", options: { root: storageRoot } }, tmpDir: path.join(base, "tmp") },
+      {
+        storage: { kind: "fs", options: { root: storageRoot } },
+        tmpDir: path.join(base, "tmp"),
+        // one bench user uploads many GiB in a run: the per-user quota and daily budget would refuse them
+        quotaBytes: 0,
+        dailyUploadBytes: 0,
+      },
       media,
     ),
   );

@@ -57,7 +57,6 @@ async function writeConfigDir(): Promise<string> {
 async function deleteBenchUsers(pool: Pool): Promise<void> {
   const domains = Object.values(DOMAINS);
   await pool.query("DELETE FROM web_users WHERE domain = ANY($1)", [domains]);
-  await pool.query("DELETE FROM auth_failures WHERE domain = ANY($1)", [domains]);
 }
 
 export interface BenchDatabase {

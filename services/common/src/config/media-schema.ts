@@ -40,6 +40,47 @@ const uploadLimits = (types: readonly [string, ...string[]], maxBytes: number, m
 const imageTypes = IMAGE_TYPES as unknown as readonly [string, ...string[]];
 const videoTypes = VIDEO_TYPES as unknown as readonly [string, ...string[]];
 
+/** `media.posters`: ffmpeg for video posters (video-poster.ts). */
+export const postersSchema = z
+  .object({
+    slots: z.number().int().min(1).max(64).default(1).describe("ffmpeg processes at once per process"),
+    queue: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(4)
+      .describe("videos waiting for an ffmpeg slot; beyond it a video is stored without a poster"),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(15_000)
+      .describe("wall-clock bound on making one poster (ffmpeg is killed)"),
+    cpuSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe("CPU time an ffmpeg may use (prlimit --cpu; 0 = no limit)"),
+    addressSpaceBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * MiB)
+      .describe(
+        "virtual memory an ffmpeg may map (prlimit --as; ffmpeg needs ~300 MiB to start; 0 = no limit)",
+      ),
+    prlimit: z
+      .string()
+      .min(1)
+      .default("prlimit")
+      .describe("the util-linux prlimit program that applies the limits; when missing, videos get no poster"),
+  })
+  .strict()
+  .prefault({})
+  .describe("video posters: one ffmpeg thread each, bounded in number, CPU time and memory");
+
 export const STORAGE_KINDS = ["fs", "s3"] as const;
 
 export const mediaSchema = z
@@ -92,6 +133,36 @@ export const mediaSchema = z
           .max(64)
           .default(2)
           .describe("libvips threads per image (sharp.concurrency)"),
+        maxStoredPixels: z
+          .number()
+          .int()
+          .min(1_000_000)
+          .default(16_000_000)
+          .describe(
+            "a still original above this many pixels is stored downscaled to fit (decoded at that size, not its own)",
+          ),
+        slots: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(2)
+          .describe("images decoded at once per process; the others wait in the queue"),
+        queue: z
+          .number()
+          .int()
+          .min(0)
+          .max(1000)
+          .default(8)
+          .describe("images waiting for a slot per process; beyond it an upload gets 503 `images_busy`"),
+        requestPixels: z
+          .number()
+          .int()
+          .min(1)
+          .default(150_000_000)
+          .describe(
+            "the images of one request may declare this many pixels together (413 `request_pixels_exceeded` above)",
+          ),
       })
       .strict()
       .prefault({}),
@@ -121,8 +192,25 @@ export const mediaSchema = z
       .number()
       .int()
       .min(0)
-      .default(0)
-      .describe("bytes a user may store, all kinds together (0 = no quota)"),
+      .default(10 * 1024 * MiB)
+      .describe("bytes a user may store, all kinds together (413 `quota_exceeded`; 0 = no quota)"),
+    dailyUploadBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024 * MiB)
+      .default(4 * 1024 * MiB)
+      .describe(
+        "bytes a user may upload in 24 hours, kept or not (429 `upload_budget_exceeded`; 0 = no budget)",
+      ),
+    freeSpaceReserveBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * MiB)
+      .describe(
+        "fs storage: uploads that could leave less free space than this are refused (507 `insufficient_storage`)",
+      ),
     cache: z
       .object({
         maxBytes: z
@@ -159,6 +247,7 @@ export const mediaSchema = z
       .min(1)
       .default("ffmpeg")
       .describe("ffmpeg program for video posters; when missing, videos get no poster"),
+    posters: postersSchema,
   })
   .strict()
   .prefault({})

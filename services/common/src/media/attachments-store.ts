@@ -36,7 +36,8 @@ export const quotaExceeded = (quota: number, used: number, adding: number) =>
   new HttpError(
     413,
     "quota_exceeded",
-    `This upload (${adding} bytes) would take you over your storage quota of ${quota} bytes (${used} used): delete older attachments first.`,
+    `This upload (${adding} bytes) would take you over your storage quota of ${quota} bytes (${used} used). ` +
+      "The quota does not reset by itself: space comes back as older attachments are deleted (or expire); delete some first.",
   );
 
 const columns = (t = "") =>

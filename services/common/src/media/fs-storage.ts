@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, fdatasync } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from "node:fs/promises";
 import path from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -206,6 +206,13 @@ export function createFsStorage(raw: Record<string, unknown>): Storage {
     },
 
     localPath: fileOf,
+
+    async freeBytes() {
+      // the root may not exist before the first upload: its file system is the one it will be made on
+      await mkdir(root, { recursive: true });
+      const s = await statfs(root);
+      return s.bavail * s.bsize;
+    },
 
     async close() {},
   };

@@ -42,6 +42,8 @@ export interface Storage {
   sweepPartial(olderThanMs: number): Promise<number>;
   /** The object's local file, for backends that have one (fs): ffmpeg and X-Accel-Redirect read it. */
   localPath?(key: string): string;
+  /** Bytes an unprivileged writer may still use where objects are written (fs: statfs), for backends that know. */
+  freeBytes?(): Promise<number>;
   close(): Promise<void>;
 }
 

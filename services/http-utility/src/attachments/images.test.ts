@@ -17,6 +17,10 @@ const SETTINGS: ImageSettings = {
   thumbnailFormat: "webp",
   quality: 82,
   concurrency: 2,
+  maxStoredPixels: 16_000_000,
+  slots: 2,
+  queue: 8,
+  requestPixels: 150_000_000,
 };
 const images = createImages(SETTINGS);
 
@@ -255,6 +259,28 @@ describe("video posters", () => {
 
   it("refuses a frame that is not an image", async () => {
     expect((await refusal(images.thumbnailsOf(Buffer.from("not a frame")))).code).toBe("invalid_image");
+  });
+});
+
+describe("large originals", () => {
+  it("stores an original above maxStoredPixels downscaled to fit, aspect kept; avatars too, square", async () => {
+    const capped = createImages({ ...SETTINGS, maxStoredPixels: 1_000_000 });
+    const input = await blank(2000, 1500).png().toBuffer();
+    const picture = await capped.process(input, "picture");
+    const { width, height } = picture.original;
+    expect(width * height).toBeLessThanOrEqual(1_000_000);
+    expect(width * height).toBeGreaterThan(950_000);
+    expect(Math.abs(width / height - 4 / 3)).toBeLessThan(0.01);
+    expect(await sharp(picture.original.data).metadata()).toMatchObject({ width, height, format: "png" });
+
+    const avatar = await capped.process(input, "avatar");
+    expect([avatar.original.width, avatar.original.height]).toEqual([1000, 1000]);
+  });
+
+  it("keeps an original at or under maxStoredPixels as it is", async () => {
+    const capped = createImages({ ...SETTINGS, maxStoredPixels: 1_000_000 });
+    const picture = await capped.process(await blank(1000, 1000).png().toBuffer(), "picture");
+    expect([picture.original.width, picture.original.height]).toEqual([1000, 1000]);
   });
 });
 

@@ -83,22 +83,14 @@ export function createImages(settings: ImageSettings): Images {
   } satisfies SharpOptions;
 
   async function decode(input: string | Buffer, kind: ImageKind): Promise<Decoded> {
-    // the header alone, without the pixel limit: a refusal names the dimensions
-    const meta = await sharp(input, { ...inputOptions, limitInputPixels: false }).metadata();
-    const format = formatOf(meta);
-    const { width, height } = meta.autoOrient;
-    if (!(width > 0 && height > 0)) throw new ImageError("invalid_image", "the image has no dimensions");
-    if (width * height > settings.maxPixels) {
-      throw new ImageError(
-        "image_too_large",
-        `the image is ${width}×${height} pixels (${width * height}), more than the limit of ${settings.maxPixels} pixels`,
-      );
-    }
-    const pages = meta.pages ?? 1;
-    // An animation is kept when all its frames fit the pixel budget; avatars are always still.
-    const animated =
-      format === "gif" && kind === "picture" && pages > 1 && width * height * pages <= settings.maxPixels;
+    const { meta, format, width, height, animated } = await readHeader(
+      input,
+      kind,
+      settings.maxPixels,
+      settings.maxStoredPixels,
+    );
     let pipeline = sharp(input, { ...inputOptions, animated });
+    let [w, h] = [width, height];
     if (kind === "avatar") {
       const side = Math.min(width, height);
       pipeline = pipeline.extract({
@@ -106,6 +98,17 @@ export function createImages(settings: ImageSettings): Images {
         top: Math.floor((height - side) / 2),
         width: side,
         height: side,
+      });
+      [w, h] = [side, side];
+    }
+    // A still image above maxStoredPixels is shrunk inside the decoding pipeline: libvips reads the input
+    // in strips (JPEG and WebP even shrink while decoding), so only the smaller pixels are ever held and
+    // re-encoded. A 40 MP one-colour PNG of ~150 KB would otherwise be ~120 MB of raw pixels and a
+    // full-size encode (docs/security.md, "Bounded work per request and per user").
+    if (!animated && w * h > settings.maxStoredPixels) {
+      const scale = Math.sqrt(settings.maxStoredPixels / (w * h));
+      pipeline = pipeline.resize(Math.max(1, Math.floor(w * scale)), Math.max(1, Math.floor(h * scale)), {
+        fit: "inside",
       });
     }
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
@@ -177,6 +180,58 @@ export function createImages(settings: ImageSettings): Images {
       return thumbnails(decoded.still);
     },
   };
+}
+
+export interface ImageHeader {
+  meta: Metadata;
+  format: Format;
+  /** upright (EXIF orientation applied) */
+  width: number;
+  height: number;
+  /** whether every frame is decoded (an animated GIF picture within the pixel limit) */
+  animated: boolean;
+  /** the pixels decoding would make: width × height, times the frames of an animation */
+  pixels: number;
+}
+
+/**
+ * The header alone, without decoding (a few KB read): format, upright dimensions and what decoding would
+ * cost. Refuses (ImageError) an unreadable header or more than `maxPixels`, naming the dimensions. An
+ * animated GIF stays animated when its frames together have at most `animatedPixels` (an animation is not
+ * downscaled, so this bounds its decoded size as `maxStoredPixels` bounds a still image's).
+ */
+export async function readHeader(
+  input: string | Buffer,
+  kind: ImageKind,
+  maxPixels: number,
+  animatedPixels: number,
+): Promise<ImageHeader> {
+  return refused(async () => {
+    // without the pixel limit: a refusal names the dimensions
+    const meta = await sharp(input, {
+      failOn: "error",
+      limitInputPixels: false,
+      autoOrient: true,
+    }).metadata();
+    const format = formatOf(meta);
+    const { width, height } = meta.autoOrient;
+    if (!(width > 0 && height > 0)) throw new ImageError("invalid_image", "the image has no dimensions");
+    if (width * height > maxPixels) {
+      throw new ImageError(
+        "image_too_large",
+        `the image is ${width}×${height} pixels (${width * height}), more than the limit of ${maxPixels} pixels`,
+      );
+    }
+    const pages = meta.pages ?? 1;
+    // An animation is kept when all its frames fit; avatars are always still.
+    const animated =
+      format === "gif" &&
+      kind === "picture" &&
+      pages > 1 &&
+      width * height * pages <= Math.min(maxPixels, animatedPixels);
+    const pixels = width * height * (animated ? pages : 1);
+    return { meta, format, width, height, animated, pixels };
+  }, maxPixels);
 }
 
 /** What decides the bytes `renderSvg` makes: part of a generated image's strong ETag. */

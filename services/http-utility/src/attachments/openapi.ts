@@ -295,6 +295,10 @@ const generated304: ZodOpenApiResponseObject = {
   headers: z.object({ ETag: etag }),
 };
 
+const generated429 = errorResponse(
+  "rate_limited: this address had more generated avatars drawn than `services.httpUtility.rateLimits.generatedAvatarsPerIp` allows (faces already drawn by this process are not counted); retry after `Retry-After` seconds",
+);
+
 // ---- operations
 
 function upload(kind: UploadKind, summary: string, description: string): ZodOpenApiOperationObject {
@@ -306,7 +310,14 @@ function upload(kind: UploadKind, summary: string, description: string): ZodOpen
           "422": errorResponse(
             `invalid_image: the content is not a readable image; image_too_large: more than \`media.images.maxPixels\` (${DEFAULTS.images.maxPixels} by default) pixels`,
           ),
+          "503": errorResponse(
+            `images_busy: this process already decodes \`media.images.slots\` images with \`media.images.queue\` waiting (${DEFAULTS.images.slots} and ${DEFAULTS.images.queue} by default); retry after \`Retry-After\` seconds. Nothing is stored`,
+          ),
         };
+  const pixelErrors =
+    kind === "videos"
+      ? ""
+      : `; request_pixels_exceeded: the request's images declare more than \`media.images.requestPixels\` (${DEFAULTS.images.requestPixels} by default) pixels together`;
   return {
     summary,
     description,
@@ -321,7 +332,13 @@ function upload(kind: UploadKind, summary: string, description: string): ZodOpen
         "no_files: no file in the field `attachments`; unexpected_field: a file in another field; invalid_multipart: a malformed multipart body (no boundary, cut short, too many fields)",
       ),
       "413": errorResponse(
-        `file_too_large: a file over \`media.uploads.${kind}.maxBytes\` (${mib(limits.maxBytes)} by default); too_many_files: more than \`media.uploads.${kind}.maxFiles\` (${limits.maxFiles} by default); quota_exceeded: the upload would take the caller over \`media.quotaBytes\`. Nothing is stored`,
+        `file_too_large: a file over \`media.uploads.${kind}.maxBytes\` (${mib(limits.maxBytes)} by default); too_many_files: more than \`media.uploads.${kind}.maxFiles\` (${limits.maxFiles} by default); quota_exceeded: the upload would take the caller over \`media.quotaBytes\` (${mib(DEFAULTS.quotaBytes)} by default)${pixelErrors}. Nothing is stored`,
+      ),
+      "429": errorResponse(
+        `upload_budget_exceeded: the caller's uploads of the last 24 hours would pass \`media.dailyUploadBytes\` (${mib(DEFAULTS.dailyUploadBytes)} by default); the message says when the budget resets, \`Retry-After\` in seconds. Nothing is stored`,
+      ),
+      "507": errorResponse(
+        `insufficient_storage: the storage's free space would fall under \`media.freeSpaceReserveBytes\` (${mib(DEFAULTS.freeSpaceReserveBytes)} by default); retry later. Nothing is stored`,
       ),
       "415": errorResponse(
         `multipart_required: the body is not multipart/form-data; unsupported_type: a file's content is not one of \`media.uploads.${kind}.types\` (${list(limits.types)} by default); type_mismatch: the part's declared type names another family than its content (send the real type or application/octet-stream)`,
@@ -412,6 +429,7 @@ export const paths: ZodOpenApiPathsObject = {
         "404": errorResponse(
           "not_found: a stored name that is no avatar, or a user's avatar without a thumbnail of that size",
         ),
+        "429": generated429,
       },
     },
   },
@@ -438,6 +456,7 @@ export const paths: ZodOpenApiPathsObject = {
         "404": errorResponse(
           "not_found: a stored name that is no avatar, or an avatar without a thumbnail of that size",
         ),
+        "429": generated429,
       },
     },
   },
@@ -453,6 +472,7 @@ export const paths: ZodOpenApiPathsObject = {
         "200": generatedAnswer("The generated avatar"),
         "304": generated304,
         ...invalidRequest,
+        "429": generated429,
       },
     },
   },
@@ -475,6 +495,7 @@ export const paths: ZodOpenApiPathsObject = {
         "304": generated304,
         ...invalidRequest,
         "404": errorResponse("not_found: an empty name, or one longer than 320 characters"),
+        "429": generated429,
       },
     },
   },

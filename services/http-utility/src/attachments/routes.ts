@@ -1,6 +1,7 @@
 import { type NextFunction, type Request, type Response, Router } from "express";
 import { LRUCache } from "lru-cache";
 import { notFound } from "../../../common/src/errors.ts";
+import { createRateLimit } from "../../../common/src/http/rate-limit.ts";
 import { validated } from "../../../common/src/http/validate.ts";
 import {
   type AttachmentKind,
@@ -11,6 +12,7 @@ import {
   variantsOf,
 } from "../../../common/src/media/attachments-store.ts";
 import { isKey } from "../../../common/src/media/keys.ts";
+import { createUploadBudget } from "../../../common/src/media/upload-budget.ts";
 import { validateNode } from "../../../common/src/users/jid.ts";
 import type { AppDeps } from "../app.ts";
 import { type Callers, callerOf } from "../callers.ts";
@@ -44,7 +46,19 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
   const router = Router();
   const urlOf = (group: string) => (req: Request, name: string) =>
     `${req.protocol}://${req.get("host")}${PREFIX}/${group}/${name}`;
-  const uploadDeps = { ...deps, onDeleted: (names: string[]) => downloads.forget(names) };
+  const uploadDeps = {
+    ...deps,
+    onDeleted: (names: string[]) => downloads.forget(names),
+    budget: createUploadBudget(pool, media.dailyUploadBytes),
+  };
+  // Drawing a face costs an SVG render; a cached one (or a 304) costs nothing and is never counted, so only
+  // a stream of new names (one render each) meets the limit.
+  const generatedPerIp = createRateLimit(
+    pool,
+    "generatedAvatarsPerIp",
+    deps.config.services.httpUtility.rateLimits.generatedAvatarsPerIp,
+    (s) => `Too many new generated avatars from your address; retry in ${s} s.`,
+  );
 
   /** A stored name of this kind (an original or one of its variants), or 404. */
   async function stored(name: string, kind: AttachmentKind): Promise<AttachmentRow> {
@@ -123,8 +137,17 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
       res.status(304).end();
       return;
     }
-    const data = generatedCache.get(etag) ?? (await identicon(name, size, format));
-    generatedCache.set(etag, data);
+    let data = generatedCache.get(etag);
+    if (!data) {
+      await generatedPerIp.consume(req.ip ?? req.socket.remoteAddress ?? "unknown").catch((err) => {
+        // the refusal must not carry the image's headers (a day of public caching)
+        for (const h of ["Content-Type", "X-Content-Type-Options", "ETag", "Cache-Control"])
+          res.removeHeader(h);
+        throw err;
+      });
+      data = await identicon(name, size, format);
+      generatedCache.set(etag, data);
+    }
     res.setHeader("Content-Length", String(data.length));
     res.end(req.method === "HEAD" ? undefined : data);
   }

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { expect } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
@@ -57,16 +57,27 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-const log = pino({ level: "silent" });
+const silent = pino({ level: "silent" });
 
 export const basic = (u: User) =>
   `Basic ${Buffer.from(`${u.node}@${u.domain}:${u.password}`).toString("base64")}`;
+
+export interface TestAppOptions {
+  /** the app's logger (silent otherwise): a test counting warn lines passes its own */
+  log?: Logger;
+  /** more config overrides, merged key by key after `media` (e.g. `services.httpUtility.rateLimits`) */
+  config?: Record<string, unknown>;
+}
 
 /**
  * Starts the app; `media` overrides the test's media config (limits, quota, cache, backend). Storage is an
  * fs directory unless `media.storage` names another.
  */
-export async function startTestApp(media: Record<string, unknown> = {}): Promise<TestApp> {
+export async function startTestApp(
+  media: Record<string, unknown> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const log = options.log ?? silent;
   const dir = await mkdtemp(path.join(tmpdir(), "attachments-test-"));
   const root = path.join(dir, "store");
   const db = await createTestDatabase();
@@ -75,6 +86,7 @@ export async function startTestApp(media: Record<string, unknown> = {}): Promise
     overrides: {
       domains: { "oyo.test": { scramIterations: 4096 } },
       media: { storage: { kind: "fs", options: { root } }, tmpDir: path.join(dir, "scratch"), ...media },
+      ...options.config,
     },
   });
   for (const u of [ALICE, BOB]) {

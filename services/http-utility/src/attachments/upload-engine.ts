@@ -16,8 +16,9 @@ import { bufferReleaser } from "../../../common/src/media/release-buffers.ts";
 import type { Storage } from "../../../common/src/media/storage.ts";
 import { StreamHash } from "../../../common/src/media/stream-hash.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
-import { type EncodedImage, ImageError, type Images } from "./images.ts";
-import { acceptType, fileTooLarge } from "./upload-policy.ts";
+import type { FreeSpaceCheck } from "./free-space.ts";
+import { type EncodedImage, ImageError, type Images, readHeader } from "./images.ts";
+import { acceptType, fileTooLarge, requestPixelsExceeded } from "./upload-policy.ts";
 import type { createPosterMaker } from "./video-poster.ts";
 
 /**
@@ -138,10 +139,33 @@ function metering(source: Readable, metered: Metered): Metered {
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
-export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageEngine {
+export function createUploadEngine(
+  kind: UploadKind,
+  deps: EngineDeps,
+  checks: { freeSpace?: FreeSpaceCheck } = {},
+): StorageEngine {
   const limits = deps.media.uploads[kind];
   const what = WHAT[kind];
   const tmpDir = fromRoot(deps.media.tmpDir);
+  const settings = deps.media.images;
+  /** pixels the images of each request have declared so far (`media.images.requestPixels`) */
+  const declaredPixels = new WeakMap<Request, number>();
+
+  /**
+   * Reads an image's header (no decoding) and counts its pixels against its request's budget: ten 40 MP
+   * images in one request are refused before most of them are decoded.
+   */
+  async function admit(req: Request, input: string): Promise<void> {
+    const header = await readHeader(
+      input,
+      kind === "avatars" ? "avatar" : "picture",
+      settings.maxPixels,
+      settings.maxStoredPixels,
+    );
+    const total = (declaredPixels.get(req) ?? 0) + header.pixels;
+    declaredPixels.set(req, total);
+    if (total > settings.requestPixels) throw requestPixelsExceeded(settings.requestPixels, total);
+  }
 
   /** Puts a buffer under a fresh name: originals and thumbnails made from images. */
   async function putImage(image: EncodedImage): Promise<StoredFile> {
@@ -162,9 +186,9 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
   }
 
   /** Stores the images derived from `input`; on a failure half-way, removes what it stored. */
-  async function storeImages(input: string, original: string): Promise<UploadedAttachment> {
-    const processed = await deps.images
-      .process(input, kind === "avatars" ? "avatar" : "picture")
+  async function storeImages(req: Request, input: string, original: string): Promise<UploadedAttachment> {
+    const processed = await admit(req, input)
+      .then(() => deps.images.process(input, kind === "avatars" ? "avatar" : "picture"))
       .catch((err) => {
         // a broken image or a decompression bomb is the sender's problem, said as such
         if (err instanceof ImageError) throw new HttpError(422, err.code, err.message);
@@ -204,11 +228,13 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
     }
   }
 
-  async function handle(file: Express.Multer.File): Promise<UploadedAttachment> {
+  async function handle(req: Request, file: Express.Multer.File): Promise<UploadedAttachment> {
     const { head, body: typed } = await peek(file.stream, SNIFF_BYTES);
     let accepted: ReturnType<typeof acceptType>;
     try {
       accepted = acceptType(await fileTypeFromBuffer(head), file.mimetype, limits.types, what);
+      // other uploads may have used the space since the request began: looked at again for every file
+      await checks.freeSpace?.(0);
     } catch (err) {
       typed.resume(); // the rest of this part is read and dropped; multer drains the request
       throw err;
@@ -236,7 +262,7 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
     const scratch = path.join(tmpDir, `${randomBytes(12).toString("hex")}.upload`);
     try {
       await pipeline(metering(typed, metered), createWriteStream(scratch, { flags: "wx" }));
-      return await storeImages(scratch, originalName);
+      return await storeImages(req, scratch, originalName);
     } finally {
       await rm(scratch, { force: true });
     }
@@ -244,11 +270,11 @@ export function createUploadEngine(kind: UploadKind, deps: EngineDeps): StorageE
 
   return {
     _handleFile(
-      _req: Request,
+      req: Request,
       file: Express.Multer.File,
       cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void,
     ) {
-      handle(file).then(
+      handle(req, file).then(
         (info) => cb(null, { attachment: info } as Partial<Express.Multer.File>),
         (err) => {
           file.stream.resume();

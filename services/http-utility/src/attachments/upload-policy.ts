@@ -114,3 +114,24 @@ export const malformedMultipart = (problem: string) =>
     "invalid_multipart",
     `The multipart body could not be read (${problem}): send the file(s) in the field \`attachments\`, with at most 20 short text fields.`,
   );
+
+export const requestPixelsExceeded = (limit: number, total: number) =>
+  new HttpError(
+    413,
+    "request_pixels_exceeded",
+    `The images of this request add up to more than ${limit} pixels (${total} so far): send fewer or smaller images per request.`,
+  );
+
+export const insufficientStorage = () =>
+  new HttpError(
+    507,
+    "insufficient_storage",
+    "The server is short of storage space and cannot take this upload now; retry later, or send a smaller file.",
+    { "retry-after": "600" },
+  );
+
+/**
+ * Whether `free` bytes leave at least `reserve` once `coming` more are written: an upload that could take
+ * the file system under its reserve is refused before it starts (or before its next file).
+ */
+export const leavesReserve = (free: number, coming: number, reserve: number) => free - coming >= reserve;

@@ -11,7 +11,9 @@ import {
   usedBytes,
 } from "../../../common/src/media/attachments-store.ts";
 import type { Storage } from "../../../common/src/media/storage.ts";
+import { type UploadBudget, uploadBudgetExceeded } from "../../../common/src/media/upload-budget.ts";
 import { callerOf } from "../callers.ts";
+import { createFreeSpaceCheck } from "./free-space.ts";
 import {
   attachmentOf,
   createUploadEngine,
@@ -28,8 +30,9 @@ import {
 } from "./upload-policy.ts";
 
 /**
- * One upload endpoint: the caller's quota, multer with the kind's limits and our engine, then the rows of
- * everything stored in one transaction. Whatever fails after a file was stored removes it again.
+ * One upload endpoint: the caller's quota, daily budget and the storage's free space, multer with the kind's
+ * limits and our engine, then the rows of everything stored in one transaction. Whatever fails after a file
+ * was stored removes it again.
  */
 
 const KIND: Record<UploadKind, AttachmentKind> = { pictures: "picture", avatars: "avatar", videos: "video" };
@@ -54,7 +57,12 @@ export interface UploadRouteDeps extends EngineDeps {
   log: Logger;
   /** Called with the names whose objects were deleted (a replaced avatar): caches forget them. */
   onDeleted: (names: string[]) => void;
+  /** `media.dailyUploadBytes`, shared by the upload kinds */
+  budget: UploadBudget;
 }
+
+/** multipart framing and field overhead: what a Content-Length carries besides the files' bytes */
+const FRAMING = 64 * 1024;
 
 /**
  * busboy's and multer's own errors about the body (no boundary, a body cut short, a broken part header, a
@@ -72,12 +80,13 @@ export function uploadRoute(
   urlOf: (req: Request, name: string) => string,
 ): RequestHandler[] {
   const limits = deps.media.uploads[kind];
+  const checkFreeSpace = createFreeSpaceCheck(deps.storage, deps.media.freeSpaceReserveBytes, deps.log);
   // busboy's buffers (multer 2 passes them on; @types/multer does not know them yet): 1 MiB rather than the
   // 64 KiB default, so a large upload moves in fewer, larger steps
   const buffers = { highWaterMark: 1024 * 1024, fileHwm: 1024 * 1024 } as multer.Options;
   const upload = multer({
     ...buffers,
-    storage: createUploadEngine(kind, deps),
+    storage: createUploadEngine(kind, deps, { freeSpace: checkFreeSpace }),
     limits: {
       fileSize: limits.maxBytes,
       files: limits.maxFiles,
@@ -99,19 +108,30 @@ export function uploadRoute(
   const beforeUpload: RequestHandler = async (req, res, next) => {
     try {
       if (!req.is("multipart/form-data")) throw notMultipart();
-      // refused before a byte is read when the quota is already spent (the exact check is at the end); not
-      // for an avatar, which replaces the one before it and may fit once that one is gone
+      const caller = callerOf(res);
+      if (caller.kind !== "app") throw new Error("upload reached without an app caller");
+      // what this request can write at most: its Content-Length when it says one, the kind's limits otherwise
+      const declared = Number(req.get("content-length"));
+      const most = limits.maxFiles * limits.maxBytes;
+      const coming = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, most) : most;
+      await checkFreeSpace(coming);
+      // Refused before a byte is read when the quota or the day's budget is already spent (the exact checks
+      // are at the end). A video is stored as sent, so its Content-Length (less the multipart framing)
+      // already tells; an image's stored size is only known once it is re-encoded.
+      const sent = Number.isFinite(declared) ? declared : 0;
+      const left = await deps.budget.left(caller.jid);
+      if (left.bytes <= 0 || (kind === "videos" && sent > left.bytes + FRAMING)) {
+        const daily = deps.media.dailyUploadBytes;
+        throw uploadBudgetExceeded(daily, daily - left.bytes, sent, left.resetsAt ?? new Date());
+      }
+      // not for an avatar, which replaces the one before it and may fit once that one is gone
       if (deps.media.quotaBytes > 0 && kind !== "avatars") {
-        const caller = callerOf(res);
-        if (caller.kind !== "app") throw new Error("upload reached without an app caller");
         const used = await usedBytes(deps.pool, caller.jid);
-        const coming = Number(req.get("content-length") ?? 0);
-        // a video is stored as sent, so its Content-Length (less the multipart framing) already tells
         if (
           used >= deps.media.quotaBytes ||
-          (kind === "videos" && used + coming > deps.media.quotaBytes + 64 * 1024)
+          (kind === "videos" && used + sent > deps.media.quotaBytes + FRAMING)
         ) {
-          throw quotaExceeded(deps.media.quotaBytes, used, coming);
+          throw quotaExceeded(deps.media.quotaBytes, used, sent);
         }
       }
       next();
@@ -146,13 +166,18 @@ export function uploadRoute(
       if (files.length === 0) throw noFiles();
       const caller = callerOf(res);
       if (caller.kind !== "app") throw new Error("upload reached without an app caller");
+      const bytes = files.reduce((n, f) => n + f.size + f.variants.reduce((m, v) => m + v.size, 0), 0);
+      await deps.budget.charge(caller.jid, bytes);
       const { replaced } = await recordAttachments(
         deps.pool,
         caller.jid,
         KIND[kind],
         files,
         deps.media.quotaBytes,
-      );
+      ).catch(async (err: unknown) => {
+        await deps.budget.refund(caller.jid, bytes);
+        throw err;
+      });
       if (replaced.length > 0) {
         deps.onDeleted(replaced);
         await Promise.all(replaced.map((n) => deps.storage.delete(n).catch(() => {})));

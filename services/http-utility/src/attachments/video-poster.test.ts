@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -110,6 +110,58 @@ describe("poster", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(lines).toHaveLength(1);
     expect(JSON.stringify(lines[0])).toContain("timed out after");
+  });
+
+  it("runs ffmpeg on one thread under prlimit's CPU-time and address-space limits", async () => {
+    const { log } = capturingLog();
+    const seen = join(dir, "seen.txt");
+    // a stand-in ffmpeg that writes down its limits and arguments, then fails like a broken input
+    const spy = await script("spy-ffmpeg", `cat /proc/$$/limits > ${seen}\necho "$@" >> ${seen}\nexit 1`);
+    const limits = { cpuSeconds: 7, addressSpaceBytes: 900 * 1024 * 1024 };
+    expect(await createPosterMaker({ ffmpeg: spy, log, limits }).poster(twoSeconds)).toBeUndefined();
+    const text = await readFile(seen, "utf8");
+    expect(text).toMatch(/^Max cpu time\s+7\s+7\s+seconds/m);
+    expect(text).toMatch(
+      new RegExp(`^Max address space\\s+${900 * 1024 * 1024}\\s+${900 * 1024 * 1024}\\s+bytes`, "m"),
+    );
+    expect(text).toContain("-threads 1 -filter_threads 1 -ss 1");
+  });
+
+  it("stops a program that spins at its CPU-time limit, before the wall-clock timeout", async () => {
+    const { log, lines } = capturingLog();
+    const spinning = await script("spinning-ffmpeg", "while :; do :; done");
+    const started = Date.now();
+    const posters = createPosterMaker({
+      ffmpeg: spinning,
+      log,
+      limits: { cpuSeconds: 1, timeoutMs: 60_000 },
+    });
+    expect(await posters.poster(twoSeconds)).toBeUndefined();
+    // 1 s of CPU, however slowly the machine hands it out; far from the 60 s timeout
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(lines).toHaveLength(1);
+    expect(JSON.stringify(lines[0])).toContain("CPU-time limit");
+  });
+
+  it("without prlimit, makes no poster and says how to fix it, once", async () => {
+    const { log, lines } = capturingLog();
+    const posters = createPosterMaker({
+      ffmpeg: "ffmpeg",
+      log,
+      limits: { prlimit: "prlimit-not-installed" },
+    });
+    expect(await posters.poster(twoSeconds)).toBeUndefined();
+    expect(await posters.poster(twoSeconds)).toBeUndefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.msg).toContain("prlimit (util-linux) not found");
+  });
+
+  it("skips the poster of a video beyond the slots and queue, with a warning", async () => {
+    const { log, lines } = capturingLog();
+    const posters = createPosterMaker({ ffmpeg: "ffmpeg", log, limits: { slots: 1, queue: 0 } });
+    const frames = await Promise.all([posters.poster(twoSeconds), posters.poster(twoSeconds)]);
+    expect(frames.filter((f) => f instanceof Buffer)).toHaveLength(1);
+    expect(lines.map((l) => l.msg)).toEqual(["no video poster: too many videos at once"]);
   });
 
   it("stops reading a program that writes without end", async () => {
