@@ -1,5 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -27,8 +36,13 @@ describe("npm start", () => {
     const dataDir = path.join(work, "postgres");
     const pgPort = await freePort();
     dev.database = { embedded: { dataDir, port: pgPort, database: "sidecars" } };
+    const ports = {
+      http: await freePort(),
+      httpInternal: await freePort(),
+      auth: await freePort(),
+      buddies: await freePort(),
+    };
     writeFileSync(path.join(configDir, "development.json"), JSON.stringify(dev));
-    const ports = { http: await freePort(), auth: await freePort(), buddies: await freePort() };
 
     let output = "";
     const t0 = Date.now();
@@ -43,6 +57,7 @@ describe("npm start", () => {
         PM2_HOME: path.join(work, "pm2"),
         SIDECARS_LOG_DIR: path.join(work, "log"),
         HTTP_UTILITY_PORT: String(ports.http),
+        HTTP_UTILITY_INTERNAL_PORT: String(ports.httpInternal), // MongooseIM's hooks, a port of their own
         AUTH_PORT: String(ports.auth),
         BUDDIES_ADMIN_PORT: String(ports.buddies),
       },
@@ -57,6 +72,7 @@ describe("npm start", () => {
 
     await Promise.all([
       waitForOk(`http://127.0.0.1:${ports.http}/readyz`, 60_000),
+      waitForOk(`http://127.0.0.1:${ports.httpInternal}/readyz`, 60_000),
       waitForOk(`http://127.0.0.1:${ports.auth}/readyz`, 60_000),
       waitForOk(`http://127.0.0.1:${ports.buddies}/readyz`, 60_000),
     ]).catch((err) => {
@@ -71,6 +87,10 @@ describe("npm start", () => {
     expect(statSync(secret).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(secret)).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(ROOT, "var")).mode & 0o001).toBe(0o001);
+    // what pm2 and the services write is not for other users of the machine (umask 027)
+    const logs = readdirSync(path.join(work, "log"));
+    expect(logs.length).toBeGreaterThan(0);
+    for (const f of logs) expect(statSync(path.join(work, "log", f)).mode & 0o007, f).toBe(0);
 
     // the embedded database holds the migrated schema, and its credentials are private
     const db = new EmbeddedDatabase({ dataDir, port: pgPort, database: "sidecars" });

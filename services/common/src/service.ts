@@ -13,16 +13,27 @@ export interface ServiceContext {
   pool: Pool;
 }
 
+export interface ListenOptions {
+  host: string;
+  port: number;
+  portEnv?: string;
+  rawRequestBytes?: boolean;
+  tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
+}
+
 export interface ServiceDefinition {
   name: string;
-  listen: (config: Config) => {
-    host: string;
-    port: number;
-    portEnv: string;
-    rawRequestBytes?: boolean;
-    tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
-  };
+  listen: (config: Config) => ListenOptions & { portEnv: string };
   createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
+  /**
+   * A second listener, for endpoints that only local processes may reach (http-utility's MongooseIM hooks):
+   * its own port, its own app, built after `createApp` (so it may share what that one built). In a pm2 cluster
+   * every worker listens on both ports, the primary sharing each among them.
+   */
+  internal?: {
+    listen: (config: Config) => ListenOptions;
+    createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
+  };
   /** Runs once the server listens, with its URL (the buddies runner advertises it to the cluster). */
   onListening?: (ctx: ServiceContext, url: string) => void | Promise<void>;
   /** Extra work at SIGHUP (e.g. reloading domains), after the certificates. */
@@ -33,6 +44,8 @@ export interface ServiceDefinition {
 
 export interface StartedService extends ServiceContext {
   server: RunningServer;
+  /** The internal listener, when the service has one. */
+  internalServer?: RunningServer;
   shutdown: (signal?: string) => Promise<void>;
 }
 
@@ -57,6 +70,9 @@ export async function startService(
   const config = loadConfig({ env });
   const log = createLogger(config, def.name);
   const url = await resolveDatabaseUrl(config, log);
+  // what the service writes from here on (media, scratch files) is not for other users of the machine; the
+  // embedded PostgreSQL, which runs as another user, was started just above and keeps its own
+  process.umask(0o027);
   const pool = createPool(config, url, log);
   try {
     await checkDatabase(pool, url);
@@ -69,21 +85,39 @@ export async function startService(
       keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
       log,
     });
-    log.info({ url: server.url, env: config.env }, `${def.name} listening`);
+    let internalServer: RunningServer | undefined;
+    if (def.internal) {
+      try {
+        const internalApp = await def.internal.createApp(ctx);
+        internalServer = await startServer(internalApp, {
+          name: `${def.name} (internal)`,
+          ...def.internal.listen(config),
+          keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
+          log,
+        });
+      } catch (err) {
+        await server.close(0);
+        throw err;
+      }
+    }
+    log.info({ url: server.url, internalUrl: internalServer?.url, env: config.env }, `${def.name} listening`);
     await def.onListening?.(ctx, server.url);
 
     let done: Promise<void> | undefined;
     const shutdown = (signal = "shutdown") => {
       done ??= (async () => {
         log.info({ signal }, "shutting down: finishing in-flight requests");
-        await server.close(config.shutdown.timeoutMs);
+        await Promise.all([
+          server.close(config.shutdown.timeoutMs),
+          internalServer?.close(config.shutdown.timeoutMs),
+        ]);
         await def.onShutdown?.(ctx);
         await pool.end();
         log.info("stopped");
       })();
       return done;
     };
-    return { ...ctx, server, shutdown };
+    return { ...ctx, server, ...(internalServer ? { internalServer } : {}), shutdown };
   } catch (err) {
     await pool.end().catch(() => {});
     throw err;

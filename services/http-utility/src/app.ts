@@ -1,5 +1,6 @@
-import express, { type Express } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import type { AuthApi } from "../../common/src/auth/auth-core.ts";
+import { HttpError } from "../../common/src/errors.ts";
 import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
 import type { Metrics } from "../../common/src/http/metrics.ts";
 import type { ServiceContext } from "../../common/src/service.ts";
@@ -27,11 +28,36 @@ export interface AppDeps extends ServiceContext {
 
 const BODY_LIMIT = "256kb";
 
-/** The http-utility app (legacy-api.md): built from its dependencies, never listening by itself. */
+const proxyWithoutForwardedFor = () =>
+  new HttpError(
+    400,
+    "missing_forwarded_for",
+    "This request came through a trusted proxy (services.httpUtility.trustProxy) without X-Forwarded-For: the proxy must append the client's address (nginx: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; see docs/operations.md).",
+  );
+
+/**
+ * A proxy the operator trusts that does not say who its client is (nginx's default config, stunnel, haproxy
+ * in TCP mode) would make every client look like the proxy: one shared per-address limit for everyone. So
+ * such a request is refused rather than counted as the proxy's own.
+ */
+function requireForwardedFor(trusted: (address: string, hop: number) => boolean): RequestHandler {
+  return (req, _res, next) => {
+    const address = req.socket.remoteAddress;
+    const named = req.headers["x-forwarded-for"];
+    next(address !== undefined && trusted(address, 0) && !named ? proxyWithoutForwardedFor() : undefined);
+  };
+}
+
+/**
+ * The http-utility app (legacy-api.md): built from its dependencies, never listening by itself. It is the
+ * public listener's: MongooseIM's endpoints are on the internal one (`createHttpUtilityInternalApp`) and
+ * answer 404 here, whatever a request's headers say.
+ */
 export function createHttpUtilityApp(deps: AppDeps): Express {
   const { config } = deps;
   const app = createBaseApp({ service: "http-utility", ...deps });
   app.set("trust proxy", config.services.httpUtility.trustProxy);
+  app.use(requireForwardedFor(app.get("trust proxy fn")));
   const callers = createCallers({ core: deps.core, apiKeys: config.services.httpUtility.apiKeys });
 
   const api = express.Router();
@@ -41,11 +67,22 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   api.use("/minimum_app_version", appVersionRouter(deps));
   api.use("/notifications", deviceRoutes({ ...deps, ...deps.push, callers }));
   api.use("/notifications", sendRoutes({ ...deps, ...deps.push, callers }));
-  // MongooseIM's hooks read their bodies themselves (2.1.0 sends unencoded forms): before the parsers
-  app.use(mongooseImRoutes({ ...deps, notifier: deps.push.notifier }));
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
   app.use("/api/v1/attachments", attachmentsRouter({ ...deps, ...deps.media, media: config.media, callers }));
   app.use("/api/v1", api);
   app.use("/api/docs", apiDocsRouter());
+  return finishApp(app, deps.log);
+}
+
+/**
+ * The internal listener's app (`services.httpUtility.internal`, loopback by default): MongooseIM's message
+ * hook and the MongoosePush API, which MongooseIM calls without credentials. Who may call is decided on the
+ * connection's address (`push.hooks.allow`); no proxy is trusted here, so X-Forwarded-For means nothing.
+ */
+export function createHttpUtilityInternalApp(
+  deps: Pick<AppDeps, "config" | "log" | "pool" | "push" | "metrics">,
+): Express {
+  const app = createBaseApp({ service: "http-utility", ...deps });
+  app.use(mongooseImRoutes({ ...deps, notifier: deps.push.notifier }));
   return finishApp(app, deps.log);
 }

@@ -1,14 +1,16 @@
 import { type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../common/src/config/load.ts";
+import type { Metrics } from "../../common/src/http/metrics.ts";
 import { createMetrics } from "../../common/src/http/metrics.ts";
 import { runService } from "../../common/src/service.ts";
-import { createHttpUtilityApp } from "./app.ts";
+import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
 import { createPushDeps, type PushDeps } from "./notifications/push-deps.ts";
 
 let core: AuthCore | undefined;
 let media: MediaDeps | undefined;
 let push: PushDeps | undefined;
+let metrics: Metrics | undefined;
 
 await runService({
   name: "http-utility",
@@ -19,11 +21,19 @@ await runService({
     tls: config.services.httpUtility.tls,
   }),
   async createApp(ctx) {
-    const metrics = createMetrics("http-utility");
+    metrics = createMetrics("http-utility");
     core = await createAuthCore({ ...ctx, metrics: metrics.registry });
     media = await createMediaDeps(ctx.config, ctx.log);
     push = await createPushDeps(ctx, { metrics: metrics.registry });
     return createHttpUtilityApp({ ...ctx, core, media, push, metrics });
+  },
+  // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
+  internal: {
+    listen: (config) => ({ ...config.services.httpUtility.internal, portEnv: "HTTP_UTILITY_INTERNAL_PORT" }),
+    createApp(ctx) {
+      if (!push) throw new Error("http-utility: the internal app is built after the public one");
+      return createHttpUtilityInternalApp({ ...ctx, push, ...(metrics ? { metrics } : {}) });
+    },
   },
   // SIGHUP: domains (authenticators) from the config files as they are now
   async onReload(ctx) {

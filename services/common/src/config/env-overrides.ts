@@ -14,6 +14,11 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { name: "AUTH_BASIC_AUTH", path: ["services", "auth", "basicAuth"], type: "string", secret: true },
   { name: "LOG_LEVEL", path: ["log", "level"], type: "string" },
   { name: "HTTP_UTILITY_PORT", path: ["services", "httpUtility", "port"], type: "port" },
+  {
+    name: "HTTP_UTILITY_INTERNAL_PORT",
+    path: ["services", "httpUtility", "internal", "port"],
+    type: "port",
+  },
   { name: "AUTH_PORT", path: ["services", "auth", "port"], type: "port" },
   { name: "BUDDIES_ADMIN_PORT", path: ["services", "buddies", "port"], type: "port" },
 ];

@@ -53,6 +53,14 @@ export const pushSchema = z
       .max(1000)
       .default(10)
       .describe("devices per user and app; registering one more forgets the least recently registered"),
+    tokenMoveAfterDays: z
+      .number()
+      .min(0)
+      .max(3650)
+      .default(30)
+      .describe(
+        "a token registered to another user moves to the caller without that device's `deviceSecret` only when its registration is older than this (docs/push.md)",
+      ),
     retry: z
       .object({
         attempts: z.number().int().min(1).max(10).default(3).describe("tries per token on 429 and 5xx"),
@@ -73,7 +81,9 @@ export const pushSchema = z
             z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "an IP address or CIDR block" }),
           )
           .default([])
-          .describe("addresses MongooseIM calls from (its hooks and MongoosePush API); loopback always may"),
+          .describe(
+            "addresses MongooseIM calls from (its hooks and MongoosePush API on the internal listener), checked on the connection, never a header; loopback always may",
+          ),
       })
       .strict()
       .prefault({}),
@@ -81,6 +91,12 @@ export const pushSchema = z
       .object({
         attempts: z.number().int().min(1).max(20).default(5).describe("tries to deliver a reply or resolve"),
         timeoutMs: z.number().int().min(100).default(5000).describe("bound on one try"),
+        allowTargets: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            "callbackUrl hosts, IP addresses or CIDR blocks allowed although loopback, private or link-local (every other special-use address is refused)",
+          ),
       })
       .strict()
       .prefault({}),

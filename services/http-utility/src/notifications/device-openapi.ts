@@ -54,14 +54,20 @@ export const paths: ZodOpenApiPathsObject = {
     summary: "Register a device token of the caller",
     description:
       "Idempotent: registering a token again makes it the caller's most recently registered device. A token " +
-      "(per `service`) belongs to one user: registered by another, it moves to the caller and its badge " +
-      "restarts at 0. A user keeps at most `push.maxTokensPerUser` (10 by default) tokens per app; one more " +
-      "forgets the least recently registered. `app` defaults to `push.domains.<caller's domain>.app`.",
+      "(per `service`) belongs to one user: registered to another, it moves to the caller (badge back to 0) " +
+      "only with the `deviceSecret` it was registered with (the same app install) or once that registration " +
+      "is older than `push.tokenMoveAfterDays` (30 by default); otherwise 409 token_in_use. The answer never " +
+      "tells whether or whose the token was before. A user keeps at most `push.maxTokensPerUser` (10 by " +
+      "default) tokens per app; one more forgets the least recently registered. `app` defaults to " +
+      "`push.domains.<caller's domain>.app`.",
     body: storeTokenBody,
     answer: storeTokenAnswer,
     answered: "Stored",
     errors: {
       "403": notYours(" (legacy apps send their msisdn)"),
+      "409": errorResponse(
+        "token_in_use: the token is registered to another account and neither `deviceSecret` matches nor is that registration older than `push.tokenMoveAfterDays`; nothing was changed",
+      ),
       "422": errorResponse(
         "no_app: no `app` was sent and the operator configured none for the caller's domain (`push.domains.<domain>.app`); unknown_app: the app has no entry in `push.apps`",
       ),

@@ -25,7 +25,7 @@ import {
 } from "./token-store.ts";
 
 /**
- * An app user's devices and channels (legacy-api.md "Notifications"): register and forget device tokens,
+ * An app user's devices and channels (legacy-api.md "Notifications", docs/push.md "Tokens"): register and forget device tokens,
  * reset the badge, subscribe to broadcast channels. Each acts on the caller's own account only; `node` (and
  * `domain`) are what the legacy apps send, checked against the caller's JID rather than trusted.
  */
@@ -56,6 +56,13 @@ const unknownApp = (app: string) =>
     422,
     "unknown_app",
     `The app "${app}" has no push credentials here: send one of the configured apps, or ask the operator to add push.apps."${app}".`,
+  );
+/** Says neither whose the token is nor when it was registered: only what the caller can do. */
+export const tokenInUse = (moveAfterDays: number) =>
+  new HttpError(
+    409,
+    "token_in_use",
+    `This device token is registered to another account. Send the deviceSecret this app install registered it with, or register it again once that registration is ${moveAfterDays} days old without renewal.`,
   );
 const notYourToken = () =>
   new HttpError(404, "not_found", "No such token among your devices: register it with store_token first.");
@@ -90,18 +97,21 @@ export function deviceRoutes(deps: DeviceRoutesDeps): Router {
   router.post(
     "/store_token",
     callers.app,
-    validated({ body: storeTokenBody }, async ({ body }, _req, res) => {
+    validated({ body: storeTokenBody }, async ({ body }, req, res) => {
       const jid = owner(res, body.node);
       const app = appOf(jid, body.app);
       const r = await registerToken(
         pool,
         { ...jid, service: body.service, token: body.token, app },
         push.maxTokensPerUser,
+        { moveAfterDays: push.tokenMoveAfterDays, deviceSecret: body.deviceSecret },
       );
+      if (r.outcome === "refused") throw tokenInUse(push.tokenMoveAfterDays);
+      // whose it was is for the operator debugging a device, never for the caller (nor for info logs)
+      if (r.outcome === "moved") req.log?.debug({ service: body.service, from: r.from }, "push token moved");
       const answer: StoreTokenAnswer = {
         stored: true,
-        outcome: r.outcome,
-        moved: r.outcome === "moved",
+        outcome: r.outcome === "refreshed" ? "refreshed" : "new",
         app,
         evicted: r.evicted,
       };

@@ -74,7 +74,30 @@ const domain = z
   .regex(/^[a-z0-9.-]+$/, "may contain letters, digits, dots and dashes only")
   .meta({ description: "the caller's own XMPP domain (default: that domain)" });
 
-export const storeTokenBody = z.object({ node, token, service, app: app.optional() });
+/**
+ * The proof that a registration comes from the device a token was registered from (docs/push.md "Tokens"):
+ * a random value the app makes once per install and keeps in its private storage. Stored as its SHA-256.
+ */
+export const deviceSecret = z
+  .string({ error: mustBe("a string") })
+  .min(
+    16,
+    "is shorter than 16 characters: send a random value of at least 128 bits (e.g. 32 random bytes, base64url)",
+  )
+  .max(200, "is longer than 200 characters")
+  .regex(/^[\x21-\x7e]+$/, "may contain printable ASCII only")
+  .meta({
+    description:
+      "a random secret this app install made once and sends with every registration (at least 16 characters); lets the token move to another account registered from the same install",
+  });
+
+export const storeTokenBody = z.object({
+  node,
+  token,
+  service,
+  app: app.optional(),
+  deviceSecret: deviceSecret.optional(),
+});
 export const deleteTokenBody = z.object({ node, token });
 export const deleteAllTokensBody = z.object({ node });
 export const resetBadgeBody = z.object({
@@ -85,11 +108,10 @@ export const channelBody = z.object({ node, channel, domain: domain.optional() }
 
 export const storeTokenAnswer = z.object({
   stored: z.literal(true),
-  outcome: z.enum(["new", "refreshed", "moved"]).meta({
+  outcome: z.enum(["new", "refreshed"]).meta({
     description:
-      "`new`: a token not known before; `refreshed`: the caller's already (registered again: now their most recent device); `moved`: it was another user's and is now the caller's, badge back to 0",
+      "`refreshed`: the caller's already (registered again: now their most recent device); `new`: the caller's from now on. Whether the token was anybody's before is never told",
   }),
-  moved: z.boolean().meta({ description: "true when the token was another user's (`outcome` is `moved`)" }),
   app: z.string().meta({ description: "the app the token is stored under" }),
   evicted: z.number().int().meta({
     description:

@@ -4,13 +4,14 @@ import { errorResponse, security } from "../openapi/components.ts";
 import { deviceParams, documentedChatHook, mongoosePushBody, reasonAnswer } from "./mongooseim-schema.ts";
 
 /**
- * The OpenAPI paths of what MongooseIM calls (mongooseim-routes.ts). None takes credentials: each answers
- * loopback and `push.hooks.allow` addresses only. `paths` is under /api/v1; `mongoosePushPaths` are where
+ * The OpenAPI paths of what MongooseIM calls (mongooseim-routes.ts), served on the internal listener only
+ * (`services.httpUtility.internal`). None takes credentials: each answers loopback and `push.hooks.allow`
+ * addresses only, on the connection's address. `paths` is under /api/v1; `mongoosePushPaths` are where
  * MongoosePush has them (`/v2/…`, `/v3/…`), outside /api/.
  */
 
 const forbidden = errorResponse(
-  "forbidden_address: the caller is neither loopback nor in `push.hooks.allow` (X-Forwarded-For counts behind a trusted proxy)",
+  "forbidden_address: the connection comes neither from loopback nor from `push.hooks.allow` (X-Forwarded-For never counts)",
 );
 
 export const paths: ZodOpenApiPathsObject = {
@@ -23,7 +24,8 @@ export const paths: ZodOpenApiPathsObject = {
         "in the background (title: the author, body: the message cut to 200 characters, data " +
         '`{ "type": "chat", "from": "author@server" }`, grouped per sender). 2.1.0 does not encode the ' +
         "values: everything after the first `&message=` is the message, taken as it is unless it is cleanly " +
-        "form-encoded (6.x). Loopback and `push.hooks.allow` only.",
+        "form-encoded (6.x). On the internal listener only (`services.httpUtility.internal`, 127.0.0.1:3001 by " +
+        "default; 404 on the public one), from loopback and `push.hooks.allow`.",
       security: security.public,
       requestBody: {
         required: true,
@@ -45,7 +47,8 @@ const mongoosePush: ZodOpenApiOperationObject = {
     "What `mod_push_service_mongoosepush` calls (v3; MongooseIM 2.1.0 calls v2, which behaves the same). " +
     "A device we never stored is pushed with the app whose `apns.bundleId` is the `topic` " +
     "(`<bundleId>.voip`: PushKit), else an app named in `tags`, else the only app with credentials for " +
-    "`service`. Errors answer `{ reason }` only, as MongoosePush does. Loopback and `push.hooks.allow` only.",
+    "`service`. Errors answer `{ reason }` only, as MongoosePush does. On the internal listener only " +
+    "(`services.httpUtility.internal`; 404 on the public one), from loopback and `push.hooks.allow`.",
   security: security.public,
   requestParams: { path: deviceParams },
   requestBody: { required: true, content: { "application/json": { schema: mongoosePushBody } } },

@@ -24,8 +24,10 @@ import { findToken, type TokenRow } from "./token-store.ts";
 /**
  * What MongooseIM calls (../shared/mongooseim-contract.md §3, §4): its chat-message hook, answered at once
  * and pushed in the background, and the MongoosePush API of its XEP-0357 push, answered as MongoosePush
- * does. MongooseIM authenticates to neither, so both answer loopback and `push.hooks.allow` only. Mounted at
- * the app's root (the paths are absolute) BEFORE the /api/v1 body parsers: the hook reads its raw body.
+ * does. MongooseIM authenticates to neither, so both answer loopback and `push.hooks.allow` only, decided on
+ * the connection's address: never `req.ip`, which a trusted proxy's X-Forwarded-For sets, so that a header
+ * can never make a stranger local. Mounted on the internal listener's app only (app.ts), whose paths are
+ * absolute, with no body parser before it: the hook reads its raw body.
  */
 
 export const CHAT_HOOK_PATH = "/api/v1/mongooseim/messages";
@@ -120,12 +122,18 @@ async function storedRow(pool: Pool, b: MongoosePushBody, deviceId: string): Pro
   return undefined;
 }
 
+/** Lets through connections from loopback and `allow`; the socket's address, whatever the headers say. */
+export function fromAddresses(allow: readonly string[]): RequestHandler {
+  const allowed = createAllowList(allow);
+  return (req, _res, next) => {
+    const address = req.socket.remoteAddress;
+    next(allowed(address) ? undefined : forbiddenAddress(address));
+  };
+}
+
 export function mongooseImRoutes(deps: MongooseImDeps): Router {
   const { pool, notifier } = deps;
-  const allowed = createAllowList(deps.config.push.hooks.allow);
-  const fromMongooseIm: RequestHandler = (req, _res, next) => {
-    next(allowed(req.ip) ? undefined : forbiddenAddress(req.ip));
-  };
+  const fromMongooseIm = fromAddresses(deps.config.push.hooks.allow);
   const router = Router();
 
   router.post(

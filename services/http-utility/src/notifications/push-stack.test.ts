@@ -14,7 +14,7 @@ import { loadConfig } from "../../../common/src/config/load.ts";
 import type { Config } from "../../../common/src/config/schema.ts";
 import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
 import { addUser } from "../../../common/src/users/web-users.ts";
-import { createHttpUtilityApp } from "../app.ts";
+import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps, type PushDeps } from "./push-deps.ts";
 
@@ -60,7 +60,9 @@ let db: TestDatabase;
 let core: AuthCore;
 let push: PushDeps;
 let server: RunningServer;
+let internal: RunningServer;
 let base: string;
+let internalBase: string;
 
 beforeAll(async () => {
   dns = refuseDns();
@@ -121,10 +123,18 @@ beforeAll(async () => {
   });
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}`;
+  internal = await startServer(createHttpUtilityInternalApp({ config, log, pool: db.pool, push }), {
+    name: "http-utility (internal)",
+    host: "127.0.0.1",
+    port: 0,
+    log,
+  });
+  internalBase = `http://127.0.0.1:${internal.port}`;
 });
 
 afterAll(async () => {
   await server?.close(100);
+  await internal?.close(100);
   await push?.close();
   await core?.close();
   await apns?.close();
@@ -154,7 +164,13 @@ async function call(
   } else if (o.raw !== undefined) {
     body = o.raw;
   }
-  const r = await fetch(`${base}${url}`, { method, headers, ...(body !== undefined && { body }) });
+  // MongooseIM's endpoints are served on the internal listener only, as main.ts serves them
+  const mongooseIm = /^\/(v2|v3)\/notification\/|^\/api\/v1\/mongooseim\//.test(url);
+  const r = await fetch(`${mongooseIm ? internalBase : base}${url}`, {
+    method,
+    headers,
+    ...(body !== undefined && { body }),
+  });
   const text = await r.text();
   return { status: r.status, body: text === "" ? undefined : JSON.parse(text) };
 }

@@ -86,7 +86,8 @@ async function relayWith(hookKey: string | undefined, buddies: string) {
   const relay = createRelay({
     boss,
     log,
-    relay: { attempts: ATTEMPTS, timeoutMs: TIMEOUT_MS },
+    // the callback server is on loopback: listed, as an operator lists an internal target
+    relay: { attempts: ATTEMPTS, timeoutMs: TIMEOUT_MS, allowTargets: ["127.0.0.1"] },
     buddiesUrl: buddies,
     hookKey,
     retryDelaySeconds: 1,

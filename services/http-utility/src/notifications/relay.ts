@@ -1,5 +1,6 @@
 import type { Job, PgBoss } from "pg-boss";
 import type { Config } from "../../../common/src/config/schema.ts";
+import { createOutboundPolicy, outboundRequest } from "../../../common/src/http/outbound-address.ts";
 import type { Logger } from "../../../common/src/logger.ts";
 
 /**
@@ -8,6 +9,8 @@ import type { Logger } from "../../../common/src/logger.ts";
  * buddies service). At least once: one durable pg-boss job per action, tried `push.relay.attempts` times
  * with backoff, each try bounded by `push.relay.timeoutMs`, a try lost to a restart retried by pg-boss.
  * The receiver may see an action twice and should key on `notificationId` and `at`.
+ * A callback URL is a backend's, given per notification: it reaches public addresses only, checked on the
+ * address connected to (outbound-address.ts), unless listed in `push.relay.allowTargets`.
  */
 
 export const RELAY_QUEUE = "push-relay";
@@ -69,9 +72,13 @@ export function createRelay(deps: RelayDeps): Relay {
   const { boss } = deps;
   const log = deps.log.child({ component: "relay" });
   const attempts = deps.relay.attempts;
+  const callbacks = createOutboundPolicy(deps.relay.allowTargets, "push.relay.allowTargets");
 
-  function target(origin: Origin): { url: string; headers: Record<string, string> } {
-    if (origin.kind === "url") return { url: origin.url, headers: {} };
+  /** A buddy's hook on the buddies service, which the operator configured (not a user's URL). */
+  function target(origin: Extract<Origin, { kind: "buddy" }>): {
+    url: string;
+    headers: Record<string, string>;
+  } {
     const at = origin.jid.lastIndexOf("@");
     const [username, domain] = [origin.jid.slice(0, at), origin.jid.slice(at + 1)];
     if (!deps.hookKey) {
@@ -86,6 +93,25 @@ export function createRelay(deps: RelayDeps): Relay {
   }
 
   async function deliver({ origin, action }: JobData): Promise<void> {
+    if (origin.kind === "url") {
+      let answer: { status: number };
+      try {
+        answer = await outboundRequest(origin.url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(action),
+          timeoutMs: deps.relay.timeoutMs,
+          policy: callbacks,
+          maxAnswerBytes: 64 * 1024,
+        });
+      } catch (err) {
+        throw new RelayError(`${describe(origin)} unreachable: ${(err as Error).message}`);
+      }
+      if (answer.status < 200 || answer.status > 299) {
+        throw new RelayError(`${describe(origin)} answered ${answer.status}`);
+      }
+      return;
+    }
     const { url, headers } = target(origin);
     let answer: Response;
     try {

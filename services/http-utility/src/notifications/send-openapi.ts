@@ -44,7 +44,9 @@ export const paths: ZodOpenApiPathsObject = {
         "honouring its Retry-After up to `push.retry.maxMs`; a device the provider says is gone is forgotten. " +
         "An alert without `badge` shows one more than the device's last count; a given `badge` becomes the " +
         "count. The notification's id is added to its data as `notificationId`; replies and resolves typed " +
-        "into it are relayed to `callbackUrl` or `buddy` when one is given.",
+        "into it are relayed to `callbackUrl` or `buddy` when one is given. `node` is taken as written: " +
+        "`+X` and `X` are two users. A `callbackUrl` reaches public addresses only, unless the operator " +
+        "lists it in `push.relay.allowTargets`.",
       security: security.server("push"),
       requestBody: json(sendBody),
       responses: {
@@ -52,7 +54,9 @@ export const paths: ZodOpenApiPathsObject = {
           description: "Pushed: one result per device (see `status`)",
           content: { "application/json": { schema: sendAnswer } },
         },
-        ...invalidRequest,
+        "400": errorResponse(
+          "invalid_request: a field is missing or wrong, named in the message as `<field>: <problem>`; invalid_body: the body is not valid JSON; forbidden_callback: `callbackUrl` names a loopback, private, link-local or other special-use address",
+        ),
         "404": errorResponse("no_tokens: the user has no registered device (or none with that token)"),
       },
     },

@@ -77,6 +77,8 @@ beforeAll(async () => {
     env: { APP_ENV: "test" },
     overrides: {
       domains: { "oyo.test": { scramIterations: 4096 } },
+      // the callback server of these tests is on loopback: listed, as an operator lists an internal target
+      push: { relay: { allowTargets: ["127.0.0.1"] } },
       services: {
         httpUtility: {
           apiKeys: {
@@ -121,7 +123,7 @@ beforeAll(async () => {
   relay = createRelay({
     boss,
     log,
-    relay: { attempts: 2, timeoutMs: 1000 },
+    relay: { attempts: 2, timeoutMs: 1000, allowTargets: ["127.0.0.1"] },
     buddiesUrl: callbacks.url,
     hookKey: "bk_hook",
     retryDelaySeconds: 1,
@@ -141,7 +143,10 @@ beforeAll(async () => {
     ...parsers,
     sendRoutes({
       ...deps,
-      config: { domains: { "oyo.test": config.domains["oyo.test"] as Config["domains"][string] } },
+      config: {
+        domains: { "oyo.test": config.domains["oyo.test"] as Config["domains"][string] },
+        push: config.push,
+      },
     }),
   );
   finishApp(app, log);
@@ -273,18 +278,24 @@ describe("POST /send", () => {
     expect((await notificationRow(r.body.id)).origin).toEqual({ kind: "buddy", jid: "zabbix@oyo.test" });
   });
 
-  it("finds a user whose JID carries the + the msisdn was sent without, and the other way round", async () => {
+  it("pushes to the node exactly as written: `+X` and `X` are two accounts, neither falls back to the other", async () => {
     const plus = `+3069200${String(++devices).padStart(5, "0")}`;
     await storeToken(
       db.pool,
       { domain: "oyo.test", node: plus, service: "fcm", token: `fcm-${plus}`, app: "OyoChat" },
       10,
     );
-    const r = await send({ node: plus.slice(1), domain: "oyo.test", body: "x" });
+    const bare = await send({ node: plus.slice(1), domain: "oyo.test", body: "x" });
+    expect(bare.status).toBe(404);
+    expect(bare.body.error.code).toBe("no_tokens");
+    expect(fcm.pushesTo(`fcm-${plus}`)).toEqual([]);
+    const r = await send({ node: plus, domain: "oyo.test", body: "x" });
     expect(r.status).toBe(200);
     expect((await notificationRow(r.body.id)).node).toBe(plus);
-    const { node } = await userWith("fcm");
-    expect((await send({ node: `+${node}`, domain: "oyo.test", body: "x" })).status).toBe(200);
+    const { node, tokens } = await userWith("fcm");
+    const plused = await send({ node: `+${node}`, domain: "oyo.test", body: "x" });
+    expect(plused.status).toBe(404);
+    expect(fcm.pushesTo(tokens[0] as string)).toEqual([]);
   });
 
   it("pushes to the one device named by token", async () => {

@@ -3,6 +3,7 @@ import { type Response, Router } from "express";
 import type { Config } from "../../../common/src/config/schema.ts";
 import type { Pool } from "../../../common/src/db/pool.ts";
 import { HttpError } from "../../../common/src/errors.ts";
+import { createOutboundPolicy, OutboundRefused } from "../../../common/src/http/outbound-address.ts";
 import { validated } from "../../../common/src/http/validate.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import type { Broadcasts } from "./broadcast.ts";
@@ -41,11 +42,13 @@ const noOrigin = () =>
     "no_origin",
     "This notification was sent without callbackUrl or buddy: there is nowhere to relay to.",
   );
+const refusedCallback = (why: string) =>
+  new HttpError(400, "forbidden_callback", `callbackUrl: ${why} (docs/security.md).`);
 const noBroadcast = () => new HttpError(404, "not_found", "No such broadcast: check the id.");
 
 export interface SendRoutesDeps {
   pool: Pool;
-  config: Pick<Config, "domains">;
+  config: Pick<Config, "domains" | "push">;
   callers: Callers;
   notifier: Notifier;
   broadcasts: Broadcasts;
@@ -55,6 +58,21 @@ export interface SendRoutesDeps {
 export function sendRoutes(deps: SendRoutesDeps): Router {
   const { pool, callers, notifier, broadcasts, relay } = deps;
   const router = Router();
+  const callbacks = createOutboundPolicy(deps.config.push.relay.allowTargets, "push.relay.allowTargets");
+
+  /**
+   * A callbackUrl whose host is a special-use address literal is refused now, while the backend can hear it;
+   * a name is resolved and checked when relaying (relay.ts), where DNS cannot answer otherwise later.
+   */
+  function checkCallback(url: string | undefined): void {
+    if (url === undefined) return;
+    try {
+      callbacks.checkUrl(url);
+    } catch (err) {
+      if (err instanceof OutboundRefused) throw refusedCallback(err.message);
+      throw err;
+    }
+  }
 
   /** The domain named, or the only one this server serves. */
   function domainOf(given: string | undefined): string {
@@ -74,15 +92,12 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
   }
 
   /**
-   * The user a push is for: the node as given or, when that one has no devices, the same msisdn written
-   * the other way (a JID's user part may or may not carry the `+` a backend writes or leaves out).
+   * The user a push is for: exactly the node given. `+X` and `X` are two accounts (two JIDs): falling back
+   * from one spelling to the other would push one user's notifications to another's devices.
    */
   async function recipient(domain: string, node: string, token: string | undefined) {
-    const other = node.startsWith("+") ? node.slice(1) : `+${node}`;
-    for (const candidate of [node, other]) {
-      const owner = { domain, node: candidate };
-      if ((await tokensOf(pool, owner, token)).length > 0) return owner;
-    }
+    const owner = { domain, node };
+    if ((await tokensOf(pool, owner, token)).length > 0) return owner;
     throw noTokens(node, domain, token);
   }
 
@@ -90,6 +105,7 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
     "/send",
     callers.server("push"),
     validated({ body: sendBody }, async ({ body }, _req, res) => {
+      checkCallback(body.callbackUrl);
       const owner = await recipient(domainOf(body.domain), body.node, body.token);
       const id = randomUUID();
       await pool.query("INSERT INTO push_notifications (id, domain, node, origin) VALUES ($1, $2, $3, $4)", [

@@ -1,12 +1,15 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import DataLoader from "dataloader";
 import type { Pool } from "../../../common/src/db/pool.ts";
 import { inTransaction } from "../../../common/src/db/transaction.ts";
 import type { PushService } from "../push/sender.ts";
 
 /**
- * Device tokens (`push_tokens`) and channel subscriptions. A token is unique per service: registering it
- * again, by anyone, makes it that user's (a phone changes hands, an app is reinstalled under another
- * number), and a user keeps at most `max` devices per app, the least recently registered going first.
+ * Device tokens (`push_tokens`) and channel subscriptions. A token is unique per service. It moves from one
+ * user to another (a phone changes hands, an app is reinstalled under another number) only with the proof
+ * of the same device, the `deviceSecret` its app registered it with, or once the old registration is older
+ * than `moveAfterDays` (docs/push.md "Tokens"); otherwise anyone who learnt a token could take over another
+ * user's notifications. A user keeps at most `max` devices per app, the least recently registered going first.
  */
 
 export interface TokenRow {
@@ -23,38 +26,83 @@ export interface Owner {
   node: string;
 }
 
-/** What registering a token did: `new` token, `refreshed` (the owner's already), `moved` from another user. */
+/**
+ * What registering a token did: `new` token, `refreshed` (the owner's already), `moved` from another user,
+ * `refused` (another user's, without the device's proof and not old enough: nothing changed). Only `new` and
+ * `refreshed` may reach a caller: the others tell that the token was somebody's.
+ */
 export interface Registration {
-  outcome: "new" | "refreshed" | "moved";
-  /** The user it was taken from, when `moved`. */
+  outcome: "new" | "refreshed" | "moved" | "refused";
+  /** The user it was taken from, when `moved`: for a debug log line, never for an answer. */
   from?: Owner;
   /** The owner's tokens of that app forgotten to stay within `max`. */
   evicted: number;
 }
 
+/** When a token registered to another user may move to the caller. */
+export interface MoveRule {
+  /** A registration older than this many days moves without proof. */
+  moveAfterDays: number;
+  /** The secret the caller's app keeps for this install; proves the same device when it matches the stored one. */
+  deviceSecret?: string | undefined;
+}
+
+const secretHash = (secret: string) => createHash("sha256").update(secret, "utf8").digest();
+
+function sameDevice(storedHex: string | null, secret: string | undefined): boolean {
+  if (storedHex === null || secret === undefined) return false;
+  const stored = Buffer.from(storedHex, "hex");
+  const given = secretHash(secret);
+  return stored.length === given.length && timingSafeEqual(stored, given);
+}
+
 /**
  * Registers (or re-registers) a token for `owner` and forgets their least recently registered tokens of that
- * app beyond `max`; the token just registered is always kept. One transaction: a concurrent registration
- * never sees the owner over the cap, and a failure stores nothing.
+ * app beyond `max`; the token just registered is always kept. With a `rule`, a token of another user moves
+ * only as the rule allows; without one (seeding, tests) it always moves. One transaction: a concurrent
+ * registration never sees the owner over the cap, and a failure or a refusal stores nothing.
  */
 export async function registerToken(
   pool: Pool,
   t: Owner & { service: PushService; token: string; app: string },
   max: number,
+  rule?: MoveRule,
 ): Promise<Registration> {
   return inTransaction(pool, async (client) => {
-    // the row as it was (same snapshot as the upsert): whose the token was before
-    const { rows } = await client.query<{ inserted: boolean; domain: string | null; node: string | null }>(
-      `WITH previous AS (SELECT domain, node FROM push_tokens WHERE service = $1 AND token = $2),
-       upserted AS (
-         INSERT INTO push_tokens AS p (service, token, app, domain, node) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
-           node = EXCLUDED.node, updated_at = now(),
-           badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END
-         RETURNING (xmax = 0) AS inserted)
-       SELECT u.inserted, p.domain, p.node FROM upserted u LEFT JOIN previous p ON true`,
-      [t.service, t.token, t.app, t.domain, t.node],
+    const { rows: before } = await client.query<{
+      domain: string;
+      node: string;
+      secret: string | null;
+      stale: boolean;
+    }>(
+      `SELECT domain, node, device_secret_sha256 AS secret,
+         updated_at < now() - make_interval(secs => $3::float8 * 86400) AS stale
+       FROM push_tokens WHERE service = $1 AND token = $2 FOR UPDATE`,
+      [t.service, t.token, rule?.moveAfterDays ?? 0],
     );
+    const previous = before[0];
+    const other = previous !== undefined && (previous.domain !== t.domain || previous.node !== t.node);
+    const mayMove =
+      rule === undefined || (other && (previous.stale || sameDevice(previous.secret, rule.deviceSecret)));
+    if (other && !mayMove) return { outcome: "refused", evicted: 0 };
+    const secret = rule?.deviceSecret === undefined ? null : secretHash(rule.deviceSecret).toString("hex");
+    // the conflict's update is guarded too: a row another registration inserted since our read moves only
+    // when the rule lets any registration move (no rule)
+    const { rows } = await client.query<{ inserted: boolean }>(
+      `INSERT INTO push_tokens AS p (service, token, app, domain, node, device_secret_sha256)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
+         node = EXCLUDED.node, updated_at = now(),
+         badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END,
+         device_secret_sha256 = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node
+           THEN COALESCE(EXCLUDED.device_secret_sha256, p.device_secret_sha256)
+           ELSE EXCLUDED.device_secret_sha256 END
+       WHERE (p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node) OR $7::boolean
+       RETURNING (xmax = 0) AS inserted`,
+      [t.service, t.token, t.app, t.domain, t.node, secret, mayMove],
+    );
+    const row = rows[0];
+    if (!row) return { outcome: "refused", evicted: 0 };
     const evicted = await client.query(
       `DELETE FROM push_tokens WHERE (service, token) IN (
          SELECT service, token FROM push_tokens WHERE domain = $1 AND node = $2 AND app = $3
@@ -62,19 +110,15 @@ export async function registerToken(
          OFFSET $4)`,
       [t.domain, t.node, t.app, max, t.service, t.token],
     );
-    const row = rows[0];
-    const before =
-      row?.domain != null && row.node != null ? { domain: row.domain, node: row.node } : undefined;
-    const moved = before !== undefined && (before.domain !== t.domain || before.node !== t.node);
     return {
-      outcome: row?.inserted ? "new" : moved ? "moved" : "refreshed",
-      ...(moved ? { from: before } : {}),
+      outcome: row.inserted ? "new" : other ? "moved" : "refreshed",
+      ...(other ? { from: { domain: previous.domain, node: previous.node } } : {}),
       evicted: evicted.rowCount ?? 0,
     };
   });
 }
 
-/** Registers (or re-registers) a token for `owner`; true when it was new or moved from another user. */
+/** Registers (or re-registers) a token for `owner`, moving it from anyone; true when new or moved. */
 export async function storeToken(
   pool: Pool,
   t: Owner & { service: PushService; token: string; app: string },

@@ -40,6 +40,10 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
+/** The test gateway listens on loopback: listed in allowTargets, as an operator lists a gateway of their own. */
+const gatewayOnLoopback = (options: Record<string, unknown>, d: SmsSenderDeps) =>
+  createHttpSender({ allowTargets: ["127.0.0.1"], ...options }, d);
+
 const deps: SmsSenderDeps = { domain: "oyo", env: "test", log: pino({ level: "silent" }) };
 const TO = "+306912345678";
 // quotes, an ampersand, a newline and non-ASCII: what breaks a template that does not encode
@@ -48,7 +52,7 @@ const CODE = "042917";
 
 async function sendWith(options: Record<string, unknown>): Promise<Seen> {
   seen.length = 0;
-  await createHttpSender(options, deps).send(TO, TEXT, CODE);
+  await gatewayOnLoopback(options, deps).send(TO, TEXT, CODE);
   expect(seen).toHaveLength(1);
   return seen[0] as Seen;
 }
@@ -125,13 +129,13 @@ describe("the http SMS sender", () => {
     });
     expect(req.headers.authorization).toBe("Bearer s3cr3t");
     expect(() =>
-      createHttpSender({ url: `${base}/s`, headerFiles: { Authorization: path.join(dir, "nope") } }, deps),
+      gatewayOnLoopback({ url: `${base}/s`, headerFiles: { Authorization: path.join(dir, "nope") } }, deps),
     ).toThrow(/headerFiles\.Authorization: cannot read .*nope \(ENOENT\)/);
   });
 
   it("fails on a non-2xx answer, saying what the gateway answered, without the code", async () => {
     answer = (res) => res.writeHead(400).end(`{"error":"rejected message 'Your code is ${CODE}'"}`);
-    const sender = createHttpSender({ url: `${base}/s`, json: { t: "{text}" } }, deps);
+    const sender = gatewayOnLoopback({ url: `${base}/s`, json: { t: "{text}" } }, deps);
     const failure = sender.send(TO, TEXT, CODE);
     await expect(failure).rejects.toMatchObject({ name: "SmsError" });
     await expect(failure).rejects.toThrow(
@@ -143,7 +147,7 @@ describe("the http SMS sender", () => {
   it("does not follow a redirect (a 3xx is not a sent message)", async () => {
     answer = (res) => res.writeHead(302, { location: `${base}/elsewhere` }).end();
     seen.length = 0;
-    await expect(createHttpSender({ url: `${base}/s` }, deps).send(TO, TEXT, CODE)).rejects.toThrow(
+    await expect(gatewayOnLoopback({ url: `${base}/s` }, deps).send(TO, TEXT, CODE)).rejects.toThrow(
       "SMS gateway answered 302",
     );
     expect(seen.map((s) => s.url)).toEqual(["/s"]);
@@ -152,14 +156,14 @@ describe("the http SMS sender", () => {
   it("gives up after timeoutMs, and when nothing listens", async () => {
     answer = () => {}; // never answers
     await expect(
-      createHttpSender({ url: `${base}/slow`, timeoutMs: 200 }, deps).send(TO, TEXT, CODE),
+      gatewayOnLoopback({ url: `${base}/slow`, timeoutMs: 200 }, deps).send(TO, TEXT, CODE),
     ).rejects.toThrow("SMS gateway did not answer within 200 ms");
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as { port: number }).port;
     await new Promise((r) => closed.close(r));
     await expect(
-      createHttpSender({ url: `http://127.0.0.1:${port}/` }, deps).send(TO, TEXT, CODE),
+      gatewayOnLoopback({ url: `http://127.0.0.1:${port}/` }, deps).send(TO, TEXT, CODE),
     ).rejects.toThrow("SMS gateway unreachable: ECONNREFUSED");
   });
 });

@@ -1,10 +1,16 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import {
+  createOutboundPolicy,
+  OutboundError,
+  type OutboundPolicy,
+  outboundRequest,
+} from "../../../common/src/http/outbound-address.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
 import {
-  callProvider,
   describeAnswer,
   fillTemplate,
+  type ProviderAnswer,
   SmsError,
   type TemplateValues,
   timeoutMsOption,
@@ -16,8 +22,15 @@ import type { SmsSender, SmsSenderDeps } from "./sender.ts";
  * Any SMS gateway with an HTTP API: a URL, a method, headers, and a body built from a template with `{to}`,
  * `{msisdn}`, `{text}` and `{code}`. A 2xx answer means sent; anything else (or no answer within
  * `timeoutMs`) is a failure. Placeholders are encoded for where they stand: URL-encoded in `url`, JSON-escaped
- * in `json`, form-encoded in `form`; `body` is a raw template, sent as it is.
+ * in `json`, form-encoded in `form`; `body` is a raw template, sent as it is. The gateway must be on a public
+ * address unless `allowTargets` lists it: the address connected to is checked, after DNS (outbound-address.ts).
  */
+/** Shared with twilio-sender.ts: the same option, the same meaning. */
+export const allowTargetsOption = z
+  .array(z.string().min(1))
+  .default([])
+  .describe("hosts, IP addresses or CIDR blocks allowed although loopback, private or link-local");
+
 const SAMPLE: TemplateValues = { to: "+306912345678", msisdn: "306912345678", text: "t", code: "123456" };
 
 export const httpSenderOptions = z
@@ -42,6 +55,7 @@ export const httpSenderOptions = z
     form: z.record(z.string(), z.string()).optional().describe("a form body (x-www-form-urlencoded)"),
     body: z.string().optional().describe("a raw body template; set its content-type in headers"),
     timeoutMs: timeoutMsOption,
+    allowTargets: allowTargetsOption,
   })
   .strict()
   .refine((o) => [o.json, o.form, o.body].filter((b) => b !== undefined).length <= 1, {
@@ -53,6 +67,30 @@ export const httpSenderOptions = z
   });
 
 export type HttpSenderOptions = z.infer<typeof httpSenderOptions>;
+
+/**
+ * gateway.ts's `callProvider`, through an outbound policy: a refused target fails like an unreachable one,
+ * with the reason and the option that would allow it in the operator's log.
+ */
+export async function callGuardedProvider(
+  name: string,
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string | undefined },
+  timeoutMs: number,
+  policy: OutboundPolicy,
+): Promise<ProviderAnswer> {
+  try {
+    return await outboundRequest(url, { ...init, timeoutMs, policy });
+  } catch (err) {
+    if (err instanceof OutboundError && err.reason === "timeout") {
+      throw new SmsError(`${name} did not answer within ${timeoutMs} ms`);
+    }
+    if (err instanceof OutboundError && err.reason === "refused") {
+      throw new SmsError(`${name} refused: ${err.message}`);
+    }
+    throw new SmsError(`${name} unreachable: ${(err as Error).message}`);
+  }
+}
 
 /** Every string of a JSON template (keys excluded), depth first. */
 function strings(value: unknown): string[] {
@@ -75,8 +113,12 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
   return Object.keys(headers).some((h) => h.toLowerCase() === name);
 }
 
-export function createHttpSender(options: Record<string, unknown>, _deps: SmsSenderDeps): SmsSender {
+export function createHttpSender(options: Record<string, unknown>, deps: SmsSenderDeps): SmsSender {
   const o = httpSenderOptions.parse(options);
+  const policy = createOutboundPolicy(
+    o.allowTargets,
+    `domains.${deps.domain}.registration.sms.options.allowTargets`,
+  );
   const templates = [o.url, ...strings(o.json), ...Object.values(o.form ?? {}), o.body ?? ""];
   const unknown = [...new Set(templates.flatMap(unknownPlaceholders))];
   if (unknown.length > 0) {
@@ -107,7 +149,13 @@ export function createHttpSender(options: Record<string, unknown>, _deps: SmsSen
         ).toString();
       } else if (o.body !== undefined) body = fillTemplate(o.body, values);
       const url = fillTemplate(o.url, values, encodeURIComponent);
-      const answer = await callProvider("SMS gateway", url, { method: o.method, headers, body }, o.timeoutMs);
+      const answer = await callGuardedProvider(
+        "SMS gateway",
+        url,
+        { method: o.method, headers, body },
+        o.timeoutMs,
+        policy,
+      );
       if (answer.status < 200 || answer.status > 299) {
         throw new SmsError(`SMS gateway answered ${answer.status}: ${describeAnswer(answer.body, code)}`);
       }

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { createOutboundPolicy } from "../../../common/src/http/outbound-address.ts";
 import { fromRoot } from "../../../common/src/paths.ts";
-import { callProvider, describeAnswer, SmsError, timeoutMsOption } from "./gateway.ts";
+import { describeAnswer, SmsError, timeoutMsOption } from "./gateway.ts";
+import { allowTargetsOption, callGuardedProvider } from "./http-sender.ts";
 import type { SmsSender, SmsSenderDeps } from "./sender.ts";
 
 /**
@@ -26,6 +28,9 @@ export const twilioSenderOptions = z
       .optional(),
     baseUrl: z.url({ protocol: /^https?$/ }).default("https://api.twilio.com"),
     timeoutMs: timeoutMsOption,
+    allowTargets: allowTargetsOption.describe(
+      "for a `baseUrl` on a private or loopback address (a test double): hosts, addresses or CIDR blocks",
+    ),
   })
   .strict()
   .refine((o) => (o.authToken === undefined) !== (o.authTokenFile === undefined), {
@@ -35,8 +40,12 @@ export const twilioSenderOptions = z
     message: "set one of from, messagingServiceSid",
   });
 
-export function createTwilioSender(options: Record<string, unknown>, _deps: SmsSenderDeps): SmsSender {
+export function createTwilioSender(options: Record<string, unknown>, deps: SmsSenderDeps): SmsSender {
   const o = twilioSenderOptions.parse(options);
+  const policy = createOutboundPolicy(
+    o.allowTargets,
+    `domains.${deps.domain}.registration.sms.options.allowTargets`,
+  );
   let token = o.authToken;
   if (o.authTokenFile !== undefined) {
     try {
@@ -57,7 +66,7 @@ export function createTwilioSender(options: Record<string, unknown>, _deps: SmsS
       const form = new URLSearchParams({ To: to, Body: text });
       if (o.messagingServiceSid) form.set("MessagingServiceSid", o.messagingServiceSid);
       else if (o.from) form.set("From", o.from);
-      const answer = await callProvider(
+      const answer = await callGuardedProvider(
         "Twilio",
         url,
         {
@@ -70,6 +79,7 @@ export function createTwilioSender(options: Record<string, unknown>, _deps: SmsS
           body: form.toString(),
         },
         o.timeoutMs,
+        policy,
       );
       if (answer.status >= 200 && answer.status <= 299) return;
       // Twilio's errors: { "code": 21211, "message": "The 'To' number … is not a valid phone number.", … }

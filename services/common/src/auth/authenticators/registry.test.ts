@@ -11,6 +11,9 @@ import { loadConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
 import { buildRegistry } from "./registry.ts";
 
+/** The test backends listen on loopback: listed, as an operator lists a backend on a private address. */
+const LOCAL_BACKEND = ["127.0.0.1", "localhost"];
+
 const log = pino({ level: "silent" });
 let db: TestDatabase;
 
@@ -97,7 +100,12 @@ describe("authenticator registry", () => {
           "ext.test": {
             authenticator: {
               kind: "http",
-              options: { url: `${backend.url}/check`, timeoutMs: 300, headers: { "x-api-key": "k1" } },
+              options: {
+                url: `${backend.url}/check`,
+                timeoutMs: 300,
+                headers: { "x-api-key": "k1" },
+                allowTargets: LOCAL_BACKEND,
+              },
             },
           },
         }),
@@ -136,7 +144,12 @@ describe("authenticator registry", () => {
       const build = (tls: unknown) =>
         buildRegistry(
           config({
-            "tls.test": { authenticator: { kind: "http", options: { url: `${backend.url}/c`, tls } } },
+            "tls.test": {
+              authenticator: {
+                kind: "http",
+                options: { url: `${backend.url}/c`, tls, allowTargets: LOCAL_BACKEND },
+              },
+            },
           }),
           {
             pool: db.pool,
@@ -162,7 +175,12 @@ describe("authenticator registry", () => {
       });
       const registry = await buildRegistry(
         config({
-          "example.org": { authenticator: { kind: "module", options: { url: `${backend.url}/check` } } },
+          "example.org": {
+            authenticator: {
+              kind: "module",
+              options: { url: `${backend.url}/check`, allowTargets: LOCAL_BACKEND },
+            },
+          },
         }),
         { pool: db.pool, log },
       );
