@@ -12,6 +12,7 @@ import type { UploadAnswer } from "./upload-route.ts";
  */
 
 const BUCKET = "media";
+const MiB = 1024 * 1024;
 let s3: TestS3Server;
 let sdk: S3Client;
 let app: TestApp;
@@ -36,7 +37,7 @@ beforeAll(async () => {
         credentials: s3rverCredentials(),
       },
     },
-    uploads: { videos: { maxBytes: 1024 * 1024 } },
+    uploads: { videos: { maxBytes: 12 * MiB } },
   });
 });
 afterAll(async () => {
@@ -86,10 +87,21 @@ describe("s3 storage through the app", () => {
     await refused(past, 416, "range_not_satisfiable");
   });
 
+  it("stores a video of several parts (a multipart upload of unknown length) whole", async () => {
+    // 11 MiB: three parts of 5 MiB at most; the upload library once planned zero parts for such a stream
+    const data = fakeMp4(11 * MiB + 3, 9);
+    const v = (await uploaded(await app.upload("videos", ALICE, [{ data, name: "long.mp4" }])))
+      .attachments[0] as UploadAnswer;
+    expect(v).toMatchObject({ size: data.length, sha256: sha256(data) });
+    expectSameBytes(await bytesOf(await fetch(v.url)), data, "the 11 MiB video from s3");
+    const uploads = await sdk.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+  });
+
   it("keeps nothing of a video over the limit: no object, no unfinished multipart upload", async () => {
     const [before, rows] = [await objects(), await app.rows()];
     await refused(
-      await app.upload("videos", ALICE, [{ data: fakeMp4(6 * 1024 * 1024), name: "big.mp4" }]),
+      await app.upload("videos", ALICE, [{ data: fakeMp4(13 * MiB), name: "big.mp4" }]),
       413,
       "file_too_large",
     );

@@ -48,7 +48,9 @@ const WHAT: Record<UploadKind, string> = { pictures: "pictures", avatars: "avata
  * errors (so nothing is committed) once more than `limit` bytes passed.
  */
 class Metered extends Transform {
-  size = 0;
+  // not `size`: the S3 upload library reads a Body's `size` as its length, and planned zero parts for a video
+  // of several (every video over one part, 5 MiB, failed on s3)
+  bytes = 0;
   readonly hash: StreamHash | undefined;
   private readonly release = bufferReleaser();
   private readonly limit: number;
@@ -60,8 +62,8 @@ class Metered extends Transform {
     this.hash = hash ? new StreamHash() : undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-    this.size += chunk.length;
-    if (this.size > this.limit) {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
       done(fileTooLarge(this.what, this.limit));
       return;
     }
@@ -254,7 +256,7 @@ export function createUploadEngine(
         await deps.storage.delete(name);
         throw err;
       }
-      const main: StoredFile = { name, contentType: accepted.contentType, size: metered.size, sha256 };
+      const main: StoredFile = { name, contentType: accepted.contentType, size: metered.bytes, sha256 };
       return { ...main, originalName, variants: await posterOf(name) };
     }
 

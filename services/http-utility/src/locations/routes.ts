@@ -69,7 +69,7 @@ export function locationsRouter(deps: Pick<AppDeps, "config" | "pool"> & { calle
       return caller.jid;
     }
     const domains = domain !== undefined ? [domain] : Object.keys(deps.config.domains);
-    const owners = await ownersOf(pool, domains, [bare(msisdn), `+${bare(msisdn)}`]);
+    const owners = await ownersOf(pool, domains, [msisdn]);
     // `+30…` and `30…` are two accounts only if both exist; then the msisdn as written picks one
     const exact = owners.filter((o) => o.node === msisdn);
     const candidates = exact.length > 0 ? exact : owners;

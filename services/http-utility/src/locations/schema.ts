@@ -39,7 +39,8 @@ const instant = z
   .transform((v) => (v instanceof Date ? v : new Date(v)))
   .pipe(
     z
-      .date()
+      // digits beyond Date's range make an Invalid Date: out of range, like any date past the max below
+      .date({ error: "is out of range" })
       .min(new Date(EARLIEST), "is before 2000: send epoch milliseconds, not seconds")
       .max(new Date(8.64e15), "is out of range"),
   )
@@ -123,14 +124,33 @@ export const documentedBody = z.union([
   z.object({ locations: z.array(reportFields).min(1) }),
 ]);
 
+/**
+ * The instants a query may name: years 0001 to 9999, what ISO 8601's four-digit years write and PostgreSQL's
+ * timestamptz reads back. Beyond them `Date#toISOString` throws a RangeError (a 500) or writes a six-digit
+ * year that PostgreSQL refuses.
+ */
+const EARLIEST_QUERY = Date.parse("0001-01-01T00:00:00Z");
+const LATEST_QUERY = Date.parse("9999-12-31T23:59:59.999Z");
+const TIME_QUERY_FORMAT = "must be ISO 8601 with a time zone or epoch milliseconds";
+const TIME_QUERY_RANGE = `is out of range: send a date from 0001 to 9999 (epoch milliseconds up to ${LATEST_QUERY})`;
+
 /** A point in time in a query: kept as text for PostgreSQL, which reads microseconds that a Date would lose. */
 const timeQuery = z
-  .string()
+  .string({ error: TIME_QUERY_FORMAT })
   .trim()
-  .refine((s) => /^\d+$/.test(s) || z.iso.datetime({ offset: true }).safeParse(s).success, {
-    message: "must be ISO 8601 with a time zone or epoch milliseconds",
-  })
-  .transform((s) => (/^\d+$/.test(s) ? new Date(Number(s)).toISOString() : s));
+  .transform((s, ctx) => {
+    const epoch = /^\d+$/.test(s);
+    if (!epoch && !z.iso.datetime({ offset: true }).safeParse(s).success) {
+      ctx.addIssue({ code: "custom", message: TIME_QUERY_FORMAT });
+      return z.NEVER;
+    }
+    const ms = epoch ? Number(s) : Date.parse(s);
+    if (!(ms >= EARLIEST_QUERY && ms <= LATEST_QUERY)) {
+      ctx.addIssue({ code: "custom", message: TIME_QUERY_RANGE });
+      return z.NEVER;
+    }
+    return epoch ? new Date(ms).toISOString() : s;
+  });
 
 export const MAX_LIMIT = 1000;
 

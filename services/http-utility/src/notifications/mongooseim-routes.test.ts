@@ -343,6 +343,30 @@ describe("POST /v3/notification/:deviceId and /v2 (the MongoosePush API)", () =>
     expect(notifier.calls).toEqual([]);
   });
 
+  it("refuses a body in another charset and a device id that is not UTF-8 in its own words, not a 500", async () => {
+    const body = { service: "fcm", data: { x: "y" } };
+    for (const charset of ["latin1", "utf-16", "nonsense"]) {
+      expect(
+        await push("v3", "fcm-stored", body, { "content-type": `application/json; charset=${charset}` }),
+        charset,
+      ).toEqual({
+        status: 400,
+        text: '{"reason":"invalid_request"}',
+      });
+    }
+    // %ED%A0%80 is a lone surrogate: no UTF-8 string decodes from it (found by test/security/fuzz.test.ts)
+    const r = await fetch(`${base}/v2/notification/%ED%A0%80`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect({ status: r.status, text: await r.text() }).toEqual({
+      status: 400,
+      text: '{"reason":"invalid_request"}',
+    });
+    expect(notifier.calls).toEqual([]);
+  });
+
   it("refuses an APNs payload over 4 KB with 413 before pushing, and a body over 64 KB", async () => {
     const big = { service: "apns", alert: { title: "t", body: "x".repeat(4100) } };
     expect(await push("v3", "aa01", big)).toEqual({ status: 413, text: '{"reason":"payload_too_large"}' });

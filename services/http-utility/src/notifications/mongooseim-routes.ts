@@ -167,9 +167,13 @@ export function mongooseImRoutes(deps: MongooseImDeps): Router {
     }
     const log = req.log ?? deps.log;
     const type = (err as { type?: unknown }).type;
+    // what body-parser and the router refuse as the client's fault (a charset that is not UTF-8 is a 415, a
+    // device id that is not UTF-8 once decoded a 400): both carry a 4xx `status`
+    const status = (err as { status?: unknown }).status;
+    const clientFault = typeof status === "number" && status >= 400 && status < 500;
     if (type === "entity.too.large") {
       answer(res, "payload_too_large");
-    } else if (err instanceof ZodError || type === "entity.parse.failed" || type === "encoding.unsupported") {
+    } else if (err instanceof ZodError || type === "entity.parse.failed" || clientFault) {
       // MongoosePush answers the reason only: the log says what was wrong
       log.warn(
         { problem: err instanceof ZodError ? err.issues[0] : (err as Error).message },
@@ -216,6 +220,10 @@ export function mongooseImRoutes(deps: MongooseImDeps): Router {
       mongoosePushErrors,
     );
   }
+  // an error before a route's own handlers (a device id that cannot be decoded fails the path's match): in
+  // MongoosePush's words for the method it serves, the common ones for any other
+  router.use(["/v2/notification", "/v3/notification"], ((err, req, res, next) =>
+    req.method === "POST" ? mongoosePushErrors(err, req, res, next) : next(err)) as ErrorRequestHandler);
 
   return router;
 }

@@ -161,6 +161,8 @@ describe("the MongoosePush body", () => {
       { ...ok, priority: "urgent" },
       { ...ok, time_to_live: "soon" },
       { ...ok, time_to_live: -1 },
+      { ...ok, time_to_live: "9".repeat(400) }, // Infinity, once a number
+      { service: "fcm", alert: { title: "t", body: "b", badge: "9".repeat(16) } },
       { ...ok, mutable_content: "yes" },
       { ...ok, tags: "OyoChat" },
       { service: "fcm", alert: { title: "no body" } },

@@ -139,7 +139,16 @@ export function chatNotification(hook: ChatHook): PushMessage {
 
 const absent = <T extends z.ZodType>(schema: T) =>
   schema.nullish().transform((v): z.output<T> | undefined => (v === null ? undefined : v));
-const count = z.union([z.number().int().min(0), z.string().trim().regex(/^\d+$/).transform(Number)]);
+// as digits too (MongooseIM 2.1.0 sends form fields); at most 15 of them, or a string of hundreds of digits
+// would become Infinity (found by test/security/fuzz.test.ts)
+const count = z.union([
+  z.number().int().min(0),
+  z
+    .string()
+    .trim()
+    .regex(/^\d{1,15}$/, "a whole number of at most 15 digits")
+    .transform(Number),
+]);
 const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]);
 const text = z.string().transform((s) => (s === "" ? undefined : s));
 
