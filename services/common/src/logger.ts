@@ -40,6 +40,11 @@ export function maskUser(value: unknown): unknown {
   return at > 0 ? `${masked}${value.slice(at)}` : masked;
 }
 
+/** Every run of 7 or more digits in a text (a phone number in a request's path) cut as `maskUser` cuts it. */
+export function maskNumbers(text: string): string {
+  return text.replace(/\d{7,}/g, (digits) => maskUser(digits) as string);
+}
+
 function maskUsers(object: Record<string, unknown>): Record<string, unknown> {
   let out = object;
   for (const key of USER_KEYS) {

@@ -6,7 +6,7 @@ import { ZodError } from "zod";
 import type { Config } from "../config/schema.ts";
 import type { Pool } from "../db/pool.ts";
 import { databaseUnavailable, HttpError, isDatabaseUnavailable, notFound } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { type Logger, maskNumbers } from "../logger.ts";
 import { createAllowList } from "./address-allow-list.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
@@ -33,6 +33,7 @@ export function createBaseApp(deps: BaseDeps): Express {
   const metrics = deps.metrics ?? createMetrics(deps.service);
   const metricsAllowed = createAllowList(deps.config.metrics.allow);
 
+  const revealUsers = deps.log.isLevelEnabled("debug");
   app.use(
     pinoHttp({
       logger: deps.log,
@@ -50,8 +51,9 @@ export function createBaseApp(deps: BaseDeps): Express {
         req: (req: IncomingMessage & { id?: unknown }) => ({
           id: req.id,
           method: req.method,
-          // the path only: a query may carry a password (MongooseIM sends check_password?…&pass=… by GET)
-          url: req.url?.split("?", 1)[0],
+          // the path only: a query may carry a password (MongooseIM sends check_password?…&pass=… by GET);
+          // a phone number in it (`/locations/306912345678`) cut outside debug, as logger.ts cuts users
+          url: revealUsers ? req.url?.split("?", 1)[0] : maskNumbers(req.url?.split("?", 1)[0] ?? ""),
           remoteAddress: req.socket?.remoteAddress,
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
