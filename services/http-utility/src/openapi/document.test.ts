@@ -83,6 +83,9 @@ function appRoutes(app: Express): AppRoute[] {
           walk(layer.handle.stack, joinPath(prefix, path), policy);
       } else if (layer.rawPath === "/" || layer.rawPath === undefined) {
         policy = callerPolicy(layer.handle) ?? policy; // router.use(callers.app) guards what follows
+      } else if (typeof layer.handle === "function" && layer.handle.length === 4) {
+        // an error handler (err, req, res, next) answers no request of its own, only the errors of routes'
+        // (MongoosePush's words for a device id its route could not decode)
       } else {
         throw new Error(
           `middleware mounted at ${joinPath(prefix, String(layer.rawPath))} answers requests no route lists: mount it on a route, or teach appRoutes() about it`,
