@@ -225,6 +225,7 @@ interface Figures {
   seconds: number;
 }
 
+// about 30 s a backend, and must be: 25 kills each, with uploads under way and the next process booting
 describe("SIGKILL in the middle of uploads", () => {
   for (const name of ["fs", "s3"] as const) {
     it(`${name}: leaves no partial object under a final name, no row without its object, and gc sweeps the rest`, async () => {
