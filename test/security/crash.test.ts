@@ -131,7 +131,8 @@ beforeAll(async () => {
       configDir,
       config,
       sizes: sizes.map(([lo, hi]): [number, number] => [lo, hi]),
-      killAfterMs: name === "fs" ? [50, 700] : [300, 1500],
+      // from the start of the three uploads: most of them (0.5–9 MiB at about 9 MiB/s) are under way then
+      killAfterMs: name === "fs" ? [50, 700] : [100, 1000],
     });
   }
 }, 60_000);
@@ -337,7 +338,8 @@ describe("SIGKILL in the middle of uploads", () => {
       f.seconds = Math.round((Date.now() - started) / 100) / 10;
       console.log(`crash ${name} (seed ${SEED}): ${JSON.stringify(f)}`);
       expect(f.kills).toBe(KILLS_PER_BACKEND);
-      // the kills must land mid-upload, else this tests nothing
+      // the kills must land mid-upload, else this tests nothing: how many do depends on the machine's speed
+      // (a fast one finishes more uploads before the kill), so a third of the 75 uploads at least
       expect(f.cut).toBeGreaterThanOrEqual(KILLS_PER_BACKEND);
     }, 120_000);
   }

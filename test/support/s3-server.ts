@@ -1,7 +1,9 @@
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Readable } from "node:stream";
 
 /**
  * A local S3 for the storage tests: s3rver (a Koa app storing buckets in a directory) on 127.0.0.1.
@@ -10,13 +12,20 @@ import path from "node:path";
  * MethodNotAllowed, the two calls that keep a failed or crashed upload from leaving parts behind. They
  * are added here as a middleware in front of s3rver's router, over s3rver's own layout of an upload
  * (`<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,<part>…}`), so the backend is tested against the
- * same calls S3 answers. Test-only: nothing in the services imports this file.
+ * same calls S3 answers.
+ *
+ * s3rver also writes a PutObject's body straight to the object's file as it arrives, so a request cut
+ * mid-body (a client killed mid-upload) leaves a partial object under its key, which S3 never shows: a
+ * PutObject is stored whole or not at all. A PutObject's body is read whole here first, and a request that
+ * ends before its body did stores nothing. Test-only: nothing in the services imports this file.
  */
 const require = createRequire(import.meta.url);
 
 interface KoaContext {
   method: string;
   path: string;
+  req: IncomingMessage | Readable;
+  headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
   body: unknown;
@@ -58,7 +67,7 @@ export async function startS3Server(): Promise<TestS3Server> {
   };
   // before the router (the last middleware), after the XML encoding of plain-object bodies
   server.middleware.unshift(count);
-  server.middleware.splice(server.middleware.length - 1, 0, multipartUploads(uploadsOf));
+  server.middleware.splice(server.middleware.length - 1, 0, multipartUploads(uploadsOf), wholePutObjects());
 
   const { port } = await server.run();
   return {
@@ -98,6 +107,37 @@ function multipartUploads(uploadsOf: (bucket: string) => string): Middleware {
       ctx.status = 204;
       return;
     }
+    await next();
+  };
+}
+
+/** PutObject stored whole or not at all, as S3 stores it: the body is read to its end before s3rver sees it. */
+function wholePutObjects(): Middleware {
+  return async (ctx, next) => {
+    const put =
+      ctx.method === "PUT" &&
+      /^\/[^/]+\/./.test(ctx.path) &&
+      !("uploadId" in ctx.query) &&
+      !("partNumber" in ctx.query) &&
+      ctx.headers["x-amz-copy-source"] === undefined;
+    const req = ctx.req;
+    if (!put || !("complete" in req)) {
+      await next();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    const whole = await new Promise<boolean>((resolve) => {
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.once("end", () => resolve(req.complete));
+      req.once("error", () => resolve(false));
+      req.once("close", () => resolve(req.complete));
+    });
+    if (!whole) {
+      ctx.status = 400; // the client is gone: nobody reads this, and nothing was stored
+      return;
+    }
+    // the same bytes, as the stream s3rver's store reads (FilesystemStore.putObject)
+    ctx.req = Readable.from([Buffer.concat(chunks)]);
     await next();
   };
 }

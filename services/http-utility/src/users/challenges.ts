@@ -258,19 +258,9 @@ export async function checkCode(
       return { ok: false, reason: "too_many_attempts", retryAfterS: await nextCodeIn(pool, jid, limits) };
     }
 
-    const why = await pool.query<{
-      has_code: boolean;
-      live: boolean;
-      used: boolean;
-      checks: number;
-      client_checks: number;
-      code_salt: Buffer | null;
-      code_hash: Buffer | null;
-      retry_open: boolean;
-      retry_nonce_hash: Buffer | null;
-      retry_salt: Buffer | null;
-      retry_box: Buffer | null;
-    }>(
+    const why = await pool.query<
+      RetryState & { has_code: boolean; live: boolean; used: boolean; checks: number; client_checks: number }
+    >(
       `SELECT c.code_hash IS NOT NULL AS has_code, ${LIVE} AS live, c.used_at IS NOT NULL AS used, c.checks,
               ${CLIENT} AS client_checks, c.code_salt, c.code_hash,
               COALESCE(c.retry_until > now(), false) AS retry_open,
@@ -335,19 +325,18 @@ async function consume(
   });
 }
 
+/** What a row keeps of its code and of the token sealed for a retry. */
+interface RetryState {
+  code_salt: Buffer | null;
+  code_hash: Buffer | null;
+  retry_open: boolean;
+  retry_nonce_hash: Buffer | null;
+  retry_salt: Buffer | null;
+  retry_box: Buffer | null;
+}
+
 /** The sealed token of a consumed code, for a retry with the same code and nonce within the window. */
-async function replay(
-  state: {
-    code_salt: Buffer | null;
-    code_hash: Buffer | null;
-    retry_open: boolean;
-    retry_nonce_hash: Buffer | null;
-    retry_salt: Buffer | null;
-    retry_box: Buffer | null;
-  },
-  jid: Jid,
-  answer: Answer,
-): Promise<string | undefined> {
+async function replay(state: RetryState, jid: Jid, answer: Answer): Promise<string | undefined> {
   const { code_salt, code_hash, retry_nonce_hash, retry_salt, retry_box } = state;
   if (answer.nonce === undefined || !state.retry_open) return undefined;
   if (!code_salt || !code_hash || !retry_nonce_hash || !retry_salt || !retry_box) return undefined;
