@@ -1,5 +1,6 @@
 import path from "node:path";
 import { runner } from "node-pg-migrate";
+import pg from "pg";
 import { projectRoot } from "../paths.ts";
 
 export const MIGRATIONS_DIR = path.join(projectRoot, "migrations");
@@ -31,9 +32,25 @@ export async function migrate(options: MigrateOptions, waitMs = 60_000): Promise
   }
 }
 
+/**
+ * Our own connection, not one node-pg-migrate opens: it ends that one without waiting, so the connection could
+ * still be closing when migrate() returned, and a server that cut it then (a restart, `DROP DATABASE … FORCE`)
+ * raised an error event that nothing listened to (an uncaught exception; a test run saw one).
+ */
 async function migrateOnce(options: MigrateOptions): Promise<string[]> {
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  client.on("error", () => {}); // a cut connection fails the statement that needed it, which is reported
+  await client.connect();
+  try {
+    return await runMigrations(client, options);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function runMigrations(client: pg.Client, options: MigrateOptions): Promise<string[]> {
   const done = await runner({
-    databaseUrl: options.databaseUrl,
+    dbClient: client,
     dir: MIGRATIONS_DIR,
     migrationsTable: MIGRATIONS_TABLE,
     direction: options.direction ?? "up",
