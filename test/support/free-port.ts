@@ -12,3 +12,21 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A port on 127.0.0.1 where a backend is down for as long as a test file needs it: held by a server that cuts
+ * every connection at once. A port merely found free can be taken a moment later by another test file's
+ * server (files run two at a time), which then answers in the dead backend's place (a CI run saw a "down"
+ * authenticator answer false instead of failing).
+ */
+export async function deadPort(): Promise<{ port: number; close(): Promise<void> }> {
+  const s = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", resolve);
+  });
+  return {
+    port: (s.address() as { port: number }).port,
+    close: () => new Promise<void>((resolve) => s.close(() => resolve())),
+  };
+}

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
-import { freePort } from "../../../test/support/free-port.ts";
+import { deadPort } from "../../../test/support/free-port.ts";
 import { type AuthApi, type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../common/src/config/load.ts";
 import type { Config } from "../../common/src/config/schema.ts";
@@ -41,12 +41,13 @@ let core: AuthCore;
 let config: Config;
 let base: string;
 let close: () => Promise<void>;
+let dead: Awaited<ReturnType<typeof deadPort>>;
 /** the passwords the auth core was asked about: a malformed header must not reach it (nor count failures) */
 const asked: string[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const deadPort = await freePort();
+  dead = await deadPort(); // every connection cut: a backend that is down
   config = loadConfig({
     env: { APP_ENV: "test" },
     overrides: {
@@ -64,7 +65,7 @@ beforeAll(async () => {
           authenticator: {
             kind: "http",
             options: {
-              url: `http://127.0.0.1:${deadPort}/check`,
+              url: `http://127.0.0.1:${dead.port}/check`,
               timeoutMs: 500,
               allowTargets: ["127.0.0.1"],
             },
@@ -111,6 +112,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await close?.();
+  await dead?.close();
   await core?.close();
   await db?.drop();
 });

@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { freePort } from "../../../../test/support/free-port.ts";
+import { deadPort } from "../../../../test/support/free-port.ts";
 import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
 import { loadConfig } from "../../../common/src/config/load.ts";
 import type { Config, DomainConfig } from "../../../common/src/config/schema.ts";
@@ -417,6 +417,7 @@ let core: AuthCore;
 let server: RunningServer;
 let port: number;
 let hanging: net.Server;
+let dead: Awaited<ReturnType<typeof deadPort>>;
 const hangingSockets = new Set<Socket>();
 
 function domainConfig(domain: string): DomainConfig {
@@ -483,7 +484,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const deadPort = await freePort(); // nothing listens there
+  dead = await deadPort(); // every connection cut: a backend that is down
   hanging = net.createServer((s) => {
     hangingSockets.add(s); // accepts, reads, never answers
     s.on("error", () => {});
@@ -505,7 +506,7 @@ beforeAll(async () => {
           authenticator: {
             kind: "http",
             options: {
-              url: `http://127.0.0.1:${deadPort}/check`,
+              url: `http://127.0.0.1:${dead.port}/check`,
               timeoutMs: 1000,
               allowTargets: ["127.0.0.1"],
             },
@@ -539,6 +540,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close(100);
   await core?.close();
+  await dead?.close();
   for (const s of hangingSockets) s.destroy();
   await new Promise<void>((r) => (hanging ? hanging.close(() => r()) : r()));
   await db?.drop();
