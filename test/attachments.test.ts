@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../services/common/src/config/load.ts";
 import { addUser } from "../services/common/src/users/web-users.ts";
 import { sha256 } from "./support/bytes.ts";
+import { testConfigDir } from "./support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 import { freePort } from "./support/free-port.ts";
-import { ROOT, runService, waitForOk } from "./support/processes.ts";
+import { runService, waitForOk } from "./support/processes.ts";
 import { withRss } from "./support/rss.ts";
 
 /**
@@ -31,16 +32,13 @@ let root: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   root = mkdtempSync(path.join(tmpdir(), "sidecars-media-"));
-  configDir = mkdtempSync(path.join(tmpdir(), "sidecars-media-config-"));
-  cpSync(path.join(ROOT, "config"), configDir, { recursive: true });
-  const testJson = path.join(configDir, "test.json");
-  const config = JSON.parse(readFileSync(testJson, "utf8"));
-  config.media = {
-    storage: { kind: "fs", options: { root } },
-    tmpDir: path.join(root, ".scratch"),
-    uploads: { videos: { maxBytes: 2 * GiB } },
-  };
-  writeFileSync(testJson, JSON.stringify(config));
+  configDir = testConfigDir((test) => {
+    test.media = {
+      storage: { kind: "fs", options: { root } },
+      tmpDir: path.join(root, ".scratch"),
+      uploads: { videos: { maxBytes: 2 * GiB } },
+    };
+  });
   const domain = loadConfig({ env: { APP_ENV: "test", CONFIG_DIR: configDir } }).domains.localhost;
   if (!domain) throw new Error("the test config has no localhost domain");
   await addUser(db.pool, USER, { cleartext: USER.password }, domain);

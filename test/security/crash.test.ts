@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
@@ -11,14 +11,15 @@ import { createStorage, type Storage } from "../../services/common/src/media/sto
 import { addUser } from "../../services/common/src/users/web-users.ts";
 import { fakeMp4 } from "../../services/http-utility/src/attachments/test-fixtures.ts";
 import { runSidecars } from "../support/cli.ts";
+import { testConfigDir } from "../support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { freePort } from "../support/free-port.ts";
-import { ROOT, runService } from "../support/processes.ts";
+import { runService } from "../support/processes.ts";
 import { s3rverCredentials, startS3Server, type TestS3Server } from "../support/s3-server.ts";
 import { slowUpload, type UploadOutcome } from "../support/slow-upload.ts";
 
 /**
- * Crash safety of uploads (docs/security.md "Crash safety of uploads"; architecture.md "Storage of media"):
+ * Crash safety of uploads (docs/security.md "Crash safety of uploads"; docs/attachments.md "Storage backends"):
  * the real http-utility process is SIGKILLed 50 times with videos in flight, 25 times on the fs backend and
  * 25 on the s3 backend (s3rver), and restarted each time. Then: every stored object is whole (its SHA-256 is
  * one of a video sent), every row names an object with the row's SHA-256, and `sidecars media gc` removes
@@ -69,15 +70,10 @@ let sdk: S3Client;
 let work: string;
 const backends: Backend[] = [];
 
-async function configDirFor(media: Record<string, unknown>): Promise<string> {
-  const dir = await mkdtemp(path.join(work, "config-"));
-  await cp(path.join(ROOT, "config"), dir, { recursive: true });
-  const testJson = path.join(dir, "test.json");
-  const config = JSON.parse(await readFile(testJson, "utf8"));
-  config.media = { ...config.media, ...media };
-  await writeFile(testJson, JSON.stringify(config));
-  return dir;
-}
+const configDirFor = (media: Record<string, unknown>) =>
+  testConfigDir((test) => {
+    test.media = { ...(test.media as object | undefined), ...media };
+  }, work);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -95,8 +91,8 @@ beforeAll(async () => {
     tmpDir: path.join(work, "scratch"),
     uploads: { videos: { maxBytes: 64 * MiB } },
   });
-  const fsDir = await configDirFor(media({ kind: "fs", options: { root: path.join(work, "store") } }));
-  const s3Dir = await configDirFor(
+  const fsDir = configDirFor(media({ kind: "fs", options: { root: path.join(work, "store") } }));
+  const s3Dir = configDirFor(
     media({
       kind: "s3",
       options: {

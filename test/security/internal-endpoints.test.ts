@@ -1,12 +1,12 @@
 import type { ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import http from "node:http";
-import { networkInterfaces, tmpdir } from "node:os";
-import path from "node:path";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testConfigDir } from "../support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { freePort } from "../support/free-port.ts";
-import { type Exited, ROOT, runService, waitForOk } from "../support/processes.ts";
+import { type Exited, runService, waitForOk } from "../support/processes.ts";
 
 /**
  * The attack: MongooseIM's message hook and the MongoosePush API take no credentials and push through the
@@ -30,16 +30,14 @@ beforeAll(async () => {
   db = await createTestDatabase();
   publicPort = await freePort();
   internalPort = await freePort();
-  configDir = mkdtempSync(path.join(tmpdir(), "sidecars-internal-"));
-  cpSync(path.join(ROOT, "config"), configDir, { recursive: true });
-  const test = JSON.parse(readFileSync(path.join(configDir, "test.json"), "utf8"));
-  test.services.httpUtility = {
-    ...test.services.httpUtility,
-    port: publicPort,
-    internal: { host: "127.0.0.1", port: internalPort },
-    trustProxy: [PROXY],
-  };
-  writeFileSync(path.join(configDir, "test.json"), JSON.stringify(test));
+  configDir = testConfigDir((test) => {
+    test.services.httpUtility = {
+      ...test.services.httpUtility,
+      port: publicPort,
+      internal: { host: "127.0.0.1", port: internalPort },
+      trustProxy: [PROXY],
+    };
+  });
   exited = runService("http-utility", { CONFIG_DIR: configDir, DATABASE_URL: db.url }, (c) => {
     child = c;
   });

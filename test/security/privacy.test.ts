@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,9 +7,10 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../services/common/src/config/load.ts";
 import { addUser } from "../../services/common/src/users/web-users.ts";
+import { testConfigDir } from "../support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { freePort } from "../support/free-port.ts";
-import { ROOT, runService, waitForOk } from "../support/processes.ts";
+import { runService, waitForOk } from "../support/processes.ts";
 
 /**
  * The attack: whoever reads the logs (a log shipper, a support engineer, another user of the machine) or the
@@ -30,16 +31,13 @@ let root: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   root = mkdtempSync(path.join(tmpdir(), "sidecars-privacy-"));
-  configDir = mkdtempSync(path.join(tmpdir(), "sidecars-privacy-config-"));
-  cpSync(path.join(ROOT, "config"), configDir, { recursive: true });
-  const testJson = path.join(configDir, "test.json");
-  const config = JSON.parse(readFileSync(testJson, "utf8"));
-  config.log = { level: "info", pretty: false };
-  config.media = {
-    storage: { kind: "fs", options: { root: path.join(root, "media") } },
-    tmpDir: path.join(root, "tmp"),
-  };
-  writeFileSync(testJson, JSON.stringify(config));
+  configDir = testConfigDir((test) => {
+    test.log = { level: "info", pretty: false };
+    test.media = {
+      storage: { kind: "fs", options: { root: path.join(root, "media") } },
+      tmpDir: path.join(root, "tmp"),
+    };
+  });
   const domain = loadConfig({ env: { APP_ENV: "test", CONFIG_DIR: configDir } }).domains.localhost;
   if (!domain) throw new Error("the test config has no localhost domain");
   await addUser(db.pool, USER, { cleartext: USER.password }, domain);

@@ -49,7 +49,7 @@ function requireForwardedFor(trusted: (address: string, hop: number) => boolean)
 }
 
 /**
- * The http-utility app (legacy-api.md): built from its dependencies, never listening by itself. It is the
+ * The http-utility app (docs/api.md): built from its dependencies, never listening by itself. It is the
  * public listener's: MongooseIM's endpoints are on the internal one (`createHttpUtilityInternalApp`) and
  * answer 404 here, whatever a request's headers say.
  */

@@ -25,7 +25,7 @@ import {
 } from "./token-store.ts";
 
 /**
- * An app user's devices and channels (legacy-api.md "Notifications", docs/push.md "Tokens"): register and forget device tokens,
+ * An app user's devices and channels (docs/push.md "Tokens"): register and forget device tokens,
  * reset the badge, subscribe to broadcast channels. Each acts on the caller's own account only; `node` (and
  * `domain`) are what the legacy apps send, checked against the caller's JID rather than trusted.
  */
