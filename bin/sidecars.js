@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const main = fileURLToPath(new URL("../services/common/src/cli/main.ts", import.meta.url));
+const main = fileURLToPath(new URL("../services/cli/src/main.ts", import.meta.url));
 const major = Number(process.versions.node.split(".")[0]);
 if (major >= 24) {
   const { runCli } = await import(main);

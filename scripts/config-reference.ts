@@ -6,8 +6,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
-import { ENV_OVERRIDES } from "../services/common/src/config/env-overrides.ts";
-import { configSchema } from "../services/common/src/config/schema.ts";
+import { ENV_OVERRIDES } from "#common/config/env-overrides.ts";
+import { configSchema } from "#common/config/schema.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const README = path.join(ROOT, "README.md");

@@ -6,11 +6,11 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { loadConfig } from "../services/common/src/config/load.ts";
-import { migrate } from "../services/common/src/db/migrate.ts";
-import { embeddedDatabase } from "../services/common/src/db/pool.ts";
-import { fromRoot, projectRoot } from "../services/common/src/paths.ts";
-import { exitOnStartupError } from "../services/common/src/service.ts";
+import { loadConfig } from "#common/config/load.ts";
+import { migrate } from "#common/db/migrate.ts";
+import { embeddedDatabase } from "#common/db/pool.ts";
+import { fromRoot, projectRoot } from "#common/paths.ts";
+import { exitOnStartupError } from "#common/service.ts";
 
 const env: NodeJS.ProcessEnv = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
 const say = (line: string) => process.stdout.write(`[start] ${line}\n`);

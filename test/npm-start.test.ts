@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { EmbeddedDatabase } from "../services/common/src/db/embedded.ts";
+import { EmbeddedDatabase } from "#common/db/embedded.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, waitForOk } from "./support/processes.ts";
 

@@ -5,8 +5,8 @@ import path from "node:path";
 import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { extractSection, README, ROOT, referenceSection } from "../scripts/config-reference.ts";
-import { createCliContext } from "../services/common/src/cli/context.ts";
-import { buildProgram } from "../services/common/src/cli/main.ts";
+import { createCliContext } from "../services/cli/src/context.ts";
+import { buildProgram } from "../services/cli/src/main.ts";
 
 const readme = readFileSync(README, "utf8");
 const docs = readdirSync(path.join(ROOT, "docs"))
@@ -85,8 +85,8 @@ describe("README.md", () => {
     expect(ci.at(-1), ".ci/run must end by running the README's Quick start test command").toBe(commands[1]);
   });
 
-  it("documents every sidecars command and option", () => {
-    const program = buildProgram(createCliContext({}));
+  it("documents every sidecars command and option", async () => {
+    const program = await buildProgram(createCliContext({}));
     const commands = cliCommands(program);
     expect(commands.length).toBeGreaterThan(0);
     for (const c of commands) {

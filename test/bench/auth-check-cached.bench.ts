@@ -1,4 +1,4 @@
-import { addUser } from "../../services/common/src/users/web-users.ts";
+import { addUser } from "#common/users/web-users.ts";
 import {
   AUTH_CONNECTIONS,
   authSide,

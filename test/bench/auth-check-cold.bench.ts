@@ -1,4 +1,4 @@
-import { addUser, credentialsFor } from "../../services/common/src/users/web-users.ts";
+import { addUser, credentialsFor } from "#common/users/web-users.ts";
 import {
   AUTH_CONNECTIONS,
   authSide,

@@ -1,5 +1,5 @@
-import { isScramSerialization } from "../../services/common/src/credentials/scram-serialization.ts";
-import { addUser } from "../../services/common/src/users/web-users.ts";
+import { isScramSerialization } from "#common/credentials/scram-serialization.ts";
+import { addUser } from "#common/users/web-users.ts";
 import {
   AUTH_CONNECTIONS,
   AUTHORIZATION,

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { loadConfig } from "../../services/common/src/config/load.ts";
-import { migrate } from "../../services/common/src/db/migrate.ts";
-import { embeddedDatabase } from "../../services/common/src/db/pool.ts";
+import { loadConfig } from "#common/config/load.ts";
+import { migrate } from "#common/db/migrate.ts";
+import { embeddedDatabase } from "#common/db/pool.ts";
 import type { BenchContext } from "./frame.ts";
 
 function withDatabase(url: string, database: string): string {

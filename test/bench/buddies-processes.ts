@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { projectRoot } from "../../services/common/src/paths.ts";
+import { projectRoot } from "#common/paths.ts";
 import type { Ejabberd } from "../support/ejabberd.ts";
 import { freePort } from "../support/free-port.ts";
 import type { BareClientsMessage } from "./buddies-bare-clients.ts";

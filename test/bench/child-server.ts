@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { projectRoot } from "../../services/common/src/paths.ts";
+import { projectRoot } from "#common/paths.ts";
 
 /**
  * A server under load runs in its own process, started with the same Node binary as the bench, so the load

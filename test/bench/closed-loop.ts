@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { projectRoot } from "../../services/common/src/paths.ts";
+import { projectRoot } from "#common/paths.ts";
 import type { BenchContext, Side } from "./frame.ts";
 
 /**

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { projectRoot } from "../../services/common/src/paths.ts";
+import { projectRoot } from "#common/paths.ts";
 import type { BenchContext } from "./frame.ts";
 import type { FakesStart, FakesStarted, FakesTaken } from "./push-fakes-process.ts";
 

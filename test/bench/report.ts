@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { projectRoot } from "../../services/common/src/paths.ts";
+import { projectRoot } from "#common/paths.ts";
 import { type BenchConfig, type BenchResult, formatValue } from "./frame.ts";
 
 export const RESULTS_FILE = path.join(projectRoot, "bench", "results.json");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addUser } from "../../services/common/src/users/web-users.ts";
+import { addUser } from "#common/users/web-users.ts";
 import { type AuthStack, startAuthStack } from "../support/auth-stack.ts";
 import { runSidecars } from "../support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";

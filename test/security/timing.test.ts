@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuthCore, createAuthCore } from "../../services/common/src/auth/auth-core.ts";
-import { loadConfig } from "../../services/common/src/config/load.ts";
-import { addUser } from "../../services/common/src/users/web-users.ts";
+import { loadConfig } from "#common/config/load.ts";
+import { addUser } from "#common/users/web-users.ts";
+import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 /**

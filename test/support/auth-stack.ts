@@ -1,13 +1,13 @@
 import http from "node:http";
 import express from "express";
 import { pino } from "pino";
+import { type AuthCore, createAuthCore } from "#auth";
+import { loadConfig } from "#common/config/load.ts";
+import type { Config } from "#common/config/schema.ts";
+import { finishApp } from "#common/http/app-base.ts";
+import { createMetrics } from "#common/http/metrics.ts";
+import { type RunningServer, startServer } from "#common/http/server.ts";
 import { createAuthApp } from "../../services/auth/src/app.ts";
-import { type AuthCore, createAuthCore } from "../../services/common/src/auth/auth-core.ts";
-import { loadConfig } from "../../services/common/src/config/load.ts";
-import type { Config } from "../../services/common/src/config/schema.ts";
-import { finishApp } from "../../services/common/src/http/app-base.ts";
-import { createMetrics } from "../../services/common/src/http/metrics.ts";
-import { type RunningServer, startServer } from "../../services/common/src/http/server.ts";
 import { callerOf, createCallers } from "../../services/http-utility/src/callers.ts";
 import type { TestDatabase } from "./database.ts";
 

@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { loadConfig } from "../../services/common/src/config/load.ts";
-import type { Config } from "../../services/common/src/config/schema.ts";
-import { addUser } from "../../services/common/src/users/web-users.ts";
+import { loadConfig } from "#common/config/load.ts";
+import type { Config } from "#common/config/schema.ts";
+import { addUser } from "#common/users/web-users.ts";
 import {
   BUDDIES_MODULES,
   type BuddiesProcess,

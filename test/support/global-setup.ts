@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { EmbeddedDatabase } from "../../services/common/src/db/embedded.ts";
-import { migrate } from "../../services/common/src/db/migrate.ts";
+import { EmbeddedDatabase } from "#common/db/embedded.ts";
+import { migrate } from "#common/db/migrate.ts";
 import { freePort } from "./free-port.ts";
 
 export const TEMPLATE_DATABASE = "sidecars_template";

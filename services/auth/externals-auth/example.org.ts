@@ -1,5 +1,5 @@
-import type { AuthenticatorFactory } from "../../common/src/auth/authenticators/authenticator.ts";
-import { createHttpAuthenticator } from "../../common/src/auth/authenticators/http-authenticator.ts";
+import type { AuthenticatorFactory } from "../src/authenticators/authenticator.ts";
+import { createHttpAuthenticator } from "../src/authenticators/http-authenticator.ts";
 
 /**
  * Example domain module (the legacy "domain auth file"): the company backend knows its people by e-mail

@@ -1,9 +1,9 @@
 import type { RequestListener } from "node:http";
-import type { AuthApi } from "../../common/src/auth/auth-core.ts";
-import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
-import type { Metrics } from "../../common/src/http/metrics.ts";
-import type { ServiceContext } from "../../common/src/service.ts";
+import { createBaseApp, finishApp } from "#common/http/app-base.ts";
+import type { Metrics } from "#common/http/metrics.ts";
+import type { ServiceContext } from "#common/service.ts";
 import { contractHandler } from "./contract/routes.ts";
+import type { AuthApi } from "./core/auth-core.ts";
 
 export interface AppDeps extends ServiceContext {
   core: AuthApi;

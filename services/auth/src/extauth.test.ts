@@ -1,7 +1,7 @@
 import { PassThrough, Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { Jid } from "../../common/src/users/jid.ts";
+import type { Jid } from "#common/users/jid.ts";
 import { type ExtauthApi, FALSE_ANSWER, parseRequest, runExtauth, TRUE_ANSWER } from "./extauth.ts";
 
 /** An in-memory API: `slow@…` never answers, `broken@…` throws (a database that is down). */

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from "node:stream";
-import type { AuthApi } from "../../common/src/auth/auth-core.ts";
-import type { Logger } from "../../common/src/logger.ts";
-import type { Jid } from "../../common/src/users/jid.ts";
+import type { Logger } from "#common/logger.ts";
+import type { Jid } from "#common/users/jid.ts";
+import type { AuthApi } from "./core/auth-core.ts";
 
 /**
  * ejabberd's external authentication protocol ("extauth", ../shared/mongooseim-contract.md section 2;

@@ -1,8 +1,8 @@
-import { type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
-import { loadConfig } from "../../common/src/config/load.ts";
-import { createMetrics } from "../../common/src/http/metrics.ts";
-import { runService } from "../../common/src/service.ts";
+import { loadConfig } from "#common/config/load.ts";
+import { createMetrics } from "#common/http/metrics.ts";
+import { runService } from "#common/service.ts";
 import { createAuthApp } from "./app.ts";
+import { type AuthCore, createAuthCore } from "./core/auth-core.ts";
 
 let core: AuthCore | undefined;
 

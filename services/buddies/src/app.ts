@@ -1,7 +1,7 @@
 import type { Express } from "express";
-import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
-import type { Metrics } from "../../common/src/http/metrics.ts";
-import type { ServiceContext } from "../../common/src/service.ts";
+import { createBaseApp, finishApp } from "#common/http/app-base.ts";
+import type { Metrics } from "#common/http/metrics.ts";
+import type { ServiceContext } from "#common/service.ts";
 import { requireAdmin, sameOrigin } from "./admin/admin-auth.ts";
 import { adminPageRouter } from "./admin/page.ts";
 import { adminRouter, hooksRouter } from "./admin/routes.ts";

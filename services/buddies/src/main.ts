@@ -1,7 +1,7 @@
-import { startListener } from "../../common/src/db/listener.ts";
-import { createMetrics } from "../../common/src/http/metrics.ts";
-import { fromRoot } from "../../common/src/paths.ts";
-import { runService } from "../../common/src/service.ts";
+import { startListener } from "#common/db/listener.ts";
+import { createMetrics } from "#common/http/metrics.ts";
+import { fromRoot } from "#common/paths.ts";
+import { runService } from "#common/service.ts";
 import { createBuddiesApp } from "./app.ts";
 import { createKindRegistry } from "./kinds/registry.ts";
 import { Runner } from "./runner/runner.ts";

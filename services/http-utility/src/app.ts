@@ -1,9 +1,9 @@
 import express, { type Express, type RequestHandler } from "express";
-import type { AuthApi } from "../../common/src/auth/auth-core.ts";
-import { HttpError } from "../../common/src/errors.ts";
-import { createBaseApp, finishApp } from "../../common/src/http/app-base.ts";
-import type { Metrics } from "../../common/src/http/metrics.ts";
-import type { ServiceContext } from "../../common/src/service.ts";
+import type { AuthApi } from "#auth";
+import { HttpError } from "#common/errors.ts";
+import { createBaseApp, finishApp } from "#common/http/app-base.ts";
+import type { Metrics } from "#common/http/metrics.ts";
+import type { ServiceContext } from "#common/service.ts";
 import { appVersionRouter } from "./app-version/routes.ts";
 import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRouter } from "./attachments/routes.ts";

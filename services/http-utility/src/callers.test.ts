@@ -4,14 +4,14 @@ import type { AddressInfo } from "node:net";
 import express from "express";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AuthApi, type AuthCore, createAuthCore } from "#auth";
+import { loadConfig } from "#common/config/load.ts";
+import type { Config } from "#common/config/schema.ts";
+import { finishApp } from "#common/http/app-base.ts";
+import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
-import { type AuthApi, type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
-import { loadConfig } from "../../common/src/config/load.ts";
-import type { Config } from "../../common/src/config/schema.ts";
-import { finishApp } from "../../common/src/http/app-base.ts";
-import { addUser } from "../../common/src/users/web-users.ts";
 import { callerOf, createCallers } from "./callers.ts";
 
 /**

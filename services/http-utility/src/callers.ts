@@ -1,10 +1,10 @@
 import { timingSafeEqual } from "node:crypto";
 import type { RequestHandler, Response } from "express";
-import type { AppLogin, AuthApi } from "../../common/src/auth/auth-core.ts";
-import type { ApiScope, Config } from "../../common/src/config/schema.ts";
-import { hashBytes } from "../../common/src/credentials/hmac.ts";
-import { HttpError } from "../../common/src/errors.ts";
-import { type Jid, parseJid } from "../../common/src/users/jid.ts";
+import type { AppLogin, AuthApi } from "#auth";
+import type { ApiScope, Config } from "#common/config/schema.ts";
+import { hashBytes } from "#common/credentials/hmac.ts";
+import { HttpError } from "#common/errors.ts";
+import { type Jid, parseJid } from "#common/users/jid.ts";
 
 /**
  * Who is calling (architecture.md "Security model"). Apps: HTTP Basic with the user's JID and XMPP password,

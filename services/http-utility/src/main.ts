@@ -1,8 +1,8 @@
-import { type AuthCore, createAuthCore } from "../../common/src/auth/auth-core.ts";
-import { loadConfig } from "../../common/src/config/load.ts";
-import type { Metrics } from "../../common/src/http/metrics.ts";
-import { createMetrics } from "../../common/src/http/metrics.ts";
-import { runService } from "../../common/src/service.ts";
+import { type AuthCore, createAuthCore } from "#auth";
+import { loadConfig } from "#common/config/load.ts";
+import type { Metrics } from "#common/http/metrics.ts";
+import { createMetrics } from "#common/http/metrics.ts";
+import { runService } from "#common/service.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
 import { createPushDeps, type PushDeps } from "./notifications/push-deps.ts";

@@ -3,15 +3,15 @@ import net, { type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "#common/config/load.ts";
+import type { Config, DomainConfig } from "#common/config/schema.ts";
+import { createMetrics } from "#common/http/metrics.ts";
+import { type RunningServer, startServer } from "#common/http/server.ts";
+import { addUser } from "#common/users/web-users.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { deadPort } from "../../../../test/support/free-port.ts";
-import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
-import { loadConfig } from "../../../common/src/config/load.ts";
-import type { Config, DomainConfig } from "../../../common/src/config/schema.ts";
-import { createMetrics } from "../../../common/src/http/metrics.ts";
-import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
-import { addUser } from "../../../common/src/users/web-users.ts";
 import { createAuthApp } from "../app.ts";
+import { type AuthCore, createAuthCore } from "../core/auth-core.ts";
 
 /**
  * MongooseIM's HTTP auth contract (../shared/mongooseim-contract.md §1) against the real app, database and

@@ -1,9 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AuthApi } from "../../../common/src/auth/auth-core.ts";
-import { hashBytes } from "../../../common/src/credentials/hmac.ts";
-import type { Logger } from "../../../common/src/logger.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import { hashBytes } from "#common/credentials/hmac.ts";
+import type { Logger } from "#common/logger.ts";
+import type { Jid } from "#common/users/jid.ts";
+import type { AuthApi } from "../core/auth-core.ts";
 import { parseParams, rawQuery } from "./params.ts";
 
 /**

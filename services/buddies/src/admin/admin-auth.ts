@@ -1,8 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
-import type { Config } from "../../../common/src/config/schema.ts";
-import { hashBytes } from "../../../common/src/credentials/hmac.ts";
-import { HttpError } from "../../../common/src/errors.ts";
+import type { Config } from "#common/config/schema.ts";
+import { hashBytes } from "#common/credentials/hmac.ts";
+import { HttpError } from "#common/errors.ts";
 
 /**
  * Who may use the admin API and page: the holders of the keys under `services.buddies.admins` (made by

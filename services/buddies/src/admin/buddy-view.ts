@@ -1,4 +1,4 @@
-import type { Pool } from "../../../common/src/db/pool.ts";
+import type { Pool } from "#common/db/pool.ts";
 import type { DefinitionEntry } from "../runner/definitions.ts";
 import type { Runner } from "../runner/runner.ts";
 

@@ -1,8 +1,8 @@
 import express, { type Request, type Response, Router } from "express";
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError, notFound } from "../../../common/src/errors.ts";
-import { validated } from "../../../common/src/http/validate.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError, notFound } from "#common/errors.ts";
+import { validated } from "#common/http/validate.ts";
 import type { KindRegistry } from "../kinds/registry.ts";
 import { requestAction } from "../runner/actions.ts";
 import {

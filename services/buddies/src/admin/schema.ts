@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { buddyDefinition } from "../../../common/src/config/buddies-schema.ts";
+import { buddyDefinition } from "#common/config/buddies-schema.ts";
 import { BUDDY_ACTIONS } from "../runner/actions.ts";
 
 /** Input of the admin API (conventions.md 3). */

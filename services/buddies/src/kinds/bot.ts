@@ -1,5 +1,5 @@
 import xml, { type Element } from "@xmpp/xml";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Logger } from "#common/logger.ts";
 import type {
   BuddyIdentity,
   BuddyKind,

@@ -1,6 +1,6 @@
 import type { Element } from "@xmpp/xml";
 import type { z } from "zod";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * What a buddy kind is (conventions.md 6 and 8): a module whose default export is a `BuddyKind`, a factory

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 import notify from "./notify.ts";
 import { createFakeEntity } from "./testing/fake-entity.ts";
 

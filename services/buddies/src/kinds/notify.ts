@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 import { defineKind } from "./kind.ts";
 import { bareJid, createRecipients } from "./recipients.ts";
 import { installZabbix, zabbixOptionFields } from "./zabbix.ts";

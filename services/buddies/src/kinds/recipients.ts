@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 import type { BuddyIdentity } from "./kind.ts";
 
 /**

@@ -1,8 +1,8 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { KIND_NAME } from "../../../common/src/config/buddies-schema.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import { KIND_NAME } from "#common/config/buddies-schema.ts";
+import type { Logger } from "#common/logger.ts";
 import echo from "./echo.ts";
 import type { BuddyKind } from "./kind.ts";
 import notify from "./notify.ts";

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 import type { KindContext, MessageContext } from "./kind.ts";
 import { bareJid, type Recipients } from "./recipients.ts";
 

@@ -1,4 +1,4 @@
-import type { Pool } from "../../../common/src/db/pool.ts";
+import type { Pool } from "#common/db/pool.ts";
 
 /**
  * What an operator asks of a buddy, from the admin API or `sidecars buddies`: written to its lease row,

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import xml, { type Element } from "@xmpp/xml";
-import type { PasswordSource } from "../../../common/src/config/buddies-schema.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { PasswordSource } from "#common/config/buddies-schema.ts";
+import type { Logger } from "#common/logger.ts";
 import { type Bot, createBot } from "../kinds/bot.ts";
 import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
 import { createXmppClient, type XmppClient, type XmppTls } from "../xmpp/connection.ts";

@@ -1,10 +1,6 @@
-import {
-  BUDDY_NAME,
-  type BuddyDefinition,
-  buddyDefinition,
-} from "../../../common/src/config/buddies-schema.ts";
-import { buddyHomeProblem, type Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
+import { BUDDY_NAME, type BuddyDefinition, buddyDefinition } from "#common/config/buddies-schema.ts";
+import { buddyHomeProblem, type Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
 import type { ResolvedBuddy } from "./buddy-session.ts";
 
 /**

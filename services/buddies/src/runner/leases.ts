@@ -1,4 +1,4 @@
-import type { Pool } from "../../../common/src/db/pool.ts";
+import type { Pool } from "#common/db/pool.ts";
 
 /**
  * Cluster ownership (architecture.md "Cluster"): a buddy is run by the runner holding its lease in

@@ -1,4 +1,4 @@
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * The recent log lines of one buddy, for the admin API (what the legacy console's lens icon showed). The

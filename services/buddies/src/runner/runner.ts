@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
 import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
 import { BuddySession } from "./buddy-session.ts";
 import { type DefinitionEntry, loadDefinitions } from "./definitions.ts";

@@ -1,4 +1,4 @@
-import type { Config } from "../../../common/src/config/schema.ts";
+import type { Config } from "#common/config/schema.ts";
 import type { ServiceStatus } from "../kinds/kind.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { Router } from "express";
-import { HttpError } from "../../../common/src/errors.ts";
-import { validated } from "../../../common/src/http/validate.ts";
+import { HttpError } from "#common/errors.ts";
+import { validated } from "#common/http/validate.ts";
 import type { AppDeps } from "../app.ts";
 import { type MinimumVersionAnswer, minimumVersionQuery } from "./schema.ts";
 import { minimumVersion } from "./versions.ts";

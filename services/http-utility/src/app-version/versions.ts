@@ -1,6 +1,6 @@
 import { compareVersions as compareSemver, validate } from "compare-versions";
-import { type Config, VERSION } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
+import { type Config, VERSION } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
 
 /**
  * App versions and the minimum each app must run, per platform: the config's `apps.<app>.minimumVersion`,

@@ -1,8 +1,8 @@
 import { unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { relativePathOf } from "#common/media/fs-storage.ts";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
-import { relativePathOf } from "../../../common/src/media/fs-storage.ts";
 import { ALICE, bytesOf, rawGet, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import { fakeMp4, png, sidewaysPhoto } from "./test-fixtures.ts";
 import type { UploadAnswer } from "./upload-route.ts";

@@ -2,13 +2,13 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Request, Response } from "express";
 import { LRUCache } from "lru-cache";
-import type { MediaConfig } from "../../../common/src/config/media-schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { notFound } from "../../../common/src/errors.ts";
-import { type AttachmentRow, findAttachment } from "../../../common/src/media/attachments-store.ts";
-import { relativePathOf } from "../../../common/src/media/fs-storage.ts";
-import { isKey } from "../../../common/src/media/keys.ts";
-import { MissingObjectError, type Storage } from "../../../common/src/media/storage.ts";
+import type { MediaConfig } from "#common/config/media-schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { notFound } from "#common/errors.ts";
+import { relativePathOf } from "#common/media/fs-storage.ts";
+import { isKey } from "#common/media/keys.ts";
+import { MissingObjectError, type Storage } from "#common/media/storage.ts";
+import { type AttachmentRow, findAttachment } from "./store.ts";
 
 /**
  * Downloads of stored attachments: the right type, never sniffed; conditional answers (ETag from the

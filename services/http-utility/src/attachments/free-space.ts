@@ -1,5 +1,5 @@
-import type { Logger } from "../../../common/src/logger.ts";
-import type { Storage } from "../../../common/src/media/storage.ts";
+import type { Logger } from "#common/logger.ts";
+import type { Storage } from "#common/media/storage.ts";
 import { insufficientStorage, leavesReserve } from "./upload-policy.ts";
 
 /**

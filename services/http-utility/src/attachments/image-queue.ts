@@ -1,4 +1,4 @@
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 import type { Images } from "./images.ts";
 import { createSlots, type SlotLimits, type Slots } from "./slots.ts";
 

@@ -1,5 +1,5 @@
 import sharp, { type Metadata, type Sharp, type SharpOptions } from "sharp";
-import type { MediaConfig } from "../../../common/src/config/media-schema.ts";
+import type { MediaConfig } from "#common/config/media-schema.ts";
 
 /**
  * The one place sharp (libvips) is used. Every image is read once: its header is checked (format, pixel

@@ -1,6 +1,6 @@
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Logger } from "../../../common/src/logger.ts";
-import { createStorage, type Storage } from "../../../common/src/media/storage.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Logger } from "#common/logger.ts";
+import { createStorage, type Storage } from "#common/media/storage.ts";
 import { queuedImages } from "./image-queue.ts";
 import { createImagesOnWorker } from "./image-worker.ts";
 import type { Images } from "./images.ts";

@@ -7,7 +7,7 @@ import type {
   ZodOpenApiResponseObject,
   ZodOpenApiResponsesObject,
 } from "zod-openapi";
-import { type MediaConfig, mediaSchema, type UploadKind } from "../../../common/src/config/media-schema.ts";
+import { type MediaConfig, mediaSchema, type UploadKind } from "#common/config/media-schema.ts";
 import { errorBody, errorResponse, invalidRequest, security } from "../openapi/components.ts";
 import { generatedQuery, generatedThumbnailQuery, variantQuery, videoListQuery } from "./schema.ts";
 

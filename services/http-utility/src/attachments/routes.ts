@@ -1,19 +1,11 @@
 import { type NextFunction, type Request, type Response, Router } from "express";
 import { LRUCache } from "lru-cache";
-import { notFound } from "../../../common/src/errors.ts";
-import { createRateLimit } from "../../../common/src/http/rate-limit.ts";
-import { validated } from "../../../common/src/http/validate.ts";
-import {
-  type AttachmentKind,
-  type AttachmentRow,
-  findAvatar,
-  findVariant,
-  listAttachments,
-  variantsOf,
-} from "../../../common/src/media/attachments-store.ts";
-import { isKey } from "../../../common/src/media/keys.ts";
-import { createUploadBudget } from "../../../common/src/media/upload-budget.ts";
-import { validateNode } from "../../../common/src/users/jid.ts";
+import { notFound } from "#common/errors.ts";
+import { createRateLimit } from "#common/http/rate-limit.ts";
+import { validated } from "#common/http/validate.ts";
+import { isKey } from "#common/media/keys.ts";
+import { createUploadBudget } from "#common/media/upload-budget.ts";
+import { validateNode } from "#common/users/jid.ts";
 import type { AppDeps } from "../app.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import { createDownloads } from "./downloads.ts";
@@ -25,6 +17,14 @@ import {
   variantQuery,
   videoListQuery,
 } from "./schema.ts";
+import {
+  type AttachmentKind,
+  type AttachmentRow,
+  findAvatar,
+  findVariant,
+  listAttachments,
+  variantsOf,
+} from "./store.ts";
 import type { EngineDeps } from "./upload-engine.ts";
 import { uploadRoute } from "./upload-route.ts";
 

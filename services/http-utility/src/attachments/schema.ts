@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { MediaConfig } from "../../../common/src/config/media-schema.ts";
+import type { MediaConfig } from "#common/config/media-schema.ts";
 
 /** Query strings of the attachment endpoints (legacy-api.md "Attachments"). */
 

@@ -1,4 +1,4 @@
-import { HttpError } from "../../../common/src/errors.ts";
+import { HttpError } from "#common/errors.ts";
 
 /**
  * What an upload may be (legacy-api.md "Attachments"): plain functions, tested without HTTP. The type is

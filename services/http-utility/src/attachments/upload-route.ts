@@ -1,19 +1,14 @@
 import type { Request, RequestHandler, Response } from "express";
 import multer from "multer";
-import type { MediaConfig, UploadKind } from "../../../common/src/config/media-schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError } from "../../../common/src/errors.ts";
-import type { Logger } from "../../../common/src/logger.ts";
-import {
-  type AttachmentKind,
-  quotaExceeded,
-  recordAttachments,
-  usedBytes,
-} from "../../../common/src/media/attachments-store.ts";
-import type { Storage } from "../../../common/src/media/storage.ts";
-import { type UploadBudget, uploadBudgetExceeded } from "../../../common/src/media/upload-budget.ts";
+import type { MediaConfig, UploadKind } from "#common/config/media-schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError } from "#common/errors.ts";
+import type { Logger } from "#common/logger.ts";
+import type { Storage } from "#common/media/storage.ts";
+import { type UploadBudget, uploadBudgetExceeded } from "#common/media/upload-budget.ts";
 import { callerOf } from "../callers.ts";
 import { createFreeSpaceCheck } from "./free-space.ts";
+import { type AttachmentKind, quotaExceeded, recordAttachments, usedBytes } from "./store.ts";
 import {
   attachmentOf,
   createUploadEngine,

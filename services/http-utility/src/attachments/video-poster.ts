@@ -1,8 +1,8 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import type { Readable } from "node:stream";
-import { type MediaConfig, postersSchema } from "../../../common/src/config/media-schema.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import { type MediaConfig, postersSchema } from "#common/config/media-schema.ts";
+import type { Logger } from "#common/logger.ts";
 import { createSlots } from "./slots.ts";
 
 /**

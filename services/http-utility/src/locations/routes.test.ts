@@ -1,12 +1,12 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AuthCore, createAuthCore } from "#auth";
+import { loadConfig } from "#common/config/load.ts";
+import type { Config } from "#common/config/schema.ts";
+import { type RunningServer, startServer } from "#common/http/server.ts";
+import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { type AuthCore, createAuthCore } from "../../../common/src/auth/auth-core.ts";
-import { loadConfig } from "../../../common/src/config/load.ts";
-import type { Config } from "../../../common/src/config/schema.ts";
-import { type RunningServer, startServer } from "../../../common/src/http/server.ts";
-import { addUser } from "../../../common/src/users/web-users.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps } from "../notifications/push-deps.ts";

@@ -1,7 +1,7 @@
 import { type Response, Router } from "express";
-import { HttpError } from "../../../common/src/errors.ts";
-import { validated } from "../../../common/src/http/validate.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import { HttpError } from "#common/errors.ts";
+import { validated } from "#common/http/validate.ts";
+import type { Jid } from "#common/users/jid.ts";
 import type { AppDeps } from "../app.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import { type HistoryAnswer, historyQuery, latestQuery, locationsBody, readParams } from "./schema.ts";

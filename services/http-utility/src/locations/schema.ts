@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { Config } from "../../../common/src/config/schema.ts";
-import { validateNode } from "../../../common/src/users/jid.ts";
+import type { Config } from "#common/config/schema.ts";
+import { validateNode } from "#common/users/jid.ts";
 
 /** POST /api/v1/locations and its reads (legacy-api.md "Users, locations, app version"). */
 

@@ -1,5 +1,5 @@
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Jid } from "#common/users/jid.ts";
 import type { LocationReport, StoredLocation } from "./schema.ts";
 
 /** The locations table (migrations/1763800000002_locations.sql). */

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { JobWithMetadata, PgBoss } from "pg-boss";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { inTransaction } from "../../../common/src/db/transaction.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { inTransaction } from "#common/db/transaction.ts";
+import type { Logger } from "#common/logger.ts";
 import type { PushMessage } from "../push/sender.ts";
 import type { Notifier, TokenResult } from "./notifier.ts";
 import type { TokenRow } from "./token-store.ts";

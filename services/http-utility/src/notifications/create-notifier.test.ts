@@ -1,9 +1,9 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { PushConfig } from "#common/config/push-schema.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { ScriptedPushSender, sendersOf } from "../../../../test/support/scripted-push-sender.ts";
-import type { PushConfig } from "../../../common/src/config/push-schema.ts";
 import type { PushService } from "../push/sender.ts";
 import { createNotifier } from "./create-notifier.ts";
 import type { Notifier } from "./notifier.ts";

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Registry } from "prom-client";
-import type { PushConfig } from "../../../common/src/config/push-schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { PushConfig } from "#common/config/push-schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
 import { pushMetrics, reasonLabel } from "../push/metrics.ts";
 import type { PushMessage, PushSenders, SendOutcome } from "../push/sender.ts";
 import type { Notifier, TokenResult } from "./notifier.ts";

@@ -1,9 +1,9 @@
 import { type Response, Router } from "express";
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError } from "../../../common/src/errors.ts";
-import { validated } from "../../../common/src/http/validate.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError } from "#common/errors.ts";
+import { validated } from "#common/http/validate.ts";
+import type { Jid } from "#common/users/jid.ts";
 import { appJid, type Callers } from "../callers.ts";
 import {
   channelBody,

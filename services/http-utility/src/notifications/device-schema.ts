@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { validateNode } from "../../../common/src/users/jid.ts";
+import { validateNode } from "#common/users/jid.ts";
 import { PUSH_SERVICES } from "../push/sender.ts";
 
 /**

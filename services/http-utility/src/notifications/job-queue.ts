@@ -1,6 +1,6 @@
 import { PgBoss } from "pg-boss";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * The durable job queue of the push work that outlives a request (channel broadcasts, reply relays):

@@ -1,11 +1,11 @@
 import express, { type ErrorRequestHandler, type RequestHandler, type Response, Router } from "express";
 import { ZodError } from "zod";
-import type { PushConfig } from "../../../common/src/config/push-schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError } from "../../../common/src/errors.ts";
-import { createAllowList } from "../../../common/src/http/address-allow-list.ts";
-import { validated } from "../../../common/src/http/validate.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { PushConfig } from "#common/config/push-schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError } from "#common/errors.ts";
+import { createAllowList } from "#common/http/address-allow-list.ts";
+import { validated } from "#common/http/validate.ts";
+import type { Logger } from "#common/logger.ts";
 import type { PushService } from "../push/sender.ts";
 import {
   APNS_PAYLOAD_LIMIT,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pushSchema } from "../../../common/src/config/push-schema.ts";
+import { pushSchema } from "#common/config/push-schema.ts";
 import { guessApp, reasonOf } from "./mongooseim-routes.ts";
 import {
   apnsPayloadBytes,

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { validateNode } from "../../../common/src/users/jid.ts";
+import { validateNode } from "#common/users/jid.ts";
 import type { PushMessage } from "../push/sender.ts";
 
 /**

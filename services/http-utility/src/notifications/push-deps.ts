@@ -1,7 +1,7 @@
 import { Registry } from "prom-client";
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
 import { buildPushSenders, closePushSenders, type ProviderEndpoints } from "../push/registry.ts";
 import { type Broadcasts, createBroadcasts } from "./broadcast.ts";
 import { createNotifier } from "./create-notifier.ts";

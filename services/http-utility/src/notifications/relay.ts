@@ -1,7 +1,7 @@
 import type { Job, PgBoss } from "pg-boss";
-import type { Config } from "../../../common/src/config/schema.ts";
-import { createOutboundPolicy, outboundRequest } from "../../../common/src/http/outbound-address.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Config } from "#common/config/schema.ts";
+import { createOutboundPolicy, outboundRequest } from "#common/http/outbound-address.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * Replies and resolves typed into a notification, relayed to where it came from (legacy-api.md

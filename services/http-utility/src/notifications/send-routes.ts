@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { type Response, Router } from "express";
-import type { Config } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError } from "../../../common/src/errors.ts";
-import { createOutboundPolicy, OutboundRefused } from "../../../common/src/http/outbound-address.ts";
-import { validated } from "../../../common/src/http/validate.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError } from "#common/errors.ts";
+import { createOutboundPolicy, OutboundRefused } from "#common/http/outbound-address.ts";
+import { validated } from "#common/http/validate.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import type { Broadcasts } from "./broadcast.ts";
 import type { Notifier } from "./notifier.ts";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseJid } from "../../../common/src/users/jid.ts";
+import { parseJid } from "#common/users/jid.ts";
 import { PUSH_SERVICES, type PushMessage } from "../push/sender.ts";
 import { channel, node as deviceNode } from "./device-schema.ts";
 import type { Origin } from "./relay.ts";

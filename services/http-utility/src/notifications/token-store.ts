@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import DataLoader from "dataloader";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { inTransaction } from "../../../common/src/db/transaction.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { inTransaction } from "#common/db/transaction.ts";
 import type { PushService } from "../push/sender.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ZodOpenApiResponseObject, ZodOpenApiSecuritySchemeObject } from "zod-openapi";
-import type { ApiScope } from "../../../common/src/config/schema.ts";
+import type { ApiScope } from "#common/config/schema.ts";
 
 /**
  * The pieces of the OpenAPI document that every route group's `openapi.ts` uses: the error body, the error

@@ -6,7 +6,7 @@ import path from "node:path";
 import express from "express";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { finishApp } from "../../../common/src/http/app-base.ts";
+import { finishApp } from "#common/http/app-base.ts";
 import { buildOpenApiDocument } from "./document.ts";
 import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Agent } from "node:https";
 import { type App, cert, deleteApp, initializeApp } from "firebase-admin/app";
 import { getMessaging, type Messaging, type TokenMessage } from "firebase-admin/messaging";
-import { fromRoot } from "../../../common/src/paths.ts";
+import { fromRoot } from "#common/paths.ts";
 import type { PushMessage, PushSender, SenderDeps, SendOutcome } from "./sender.ts";
 
 /**

@@ -1,5 +1,5 @@
-import { StartupError } from "../../../common/src/errors.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import { StartupError } from "#common/errors.ts";
+import type { Logger } from "#common/logger.ts";
 import { createApnsSender } from "./apns-sender.ts";
 import { createFcmSender } from "./fcm-sender.ts";
 import type { PushApps, PushSender, PushSenders, PushService } from "./sender.ts";

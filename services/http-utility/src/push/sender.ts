@@ -1,5 +1,5 @@
-import type { PushConfig } from "../../../common/src/config/push-schema.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { PushConfig } from "#common/config/push-schema.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * How a notification reaches a device (conventions.md 5 and 6): one `PushSender` per app and service,

@@ -5,8 +5,8 @@ import {
   OutboundError,
   type OutboundPolicy,
   outboundRequest,
-} from "../../../common/src/http/outbound-address.ts";
-import { fromRoot } from "../../../common/src/paths.ts";
+} from "#common/http/outbound-address.ts";
+import { fromRoot } from "#common/paths.ts";
 import {
   describeAnswer,
   fillTemplate,

@@ -1,8 +1,8 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { configSchema } from "../../../common/src/config/schema.ts";
-import { StartupError } from "../../../common/src/errors.ts";
+import { configSchema } from "#common/config/schema.ts";
+import { StartupError } from "#common/errors.ts";
 import { buildSmsSenders } from "./sender.ts";
 
 /** The registry (one sender per domain that accepts registration) and the log sender. */

@@ -1,7 +1,7 @@
 import { ZodError } from "zod";
-import type { Config } from "../../../common/src/config/schema.ts";
-import { StartupError } from "../../../common/src/errors.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Config } from "#common/config/schema.ts";
+import { StartupError } from "#common/errors.ts";
+import type { Logger } from "#common/logger.ts";
 import { createHttpSender } from "./http-sender.ts";
 import { createLogSender } from "./log-sender.ts";
 import { createTwilioSender } from "./twilio-sender.ts";

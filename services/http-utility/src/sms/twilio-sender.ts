@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { createOutboundPolicy } from "../../../common/src/http/outbound-address.ts";
-import { fromRoot } from "../../../common/src/paths.ts";
+import { createOutboundPolicy } from "#common/http/outbound-address.ts";
+import { fromRoot } from "#common/paths.ts";
 import { describeAnswer, SmsError, timeoutMsOption } from "./gateway.ts";
 import { allowTargetsOption, callGuardedProvider } from "./http-sender.ts";
 import type { SmsSender, SmsSenderDeps } from "./sender.ts";

@@ -1,10 +1,10 @@
 import { randomBytes, randomInt, randomUUID, scrypt, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import type { PoolClient } from "pg";
-import type { DomainConfig } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { inTransaction } from "../../../common/src/db/transaction.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
+import type { DomainConfig } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { inTransaction } from "#common/db/transaction.ts";
+import type { Jid } from "#common/users/jid.ts";
 import { openToken, sealToken } from "./retry-token.ts";
 
 /**

@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import { type RequestHandler, Router } from "express";
 import type { PoolClient } from "pg";
 import { Registry } from "prom-client";
-import type { DomainConfig } from "../../../common/src/config/schema.ts";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import { HttpError } from "../../../common/src/errors.ts";
-import { createRateLimit, type RateLimit } from "../../../common/src/http/rate-limit.ts";
-import { validated } from "../../../common/src/http/validate.ts";
-import type { Jid } from "../../../common/src/users/jid.ts";
-import { addUser, findUser, type NewSecret, setPassword } from "../../../common/src/users/web-users.ts";
+import type { DomainConfig } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { HttpError } from "#common/errors.ts";
+import { createRateLimit, type RateLimit } from "#common/http/rate-limit.ts";
+import { validated } from "#common/http/validate.ts";
+import type { Jid } from "#common/users/jid.ts";
+import { addUser, findUser, type NewSecret, setPassword } from "#common/users/web-users.ts";
 import type { AppDeps } from "../app.ts";
 import {
   compareVersions,

@@ -1,6 +1,6 @@
 import { Counter, type Registry } from "prom-client";
-import type { Pool } from "../../../common/src/db/pool.ts";
-import type { Logger } from "../../../common/src/logger.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
 
 /**
  * The SMS budgets of registration (docs/registration.md, "SMS budgets"): at most `global.points` codes sent per

@@ -1,0 +1,48 @@
+import type { DomainConfig } from "#common/config/schema.ts";
+import type { ScramCredentials } from "#common/credentials/scram.ts";
+import type { Pool } from "#common/db/pool.ts";
+import type { Logger } from "#common/logger.ts";
+import type { Jid } from "#common/users/jid.ts";
+import type { NewSecret } from "#common/users/web-users.ts";
+
+/**
+ * What decides, for one domain, whether a user may log in (conventions.md 5 and 6). "No" is a value;
+ * an exception means the backend could not answer (down, timed out, answered nonsense).
+ */
+export type CheckResult = { ok: true } | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" };
+
+/** What a backend keeps for get_password: cleartext (legacy rows, `keepCleartext` domains) and/or SCRAM data. */
+export interface StoredSecret {
+  cleartext?: string;
+  scram?: ScramCredentials;
+}
+
+export type { NewSecret } from "#common/users/web-users.ts";
+
+export interface Authenticator {
+  readonly kind: string;
+  checkPassword(jid: Jid, password: string): Promise<CheckResult>;
+  userExists(jid: Jid): Promise<boolean>;
+  /** Only backends that hold credentials themselves; undefined when the user has none. */
+  getSecret?(jid: Jid): Promise<StoredSecret | undefined>;
+  /** false: no such user. */
+  setPassword?(jid: Jid, secret: NewSecret): Promise<boolean>;
+  /** false: the user exists already. */
+  register?(jid: Jid, secret: NewSecret): Promise<boolean>;
+  /** false: no such user. */
+  removeUser?(jid: Jid): Promise<boolean>;
+  close?(): Promise<void>;
+}
+
+export interface AuthenticatorDeps {
+  domain: string;
+  domainConfig: DomainConfig;
+  pool: Pool;
+  log: Logger;
+}
+
+/** The shape of a per-domain module in externals-auth/<domain>.ts (its default export). */
+export type AuthenticatorFactory = (
+  options: Record<string, unknown>,
+  deps: AuthenticatorDeps,
+) => Authenticator | Promise<Authenticator>;

@@ -1,0 +1,50 @@
+import { sameSecret, verifyNothing, verifyPassword } from "#common/credentials/scram.ts";
+import * as webUsers from "#common/users/web-users.ts";
+import type { Authenticator, AuthenticatorDeps } from "./authenticator.ts";
+
+/** The web_users table (the default kind, and always the one for a domain's buddies). */
+export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authenticator {
+  const { pool, domainConfig, log } = deps;
+  return {
+    kind: "web_users",
+    // every "no" spends a derivation with the domain's parameters, as a wrong password for a hashed row does:
+    // how long the answer takes does not tell which users exist (docs/security.md "Equal timing")
+    async checkPassword(jid, password) {
+      const row = await webUsers.findUser(pool, jid);
+      const no = async (reason: "unknown_user" | "disabled" | "bad_password") => {
+        await verifyNothing(password, {
+          iterations: domainConfig.scramIterations,
+          hashes: domainConfig.scramHashes,
+        });
+        return { ok: false, reason } as const;
+      };
+      if (!row) return no("unknown_user");
+      if (row.disabled) return no("disabled");
+      if (row.scram) {
+        return (await verifyPassword(password, row.scram))
+          ? { ok: true }
+          : { ok: false, reason: "bad_password" };
+      }
+      if (row.token !== null && sameSecret(password, row.token)) {
+        // a legacy row: give it SCRAM data now, so its cleartext can go (unless the domain keeps it)
+        webUsers
+          .upgradeLegacyRow(pool, jid, row.token, domainConfig)
+          .catch((err: Error) => log.warn({ err: err.message }, "could not rehash a legacy row"));
+        return { ok: true };
+      }
+      return no("bad_password");
+    },
+    userExists: (jid) => webUsers.userExists(pool, jid),
+    async getSecret(jid) {
+      const row = await webUsers.findUser(pool, jid);
+      if (!row || row.disabled) return undefined;
+      return {
+        ...(row.token !== null ? { cleartext: row.token } : {}),
+        ...(row.scram ? { scram: row.scram } : {}),
+      };
+    },
+    setPassword: (jid, secret) => webUsers.setPassword(pool, jid, secret, domainConfig),
+    register: (jid, secret) => webUsers.addUser(pool, jid, secret, domainConfig),
+    removeUser: (jid) => webUsers.removeUser(pool, jid),
+  };
+}
