@@ -1,5 +1,5 @@
-import type { TokenResult } from "../../services/http-utility/src/notifications/notifier.ts";
-import type { SendOutcome } from "../../services/http-utility/src/push/sender.ts";
+import type { TokenResult } from "../../services/http-utility/src/push/notifier.ts";
+import type { SendOutcome } from "../../services/http-utility/src/push/senders/sender.ts";
 import type { BenchContext, Benchmark } from "./frame.ts";
 import { bareApnsClient } from "./push-bare-clients.ts";
 import type { FakesTaken } from "./push-fakes-process.ts";

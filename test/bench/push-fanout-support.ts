@@ -8,11 +8,15 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { loadConfig } from "#common/config/load.ts";
 import { createPool, type Pool } from "#common/db/pool.ts";
-import { createNotifier } from "../../services/http-utility/src/notifications/create-notifier.ts";
-import type { Notifier } from "../../services/http-utility/src/notifications/notifier.ts";
-import type { TokenRow } from "../../services/http-utility/src/notifications/token-store.ts";
-import { buildPushSenders, closePushSenders } from "../../services/http-utility/src/push/registry.ts";
-import type { PushMessage, PushSender, SendOutcome } from "../../services/http-utility/src/push/sender.ts";
+import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
+import type { Notifier } from "../../services/http-utility/src/push/notifier.ts";
+import { buildPushSenders, closePushSenders } from "../../services/http-utility/src/push/senders/registry.ts";
+import type {
+  PushMessage,
+  PushSender,
+  SendOutcome,
+} from "../../services/http-utility/src/push/senders/sender.ts";
+import type { TokenRow } from "../../services/http-utility/src/push/token-store.ts";
 import { benchDatabase } from "./bench-database.ts";
 import type { BenchContext, Side } from "./frame.ts";
 import { type PushFakes, startPushFakes } from "./push-fakes.ts";

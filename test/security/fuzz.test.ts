@@ -14,7 +14,7 @@ import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../../services/http-utility/src/app.ts";
 import { createMediaDeps, type MediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
 import { fakeMp4 } from "../../services/http-utility/src/attachments/test-fixtures.ts";
-import { createPushDeps } from "../../services/http-utility/src/notifications/push-deps.ts";
+import { createPushDeps } from "../../services/http-utility/src/push/deps.ts";
 import { sha256 } from "../support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import {
@@ -77,7 +77,7 @@ interface KnownFailure {
   logged(line: Record<string, unknown>): boolean;
 }
 // empty since the two this fuzz found were fixed (MongoosePush's answers to a JSON body in another charset,
-// and to a device id that is not UTF-8: notifications/mongooseim-routes.ts)
+// and to a device id that is not UTF-8: push/mongooseim/routes.ts)
 const KNOWN_FAILURES: KnownFailure[] = [];
 
 /** encodeURIComponent for any string: a lone surrogate goes out as U+FFFD (UTF-8 can carry no other). */

@@ -15,13 +15,13 @@ import type { AuthenticatorDeps } from "../../services/auth/src/authenticators/a
 import { createHttpAuthenticator } from "../../services/auth/src/authenticators/http-authenticator.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createCallers } from "../../services/http-utility/src/callers.ts";
-import { createBroadcasts } from "../../services/http-utility/src/notifications/broadcast.ts";
-import { createNotifier } from "../../services/http-utility/src/notifications/create-notifier.ts";
-import { createJobQueue } from "../../services/http-utility/src/notifications/job-queue.ts";
-import { createRelay } from "../../services/http-utility/src/notifications/relay.ts";
-import { sendRoutes } from "../../services/http-utility/src/notifications/send-routes.ts";
-import { storeToken } from "../../services/http-utility/src/notifications/token-store.ts";
-import { createHttpSender } from "../../services/http-utility/src/sms/http-sender.ts";
+import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
+import { createJobQueue } from "../../services/http-utility/src/push/jobs.ts";
+import { createRelay } from "../../services/http-utility/src/push/mongooseim/relay.ts";
+import { createBroadcasts } from "../../services/http-utility/src/push/send/broadcast.ts";
+import { sendRoutes } from "../../services/http-utility/src/push/send/routes.ts";
+import { storeToken } from "../../services/http-utility/src/push/token-store.ts";
+import { createHttpSender } from "../../services/http-utility/src/registration/sms/http-sender.ts";
 import { sha256 } from "../support/bytes.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { eventually } from "../support/eventually.ts";
@@ -97,7 +97,7 @@ describe("which addresses are special", () => {
   });
 });
 
-/** sendRoutes and a relay on their own database, as app.ts and push-deps.ts wire them. */
+/** sendRoutes and a relay on their own database, as app.ts and push/deps.ts wire them. */
 async function startPushStack(allowTargets: string[]) {
   const db = await createTestDatabase();
   const logs: { level: number; msg: string }[] = [];

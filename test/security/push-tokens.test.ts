@@ -9,8 +9,8 @@ import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createCallers } from "../../services/http-utility/src/callers.ts";
-import { deviceRoutes } from "../../services/http-utility/src/notifications/device-routes.ts";
-import type { Notifier } from "../../services/http-utility/src/notifications/notifier.ts";
+import { deviceRoutes } from "../../services/http-utility/src/push/devices/routes.ts";
+import type { Notifier } from "../../services/http-utility/src/push/notifier.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
 /**

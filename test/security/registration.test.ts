@@ -12,7 +12,7 @@ import { createMetrics } from "#common/http/metrics.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createHttpUtilityApp } from "../../services/http-utility/src/app.ts";
 import { createMediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
-import { createPushDeps } from "../../services/http-utility/src/notifications/push-deps.ts";
+import { createPushDeps } from "../../services/http-utility/src/push/deps.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { ROOT } from "../support/processes.ts";
 

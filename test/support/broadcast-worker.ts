@@ -3,14 +3,18 @@ import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createBroadcasts } from "../../services/http-utility/src/notifications/broadcast.ts";
-import { createNotifier } from "../../services/http-utility/src/notifications/create-notifier.ts";
-import { createJobQueue } from "../../services/http-utility/src/notifications/job-queue.ts";
-import type { PushMessage, PushSender, SendOutcome } from "../../services/http-utility/src/push/sender.ts";
+import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
+import { createJobQueue } from "../../services/http-utility/src/push/jobs.ts";
+import { createBroadcasts } from "../../services/http-utility/src/push/send/broadcast.ts";
+import type {
+  PushMessage,
+  PushSender,
+  SendOutcome,
+} from "../../services/http-utility/src/push/senders/sender.ts";
 
 /**
  * A broadcast worker in a process of its own, for the test that kills one half-way
- * (notifications/broadcast.test.ts). Its FCM sender appends each token it pushes to PUSH_LOG, a line per
+ * (push/send/broadcast.test.ts). Its FCM sender appends each token it pushes to PUSH_LOG, a line per
  * push. With HALT_AFTER=n, from the n-th push on every push hangs (after it is logged) and the parent gets
  * the IPC message `halted`: a worker stuck mid-batch, for the parent to SIGKILL.
  *

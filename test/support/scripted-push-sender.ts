@@ -4,7 +4,7 @@ import type {
   PushSenders,
   PushService,
   SendOutcome,
-} from "../../services/http-utility/src/push/sender.ts";
+} from "../../services/http-utility/src/push/senders/sender.ts";
 
 /**
  * A `PushSender` for the notifier and route tests: records every push and answers what the test scripted

@@ -9,12 +9,12 @@ import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRouter } from "./attachments/routes.ts";
 import { createCallers } from "./callers.ts";
 import { locationsRouter } from "./locations/routes.ts";
-import { deviceRoutes } from "./notifications/device-routes.ts";
-import { mongooseImRoutes } from "./notifications/mongooseim-routes.ts";
-import type { PushDeps } from "./notifications/push-deps.ts";
-import { sendRoutes } from "./notifications/send-routes.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
-import { usersRouter } from "./users/routes.ts";
+import type { PushDeps } from "./push/deps.ts";
+import { deviceRoutes } from "./push/devices/routes.ts";
+import { mongooseImRoutes } from "./push/mongooseim/routes.ts";
+import { sendRoutes } from "./push/send/routes.ts";
+import { usersRouter } from "./registration/routes.ts";
 
 export interface AppDeps extends ServiceContext {
   /** The auth service's decisions (same code, same cache and guard): who an app caller is. */

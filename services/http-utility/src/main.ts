@@ -5,7 +5,7 @@ import { createMetrics } from "#common/http/metrics.ts";
 import { runService } from "#common/service.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
-import { createPushDeps, type PushDeps } from "./notifications/push-deps.ts";
+import { createPushDeps, type PushDeps } from "./push/deps.ts";
 
 let core: AuthCore | undefined;
 let media: MediaDeps | undefined;

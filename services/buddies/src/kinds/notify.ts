@@ -51,7 +51,7 @@ export const sendBody = z
   })
   .strict();
 
-/** What http-utility's relay posts (services/http-utility/src/notifications/relay.ts). */
+/** What http-utility's relay posts (services/http-utility/src/push/mongooseim/relay.ts). */
 export const actionBody = z.object({
   notificationId: z.string().min(1).max(100),
   action: z.enum(["reply", "resolve"]),

@@ -11,7 +11,7 @@ import { projectRoot } from "#common/paths.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createPushDeps } from "../notifications/push-deps.ts";
+import { createPushDeps } from "../push/deps.ts";
 
 /**
  * GET /api/v1/minimum_app_version from the config, then as `sidecars apps set-minimum` (the real command,

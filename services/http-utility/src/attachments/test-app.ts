@@ -11,7 +11,7 @@ import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { createHttpUtilityApp } from "../app.ts";
-import { createPushDeps } from "../notifications/push-deps.ts";
+import { createPushDeps } from "../push/deps.ts";
 import { createMediaDeps, type MediaDeps } from "./media-deps.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 

@@ -9,7 +9,7 @@ import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createPushDeps } from "../notifications/push-deps.ts";
+import { createPushDeps } from "../push/deps.ts";
 
 /**
  * POST /api/v1/locations and its reads, against the real app, auth core and database: what an app and a

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
-import { createPushDeps } from "../notifications/push-deps.ts";
+import { createPushDeps } from "../push/deps.ts";
 import { errorResponse, security } from "./components.ts";
 import { buildOpenApiDocument, mergePaths, type OpenApiDocument, ROUTE_GROUPS } from "./document.ts";
 

@@ -3,10 +3,10 @@ import pkg from "../../../../package.json" with { type: "json" };
 import { paths as appVersionPaths } from "../app-version/openapi.ts";
 import { paths as attachmentsPaths } from "../attachments/openapi.ts";
 import { paths as locationsPaths } from "../locations/openapi.ts";
-import { paths as notificationDevicePaths } from "../notifications/device-openapi.ts";
-import { paths as mongooseImPaths, mongoosePushPaths } from "../notifications/mongooseim-openapi.ts";
-import { paths as notificationSendPaths } from "../notifications/send-openapi.ts";
-import { paths as usersPaths } from "../users/openapi.ts";
+import { paths as notificationDevicePaths } from "../push/devices/openapi.ts";
+import { paths as mongooseImPaths, mongoosePushPaths } from "../push/mongooseim/openapi.ts";
+import { paths as notificationSendPaths } from "../push/send/openapi.ts";
+import { paths as usersPaths } from "../registration/openapi.ts";
 import { API_KEY, APP_BASIC, callerErrors, errorBody, errorResponse, securitySchemes } from "./components.ts";
 
 /**
