@@ -1,5 +1,5 @@
 -- Up Migration
--- Attachments (legacy-api.md "Attachments"): one row per stored object, named by its storage key (144
+-- Attachments (docs/attachments.md): one row per stored object, named by its storage key (144
 -- random bits + extension, a capability: downloads are public by name). Thumbnails and video posters are
 -- rows of their own with `parent` naming the original and `variant` saying which they are ('128', 'poster'),
 -- so every stored byte has a row, an owner and a size (quota); the statements that delete an original delete

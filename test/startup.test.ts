@@ -7,6 +7,7 @@ import type { TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeCertificate } from "./support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
+import { eventually } from "./support/eventually.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, runService } from "./support/processes.ts";
 
@@ -24,6 +25,14 @@ function configWith(file: string, content: string | object): string {
   cpSync(path.join(ROOT, "config"), dir, { recursive: true });
   writeFileSync(path.join(dir, file), typeof content === "string" ? content : JSON.stringify(content));
   return dir;
+}
+
+/** The backends of services' LISTEN connections (common/db/listener.ts) on the test's database. */
+async function listenerBackends(): Promise<number[]> {
+  const { rows } = await db.pool.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'xmpp-sidecars-listener'",
+  );
+  return rows.map((r) => r.pid);
 }
 
 function oneLine(stderr: string): string {
@@ -46,16 +55,27 @@ describe("every service", () => {
         LOG_LEVEL: "info",
       };
       let health: unknown;
+      let listeners: number[] = [];
       const exited = await runService(service, env, (child) => {
         fetch(`http://127.0.0.1:${port}/healthz`)
           .then((r) => r.json())
-          .then((body) => {
+          .then(async (body) => {
             health = body;
+            // one LISTEN connection per process, whoever in it listens (common/service.ts)
+            listeners = await eventually(
+              async () => {
+                const pids = await listenerBackends();
+                return pids.length > 0 && pids;
+              },
+              10_000,
+              "a LISTEN connection",
+            );
           })
           .finally(() => child.kill("SIGTERM"));
       });
       expect(exited).toMatchObject({ code: 0, ready: true, stderr: "" });
       expect(health).toEqual({ status: "ok" });
+      expect(listeners).toHaveLength(1);
       const lines = exited.stdout
         .trim()
         .split("\n")

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { formatIssues } from "#common/zod-issues.ts";
 
 /**
  * The benchmark frame: every benchmark measures the project and a baseline in the same run, in alternating
@@ -75,8 +76,9 @@ const settingsSchema = z.object({
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const parsed = settingsSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-    throw new Error(`bench settings: ${problems.join("; ")}`);
+    throw new Error(
+      `bench settings: ${formatIssues(parsed.error.issues, { schema: settingsSchema }).join("; ")}`,
+    );
   }
   const s = parsed.data;
   return {

@@ -10,7 +10,10 @@ import { loadConfig } from "#common/config/load.ts";
 import { createPool, type Pool } from "#common/db/pool.ts";
 import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
 import type { Notifier } from "../../services/http-utility/src/push/notifier.ts";
-import { buildPushSenders, closePushSenders } from "../../services/http-utility/src/push/senders/registry.ts";
+import {
+  closePushSenders,
+  createPushSenders,
+} from "../../services/http-utility/src/push/senders/registry.ts";
 import type {
   PushMessage,
   PushSender,
@@ -26,7 +29,7 @@ import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load
 /**
  * What the push fan-out benchmarks stand on: a database of their own with NOTIFICATIONS device tokens in
  * push_tokens, the fake providers in their own process (push-fakes.ts), and the project's push stack
- * composed as http-utility's main.ts composes it: `buildPushSenders` (the real node-apn / firebase-admin
+ * composed as http-utility's main.ts composes it: `createPushSenders` (the real node-apn / firebase-admin
  * senders, pointed at the fakes through their endpoint deps) and `createNotifier` over the pool.
  */
 
@@ -143,7 +146,7 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
 
   const fcmAgent = keepAliveLoopbackAgent(fakes.fcm.port, fakes.fcm.ca);
   ctx.defer(() => fcmAgent.destroy());
-  const senders = buildPushSenders(
+  const senders = createPushSenders(
     service === "apns"
       ? {
           [APP]: { apns: { bundleId: BUNDLE_ID, production: true, keyFile, keyId: KEY_ID, teamId: TEAM_ID } },
@@ -151,7 +154,7 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
       : { [APP]: { fcm: { serviceAccountFile, projectId: PROJECT_ID } } },
     {
       log,
-      env: process.env,
+      secrets: config.secrets,
       endpoints: {
         fcmAgent,
         apnsEndpoint: { address: "127.0.0.1", port: fakes.apns.port, ca: fakes.apns.ca },

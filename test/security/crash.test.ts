@@ -7,7 +7,8 @@ import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from "@aws
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
-import { createStorage, type Storage } from "#common/media/storage.ts";
+import type { Storage } from "#common/media/storage.ts";
+import { createStorage } from "#common/media/storage-registry.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { fakeMp4 } from "../../services/http-utility/src/attachments/test-fixtures.ts";
 import { runSidecars } from "../support/cli.ts";

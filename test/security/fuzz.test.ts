@@ -15,6 +15,7 @@ import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../../servic
 import { createMediaDeps, type MediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
 import { fakeMp4 } from "../../services/http-utility/src/attachments/test-fixtures.ts";
 import { createPushDeps } from "../../services/http-utility/src/push/deps.ts";
+import { createRegistrationDeps } from "../../services/http-utility/src/registration/deps.ts";
 import { sha256 } from "../support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import {
@@ -148,10 +149,25 @@ beforeAll(async () => {
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
   const metrics = createMetrics("auth");
-  core = await createAuthCore({ config, pool: db.pool, log, metrics: metrics.registry });
+  core = await createAuthCore({
+    config,
+    pool: db.pool,
+    listener: db.listener,
+    log,
+    metrics: metrics.registry,
+  });
   media = await createMediaDeps(config, log);
   const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
-  const app = createHttpUtilityApp({ config, log, pool: db.pool, core, media, push });
+  const registration = createRegistrationDeps({ config, log, pool: db.pool });
+  const app = createHttpUtilityApp({
+    config,
+    log,
+    pool: db.pool,
+    core,
+    attachments: media,
+    push,
+    registration,
+  });
   const internalApp = createHttpUtilityInternalApp({ config, log, pool: db.pool, push });
   const open: Config = {
     ...config,

@@ -12,7 +12,10 @@ import { specialUse } from "#common/http/outbound-address.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import type { AuthenticatorDeps } from "../../services/auth/src/authenticators/authenticator.ts";
-import { createHttpAuthenticator } from "../../services/auth/src/authenticators/http-authenticator.ts";
+import {
+  createHttpAuthenticator as createParsed,
+  httpOptionsSchema,
+} from "../../services/auth/src/authenticators/http-authenticator.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createCallers } from "../../services/http-utility/src/callers.ts";
 import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
@@ -21,7 +24,8 @@ import { createRelay } from "../../services/http-utility/src/push/mongooseim/rel
 import { createBroadcasts } from "../../services/http-utility/src/push/send/broadcast.ts";
 import { sendRoutes } from "../../services/http-utility/src/push/send/routes.ts";
 import { storeToken } from "../../services/http-utility/src/push/token-store.ts";
-import { createHttpSender } from "../../services/http-utility/src/registration/sms/http-sender.ts";
+import { smsSenderKinds } from "../../services/http-utility/src/registration/sms/registry.ts";
+import type { SmsSenderDeps } from "../../services/http-utility/src/registration/sms/sender.ts";
 import { sha256 } from "../support/bytes.ts";
 import { createTestDatabase } from "../support/database.ts";
 import { eventually } from "../support/eventually.ts";
@@ -117,7 +121,7 @@ async function startPushStack(allowTargets: string[]) {
     config.domains["oyo.test"] as Config["domains"][string],
   );
   await storeToken(db.pool, { ...ALICE, service: "fcm", token: "alice-phone", app: "OyoChat" }, 10);
-  const core: AuthCore = await createAuthCore({ config, pool: db.pool, log });
+  const core: AuthCore = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const notifier = createNotifier({
     pool: db.pool,
     senders: sendersOf({ OyoChat: [new ScriptedPushSender("fcm")] }),
@@ -229,6 +233,11 @@ describe("a notification's callbackUrl", () => {
     await eventually(async () => victim.received.includes("/listed"), 20_000, "the relayed reply");
   });
 });
+
+const createHttpAuthenticator = (options: Record<string, unknown>, deps: AuthenticatorDeps) =>
+  createParsed(httpOptionsSchema.parse(options), deps);
+const createHttpSender = (options: Record<string, unknown>, deps: SmsSenderDeps) =>
+  smsSenderKinds.create("sms", { kind: "http", options }, deps);
 
 describe("the http authenticator pointed at a private address", () => {
   const deps = { domain: "ext.test", log: silent } as AuthenticatorDeps;

@@ -71,7 +71,7 @@ beforeAll(async () => {
   for (const u of [ALICE, MALLORY, BOB]) {
     await addUser(db.pool, u, { cleartext: u.password }, config.domains[DOMAIN] as Config["domains"][string]);
   }
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });
   app.use(
     "/api/v1/notifications",

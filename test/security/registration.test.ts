@@ -13,6 +13,7 @@ import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth
 import { createHttpUtilityApp } from "../../services/http-utility/src/app.ts";
 import { createMediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
 import { createPushDeps } from "../../services/http-utility/src/push/deps.ts";
+import { createRegistrationDeps } from "../../services/http-utility/src/registration/deps.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { ROOT } from "../support/processes.ts";
 
@@ -66,15 +67,17 @@ beforeAll(async () => {
       },
     }),
   );
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
+  const metrics = createMetrics("http-utility");
   const app = createHttpUtilityApp({
     config,
     log,
     pool: db.pool,
     core,
-    media: await createMediaDeps(config, log),
+    attachments: await createMediaDeps(config, log),
     push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-    metrics: createMetrics("http-utility"),
+    registration: createRegistrationDeps({ config, log, pool: db.pool }, { metrics: metrics.registry }),
+    metrics,
   });
   server = app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));

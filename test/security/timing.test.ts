@@ -44,7 +44,12 @@ beforeAll(async () => {
   await db.pool.query(
     "INSERT INTO web_users (node, domain, token) VALUES ('306900000002', 'localhost', 'legacy cleartext')",
   );
-  core = await createAuthCore({ config, pool: db.pool, log: pino({ level: "silent" }) });
+  core = await createAuthCore({
+    config,
+    pool: db.pool,
+    listener: db.listener,
+    log: pino({ level: "silent" }),
+  });
 });
 
 afterAll(async () => {

@@ -50,7 +50,7 @@ export async function startAuthStack(
     },
   });
   const log = pino({ level: "silent" });
-  const core = await createAuthCore({ config, pool: db.pool, log });
+  const core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const callers = createCallers({ core, apiKeys: {} });
   const app = express();
   app.get("/api/v1/me", callers.app, (_req, res) => {

@@ -1,12 +1,16 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { pino } from "pino";
 import { inject } from "vitest";
+import { type Listener, startListener } from "#common/db/listener.ts";
 import { TEMPLATE_DATABASE } from "./global-setup.ts";
 
 export interface TestDatabase {
   url: string;
   pool: pg.Pool;
-  /** Drops the database (closing the pool first). */
+  /** Its LISTEN connection, as a service process has one (common/service.ts); opened on first use. */
+  readonly listener: Listener;
+  /** Drops the database (closing the listener and the pool first). */
   drop(): Promise<void>;
 }
 
@@ -38,10 +42,16 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
   // an 'error' event, which without a listener is an unhandled error that fails the whole run; queries still
   // fail loudly on their own
   pool.on("error", () => {});
+  let listener: Listener | undefined;
   return {
     url,
     pool,
+    get listener() {
+      listener ??= startListener({ connectionString: url, log: pino({ level: "silent" }) });
+      return listener;
+    },
     async drop() {
+      await listener?.close();
       await pool.end();
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },

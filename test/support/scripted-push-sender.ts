@@ -60,7 +60,7 @@ export class ScriptedPushSender implements PushSender {
   async close(): Promise<void> {}
 }
 
-/** Senders by app, as `buildPushSenders` answers them. */
+/** Senders by app, as `createPushSenders` answers them. */
 export function sendersOf(apps: Record<string, ScriptedPushSender[]>): PushSenders {
   return new Map(
     Object.entries(apps).map(([app, senders]) => [app, new Map(senders.map((s) => [s.service, s]))]),

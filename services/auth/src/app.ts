@@ -5,7 +5,7 @@ import type { ServiceContext } from "#common/service.ts";
 import { contractHandler } from "./contract/routes.ts";
 import type { AuthApi } from "./core/auth-core.ts";
 
-export interface AppDeps extends ServiceContext {
+export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool"> {
   core: AuthApi;
   metrics: Metrics;
 }

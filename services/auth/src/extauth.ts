@@ -4,7 +4,7 @@ import type { Jid } from "#common/users/jid.ts";
 import type { AuthApi } from "./core/auth-core.ts";
 
 /**
- * ejabberd's external authentication protocol ("extauth", ../shared/mongooseim-contract.md section 2;
+ * ejabberd's external authentication protocol ("extauth", docs/auth.md "ejabberd (extauth)";
  * ejabberd's src/extauth.erl): on stdin, frames of a 2-byte big-endian length and UTF-8 text
  * `op:user:server[:password]`; on stdout, for every frame in the same order, a 2-byte length (always 2)
  * and 0x0001 (true) or 0x0000 (false). ejabberd pairs answers with questions by order only, and restarts a

@@ -1,11 +1,9 @@
-import { loadConfig } from "#common/config/load.ts";
 import { createMetrics } from "#common/http/metrics.ts";
 import { runService } from "#common/service.ts";
 import { createAuthApp } from "./app.ts";
-import { type AuthCore, createAuthCore } from "./core/auth-core.ts";
+import { createAuthCore } from "./core/auth-core.ts";
 
-let core: AuthCore | undefined;
-
+/** The auth service's composition root (conventions.md 1): the auth core and MongooseIM's contract over it. */
 await runService({
   name: "auth",
   listen: (config) => ({
@@ -16,18 +14,20 @@ await runService({
   }),
   async createApp(ctx) {
     const metrics = createMetrics("auth");
-    core = await createAuthCore({ ...ctx, metrics: metrics.registry });
+    const core = await createAuthCore({ ...ctx, metrics: metrics.registry });
     if (!ctx.config.services.auth.basicAuth) {
       ctx.log.warn(
         "no basic_auth configured: any local process may call the auth service (set AUTH_BASIC_AUTH)",
       );
     }
-    return createAuthApp({ ...ctx, core, metrics });
+    return {
+      handler: createAuthApp({ ...ctx, core, metrics }),
+      // SIGHUP: domains and their modules from the config files as they are now; requests keep flowing
+      async reload(config) {
+        await core.reload(config);
+        ctx.log.info("domains reloaded");
+      },
+      close: () => core.close(),
+    };
   },
-  // SIGHUP: domains and their modules from the config files as they are now; requests keep flowing
-  async onReload(ctx) {
-    await core?.reload(loadConfig());
-    ctx.log.info("domains reloaded");
-  },
-  onShutdown: () => core?.close(),
 });

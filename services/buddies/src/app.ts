@@ -8,7 +8,7 @@ import { adminRouter, hooksRouter } from "./admin/routes.ts";
 import type { KindRegistry } from "./kinds/registry.ts";
 import type { Runner } from "./runner/runner.ts";
 
-export interface AppDeps extends ServiceContext {
+export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool"> {
   runner: Runner;
   kinds: KindRegistry;
   metrics: Metrics;

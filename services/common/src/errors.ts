@@ -6,29 +6,118 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/**
+ * Every problem found before the start, listed at once (config files, plugin kinds and options): fixing one
+ * line and restarting only to meet the next is what this spares the operator. Each problem is one line
+ * `<config key>: <problem>: <fix>` (zod-issues.ts, plugins/problems.ts).
+ */
+export class StartupProblems extends StartupError {
+  override name = "StartupProblems";
+  readonly problems: string[];
+  constructor(problems: string[], prefix?: string) {
+    const head = prefix ? `${prefix}: ` : "";
+    super(
+      problems.length === 1
+        ? `${head}${problems[0]}`
+        : `${head}${problems.length} problems:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+    this.problems = problems;
+  }
+}
+
 export class HttpError extends Error {
   override name = "HttpError";
   readonly status: number;
   readonly code: string;
   readonly headers: Record<string, string>;
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  /** Fields the error object carries besides code and message (`{ error: { code, message, ...details } }`). */
+  readonly details: Record<string, unknown>;
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+    details: Record<string, unknown> = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
     this.headers = headers;
+    this.details = details;
   }
 }
 
-export const notFound = (what = "resource") =>
-  new HttpError(404, "not_found", `No such ${what}: check the path and the name.`);
+/**
+ * One error of a service's catalogue: its answer is declared once, with a one-line description that the
+ * OpenAPI document lists under the status (common/src/http/route-openapi.ts). `message`, `headers` and
+ * `details` are functions of the factory's arguments when they name values.
+ */
+export interface ErrorSpec<A extends unknown[] = never[]> {
+  status: number;
+  code: string;
+  /** What the code means to a client, in one line, for the API's documentation. */
+  description: string;
+  message: string | ((...args: A) => string);
+  headers?: Record<string, string> | ((...args: A) => Record<string, string>);
+  details?: (...args: A) => Record<string, unknown>;
+}
 
-export const databaseUnavailable = () =>
-  new HttpError(
-    503,
-    "database_unavailable",
-    "The database is not reachable right now; retry in a few seconds.",
-    { "retry-after": "5" },
-  );
+/** What the documentation reads of a catalogue entry. */
+export interface ErrorEntry {
+  readonly status: number;
+  readonly code: string;
+  readonly description: string;
+}
+
+/** A catalogue entry: call it to make the error (`errors.unknownApp("X")`), read it to document it. */
+export type ErrorFactory<A extends unknown[] = []> = ((...args: A) => HttpError) & ErrorEntry;
+
+// biome-ignore lint/suspicious/noExplicitAny: the arguments are inferred from each spec's own functions
+type AnySpec = ErrorSpec<any>;
+type ArgsOf<S extends AnySpec> = S["message"] extends (...args: infer A) => string
+  ? A
+  : S["headers"] extends (...args: infer A) => Record<string, string>
+    ? A
+    : S["details"] extends (...args: infer A) => Record<string, unknown>
+      ? A
+      : [];
+
+export function defineError<S extends AnySpec>(spec: S): ErrorFactory<ArgsOf<S>> {
+  const { status, code, description, message, headers, details } = spec;
+  const make = (...args: ArgsOf<S>) =>
+    new HttpError(
+      status,
+      code,
+      typeof message === "function" ? message(...args) : message,
+      typeof headers === "function" ? headers(...args) : headers,
+      details?.(...args),
+    );
+  return Object.assign(make, { status, code, description });
+}
+
+/** A service's catalogue: `defineErrors({ unknownApp: { status: 404, code: "unknown_app", … } })`. */
+export function defineErrors<C extends Record<string, AnySpec>>(
+  specs: C,
+): { [K in keyof C]: ErrorFactory<ArgsOf<C[K]>> } {
+  return Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, defineError(spec)])) as {
+    [K in keyof C]: ErrorFactory<ArgsOf<C[K]>>;
+  };
+}
+
+export const notFound = defineError({
+  status: 404,
+  code: "not_found",
+  description: "nothing answers to this path or name",
+  message: (what = "resource") => `No such ${what}: check the path and the name.`,
+});
+
+export const databaseUnavailable = defineError({
+  status: 503,
+  code: "database_unavailable",
+  description: "the database cannot be reached for a moment; retry after `Retry-After`",
+  message: "The database is not reachable right now; retry in a few seconds.",
+  headers: { "retry-after": "5" },
+});
 
 /** pg error codes and socket errors that mean "the database is away", not "the query is wrong". */
 const UNAVAILABLE_CODES = new Set([

@@ -1,6 +1,7 @@
 import type { RequestListener } from "node:http";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
+import { type Listener, startListener } from "./db/listener.ts";
 import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
 import { StartupError } from "./errors.ts";
 import { type RunningServer, startServer } from "./http/server.ts";
@@ -11,6 +12,11 @@ export interface ServiceContext {
   config: Config;
   log: Logger;
   pool: Pool;
+  /**
+   * The process's one LISTEN connection (db/listener.ts): whatever wants PostgreSQL notifications subscribes
+   * to it (the auth core's cache, the buddies runner), so a process holds one such connection, not one each.
+   */
+  listener: Listener;
 }
 
 export interface ListenOptions {
@@ -21,31 +27,43 @@ export interface ListenOptions {
   tls?: { cert?: string | undefined; key?: string | undefined; ca?: string | undefined };
 }
 
+/**
+ * What a service's `createApp` builds: its request handlers, and the life of what it built for them.
+ * Everything it holds lives in this value (closures over its features), none of it in module state.
+ */
+export interface App {
+  /** The public listener's handler (`ServiceDefinition.listen`). */
+  handler: RequestListener;
+  /**
+   * A second listener, for endpoints that only local processes may reach (http-utility's MongooseIM hooks):
+   * its own port, its own handler. In a pm2 cluster every worker listens on both ports, the primary sharing
+   * each among them.
+   */
+  internal?: { listen: ListenOptions; handler: RequestListener };
+  /** Once both servers listen, with the public URL (the buddies runner advertises it to the cluster). */
+  onListening?(url: string): void | Promise<void>;
+  /**
+   * SIGHUP, after the certificates: the config as the files and the environment say now (new domains and
+   * their modules). A config that no longer loads leaves the app as it was.
+   */
+  reload?(config: Config): void | Promise<void>;
+  /** At shutdown, after the servers stopped (no request in flight), before the listener and the pool close. */
+  close?(): void | Promise<void>;
+}
+
 export interface ServiceDefinition {
   name: string;
   listen: (config: Config) => ListenOptions & { portEnv: string };
-  createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
-  /**
-   * A second listener, for endpoints that only local processes may reach (http-utility's MongooseIM hooks):
-   * its own port, its own app, built after `createApp` (so it may share what that one built). In a pm2 cluster
-   * every worker listens on both ports, the primary sharing each among them.
-   */
-  internal?: {
-    listen: (config: Config) => ListenOptions;
-    createApp: (ctx: ServiceContext) => RequestListener | Promise<RequestListener>;
-  };
-  /** Runs once the server listens, with its URL (the buddies runner advertises it to the cluster). */
-  onListening?: (ctx: ServiceContext, url: string) => void | Promise<void>;
-  /** Extra work at SIGHUP (e.g. reloading domains), after the certificates. */
-  onReload?: (ctx: ServiceContext) => void | Promise<void>;
-  /** Extra work at shutdown, after the server stopped and before the pool closes. */
-  onShutdown?: (ctx: ServiceContext) => void | Promise<void>;
+  createApp: (ctx: ServiceContext) => App | Promise<App>;
 }
 
 export interface StartedService extends ServiceContext {
+  app: App;
   server: RunningServer;
-  /** The internal listener, when the service has one. */
+  /** The internal listener, when the app has one. */
   internalServer?: RunningServer;
+  /** What SIGHUP does: the certificates, then the app's `reload` with the config loaded again. */
+  reload(): Promise<void>;
   shutdown: (signal?: string) => Promise<void>;
 }
 
@@ -59,9 +77,8 @@ export function exitOnStartupError(err: unknown, log?: Logger): never {
 }
 
 /**
- * Config, logger, database, app, listening server, signals: the same start for all three services.
- * Sends `ready` to pm2 once listening; SIGINT/SIGTERM (and pm2's `shutdown` message) stop gracefully within
- * `shutdown.timeoutMs`; SIGHUP reloads the certificates.
+ * Config, logger, database, LISTEN connection, app, listening servers: the same start for all three services.
+ * SIGINT/SIGTERM (and pm2's `shutdown` message) stop gracefully within `shutdown.timeoutMs`; SIGHUP reloads.
  */
 export async function startService(
   def: ServiceDefinition,
@@ -74,51 +91,67 @@ export async function startService(
   // embedded PostgreSQL, which runs as another user, was started just above and keeps its own
   process.umask(0o027);
   const pool = createPool(config, url, log);
+  let listener: Listener | undefined;
   try {
     await checkDatabase(pool, url);
-    const ctx: ServiceContext = { config, log, pool };
+    listener = startListener({ connectionString: url, log });
+    const ctx: ServiceContext = { config, log, pool, listener };
     const app = await def.createApp(ctx);
-    const l = def.listen(config);
-    const server = await startServer(app, {
-      name: def.name,
-      ...l,
-      keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
-      log,
-    });
-    let internalServer: RunningServer | undefined;
-    if (def.internal) {
-      try {
-        const internalApp = await def.internal.createApp(ctx);
-        internalServer = await startServer(internalApp, {
-          name: `${def.name} (internal)`,
-          ...def.internal.listen(config),
-          keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
-          log,
-        });
-      } catch (err) {
-        await server.close(0);
-        throw err;
-      }
-    }
-    log.info({ url: server.url, internalUrl: internalServer?.url, env: config.env }, `${def.name} listening`);
-    await def.onListening?.(ctx, server.url);
+    const servers: RunningServer[] = [];
+    try {
+      const server = await startServer(app.handler, {
+        name: def.name,
+        ...def.listen(config),
+        keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
+        log,
+      });
+      servers.push(server);
+      const internalServer = app.internal
+        ? await startServer(app.internal.handler, {
+            name: `${def.name} (internal)`,
+            ...app.internal.listen,
+            keepAliveTimeoutMs: config.shutdown.keepAliveTimeoutMs,
+            log,
+          })
+        : undefined;
+      if (internalServer) servers.push(internalServer);
+      log.info(
+        { url: server.url, internalUrl: internalServer?.url, env: config.env },
+        `${def.name} listening`,
+      );
+      await app.onListening?.(server.url);
 
-    let done: Promise<void> | undefined;
-    const shutdown = (signal = "shutdown") => {
-      done ??= (async () => {
-        log.info({ signal }, "shutting down: finishing in-flight requests");
-        await Promise.all([
-          server.close(config.shutdown.timeoutMs),
-          internalServer?.close(config.shutdown.timeoutMs),
-        ]);
-        await def.onShutdown?.(ctx);
-        await pool.end();
-        log.info("stopped");
-      })();
-      return done;
-    };
-    return { ...ctx, server, ...(internalServer ? { internalServer } : {}), shutdown };
+      let done: Promise<void> | undefined;
+      const shutdown = (signal = "shutdown") => {
+        done ??= (async () => {
+          log.info({ signal }, "shutting down: finishing in-flight requests");
+          await Promise.all(servers.map((s) => s.close(config.shutdown.timeoutMs)));
+          await app.close?.();
+          await ctx.listener.close();
+          await pool.end();
+          log.info("stopped");
+        })();
+        return done;
+      };
+      const reload = async () => {
+        for (const s of servers) s.reloadTls();
+        await app.reload?.(loadConfig({ env }));
+      };
+      return {
+        ...ctx,
+        app,
+        server,
+        ...(internalServer ? { internalServer } : {}),
+        reload,
+        shutdown,
+      };
+    } catch (err) {
+      await Promise.all(servers.map((s) => s.close(0)));
+      await Promise.resolve(app.close?.()).catch((e) => log.warn({ err: e }, "cleanup after a failed start"));
+      throw err;
+    }
   } catch (err) {
+    await listener?.close();
     await pool.end().catch(() => {});
     throw err;
   }
@@ -151,8 +184,7 @@ export async function runService(def: ServiceDefinition): Promise<void> {
   });
   process.on("SIGHUP", () => {
     log.info("SIGHUP: reloading");
-    started.server.reloadTls();
-    Promise.resolve(def.onReload?.(started)).catch((err) => log.error({ err }, "reload failed"));
+    started.reload().catch((err) => log.error({ err }, "reload failed"));
   });
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   process.send?.("ready");

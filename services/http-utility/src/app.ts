@@ -3,26 +3,35 @@ import type { AuthApi } from "#auth";
 import { HttpError } from "#common/errors.ts";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
 import type { Metrics } from "#common/http/metrics.ts";
+import { routesRouter } from "#common/http/route.ts";
 import type { ServiceContext } from "#common/service.ts";
-import { appVersionRouter } from "./app-version/routes.ts";
+import { appVersionRoutes } from "./app-version/routes.ts";
 import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRouter } from "./attachments/routes.ts";
 import { createCallers } from "./callers.ts";
-import { locationsRouter } from "./locations/routes.ts";
+import { locationsRoutes } from "./locations/routes.ts";
+import { buildOpenApiDocument, routeGroups } from "./openapi/document.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
 import type { PushDeps } from "./push/deps.ts";
 import { deviceRoutes } from "./push/devices/routes.ts";
 import { mongooseImRoutes } from "./push/mongooseim/routes.ts";
 import { sendRoutes } from "./push/send/routes.ts";
+import type { RegistrationDeps } from "./registration/deps.ts";
 import { usersRouter } from "./registration/routes.ts";
 
-export interface AppDeps extends ServiceContext {
+/**
+ * The features of the app, each built once by the composition root (main.ts), and the process's config, log
+ * and pool. Each route group is handed its own part of them, never the whole.
+ */
+export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool"> {
   /** The auth service's decisions (same code, same cache and guard): who an app caller is. */
   core: AuthApi;
   /** Storage, images and video posters of the attachment routes (`createMediaDeps`). */
-  media: MediaDeps;
+  attachments: MediaDeps;
   /** Senders, notifier and durable push jobs of the notification routes (`createPushDeps`). */
   push: PushDeps;
+  /** SMS senders, budget and limits of registration by phone number (`createRegistrationDeps`). */
+  registration: RegistrationDeps;
   metrics?: Metrics;
 }
 
@@ -54,7 +63,7 @@ function requireForwardedFor(trusted: (address: string, hop: number) => boolean)
  * answer 404 here, whatever a request's headers say.
  */
 export function createHttpUtilityApp(deps: AppDeps): Express {
-  const { config } = deps;
+  const { config, log, pool, push } = deps;
   const app = createBaseApp({ service: "http-utility", ...deps });
   app.set("trust proxy", config.services.httpUtility.trustProxy);
   app.use(requireForwardedFor(app.get("trust proxy fn")));
@@ -62,15 +71,34 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
 
   const api = express.Router();
   api.use(express.json({ limit: BODY_LIMIT }), express.urlencoded({ extended: false, limit: BODY_LIMIT }));
-  api.use("/users", usersRouter({ ...deps, callers }));
-  api.use("/locations", locationsRouter({ ...deps, callers }));
-  api.use("/minimum_app_version", appVersionRouter(deps));
-  api.use("/notifications", deviceRoutes({ ...deps, ...deps.push, callers }));
-  api.use("/notifications", sendRoutes({ ...deps, ...deps.push, callers }));
+  api.use("/users", usersRouter({ config, log, pool, ...deps.registration }));
+  // the groups declared as route definitions: mounted here, and described from the same definitions
+  const declared = {
+    locations: locationsRoutes({ config, pool }),
+    "app-version": appVersionRoutes({ config, pool }),
+  };
+  const mount = { base: "/api/v1", resolveCaller: callers.resolve };
+  api.use(routesRouter(declared.locations, mount));
+  api.use(routesRouter(declared["app-version"], mount));
+  api.use("/notifications", deviceRoutes({ config, pool, callers, notifier: push.notifier }));
+  api.use(
+    "/notifications",
+    sendRoutes({
+      config,
+      pool,
+      callers,
+      notifier: push.notifier,
+      broadcasts: push.broadcasts,
+      relay: push.relay,
+    }),
+  );
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
-  app.use("/api/v1/attachments", attachmentsRouter({ ...deps, ...deps.media, media: config.media, callers }));
+  app.use(
+    "/api/v1/attachments",
+    attachmentsRouter({ config, log, pool, callers, ...deps.attachments, media: config.media }),
+  );
   app.use("/api/v1", api);
-  app.use("/api/docs", apiDocsRouter());
+  app.use("/api/docs", apiDocsRouter(buildOpenApiDocument(routeGroups(declared))));
   return finishApp(app, deps.log);
 }
 
@@ -83,6 +111,8 @@ export function createHttpUtilityInternalApp(
   deps: Pick<AppDeps, "config" | "log" | "pool" | "push" | "metrics">,
 ): Express {
   const app = createBaseApp({ service: "http-utility", ...deps });
-  app.use(mongooseImRoutes({ ...deps, notifier: deps.push.notifier }));
+  app.use(
+    mongooseImRoutes({ config: deps.config, pool: deps.pool, log: deps.log, notifier: deps.push.notifier }),
+  );
   return finishApp(app, deps.log);
 }

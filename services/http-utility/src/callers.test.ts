@@ -12,7 +12,7 @@ import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
-import { callerOf, createCallers } from "./callers.ts";
+import { caller, callerOf, createCallers } from "./callers.ts";
 
 /**
  * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
@@ -75,7 +75,7 @@ beforeAll(async () => {
     },
   });
   const log = pino({ level: "silent" });
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const domain = config.domains.localhost;
   if (!domain) throw new Error("config/test.json has no localhost domain");
   for (const [node, password] of [
@@ -104,6 +104,14 @@ beforeAll(async () => {
   app.get("/app", callers.app, whoIs);
   app.get("/server", callers.server("push"), whoIs);
   app.get("/either", callers.appOrServer("locations:read"), whoIs);
+  // a public policy, as route definitions resolve it: no caller, whatever the request says
+  app.get("/anyone", async (req, res, next) => {
+    try {
+      res.json({ caller: (await callers.resolve(caller.public, req)) ?? null });
+    } catch (err) {
+      next(err);
+    }
+  });
   finishApp(app, log);
   const server = app.listen(0, "127.0.0.1");
   await new Promise((resolve) => server.once("listening", resolve));
@@ -356,5 +364,18 @@ describe("app-or-server callers", () => {
       body: { error: { code: "insufficient_scope" } },
       challenge: 'Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="locations:read"',
     });
+  });
+});
+
+describe("public routes", () => {
+  it("resolve to no caller without looking at the credentials", async () => {
+    const before = asked.length;
+    for (const header of [undefined, basic("alice@localhost:wrong"), "Bearer nonsense", "Basic !!!"]) {
+      expect(await call("/anyone", header), String(header)).toMatchObject({
+        status: 200,
+        body: { caller: null },
+      });
+    }
+    expect(asked.length).toBe(before);
   });
 });

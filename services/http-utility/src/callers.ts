@@ -1,61 +1,93 @@
 import { timingSafeEqual } from "node:crypto";
-import type { RequestHandler, Response } from "express";
+import type { Request, RequestHandler, Response } from "express";
+import type { ZodOpenApiSecuritySchemeObject } from "zod-openapi";
 import type { AppLogin, AuthApi } from "#auth";
 import type { ApiScope, Config } from "#common/config/schema.ts";
 import { hashBytes } from "#common/credentials/hmac.ts";
-import { HttpError } from "#common/errors.ts";
+import type { ErrorEntry } from "#common/errors.ts";
+import type { CallerPolicy as RouteCallerPolicy } from "#common/http/route.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
+import { errors } from "./errors.ts";
 
 /**
- * Who is calling (architecture.md "Security model"). Apps: HTTP Basic with the user's JID and XMPP password,
- * decided by the auth service's own core (per-domain authenticators, success cache, failures counted per
- * client address: docs/security.md).
+ * Who is calling (docs/api.md "Who is calling", docs/security.md "Who can call what"). Apps: HTTP Basic
+ * with the user's JID and XMPP password, decided by the auth service's own core (per-domain authenticators,
+ * success cache, failures counted per client address: docs/security.md).
  * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
- * The caller is kept in `res.locals.caller`; read it with `callerOf(res)`.
+ * A route definition names its policy (`caller: caller.app`) and its handler receives the caller, typed by
+ * that policy; a router mounted by hand puts a middleware of `createCallers` in front and reads the caller
+ * from `res.locals` with `callerOf(res)`.
  */
-export type Caller =
-  | { kind: "app"; jid: Jid }
-  | { kind: "server"; key: string; scopes: ReadonlySet<ApiScope> };
+export type AppCaller = { kind: "app"; jid: Jid };
+export type ServerCaller = { kind: "server"; key: string; scopes: ReadonlySet<ApiScope> };
+export type Caller = AppCaller | ServerCaller;
 
 type ApiKeys = Config["services"]["httpUtility"]["apiKeys"];
 
-const REALM = 'Basic realm="xmpp-sidecars", charset="UTF-8"';
+/** The names of the security schemes in the OpenAPI document's `components.securitySchemes`. */
+export const APP_BASIC = "appBasic";
+export const API_KEY = "apiKey";
 
-export const invalidCredentials = () =>
-  new HttpError(
-    401,
-    "invalid_credentials",
-    "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
-    { "www-authenticate": REALM },
-  );
-// RFC 6750 §3: no error code when no key was sent, invalid_token for a key we do not know
-const invalidApiKey = (presented: boolean) =>
-  new HttpError(401, "invalid_api_key", "Send a valid API key as `Authorization: Bearer <key>`.", {
-    "www-authenticate": `Bearer realm="xmpp-sidecars"${presented ? ', error="invalid_token"' : ""}`,
-  });
-const missingScope = (scope: ApiScope) =>
-  new HttpError(
-    403,
-    "insufficient_scope",
-    `This API key lacks the scope "${scope}"; ask for a key that has it.`,
-    { "www-authenticate": `Bearer realm="xmpp-sidecars", error="insufficient_scope", scope="${scope}"` },
-  );
-const tooManyFailures = (retryAfterS: number) =>
-  new HttpError(
-    429,
-    "too_many_failures",
-    `Too many wrong passwords from your address; retry in ${retryAfterS} s, or from another network.`,
-    { "retry-after": String(retryAfterS) },
-  );
-const authUnavailable = () =>
-  new HttpError(503, "auth_unavailable", "Credentials cannot be checked right now; retry in a few seconds.", {
-    "retry-after": "5",
-  });
+export const securitySchemes: Record<string, ZodOpenApiSecuritySchemeObject> = {
+  [APP_BASIC]: {
+    type: "http",
+    scheme: "basic",
+    description:
+      "Apps: HTTP Basic with the user's JID (`node@domain`, case-insensitive) as the user name and their XMPP password (the `token` that `POST /api/v1/users/authorize` answered).",
+  },
+  [API_KEY]: {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "sk_…",
+    description:
+      "Servers: `Authorization: Bearer <API key>`. A key has scopes (`push`, `broadcast`, `locations:read`); an operation lists the scope it needs. Operators create keys with `sidecars api-keys create` (docs/api.md).",
+  },
+};
+
+/** Security requirements of an operation, by who may call it (docs/security.md "Who can call what"). */
+export const security = {
+  /** Anyone. */
+  public: [] as Record<string, string[]>[],
+  /** An app user (HTTP Basic). */
+  app: [{ [APP_BASIC]: [] }] as Record<string, string[]>[],
+  /** A server whose API key has `scope`. */
+  server: (scope: ApiScope): Record<string, string[]>[] => [{ [API_KEY]: [scope] }],
+  /** Either an app user (on their own data) or a server whose API key has `scope`. */
+  appOrServer: (scope: ApiScope): Record<string, string[]>[] => [{ [APP_BASIC]: [] }, { [API_KEY]: [scope] }],
+};
+
+const APP_ERRORS: ErrorEntry[] = [errors.invalidCredentials, errors.tooManyFailures, errors.authUnavailable];
+const SERVER_ERRORS: ErrorEntry[] = [errors.invalidApiKey, errors.insufficientScope];
+
+/** Whom a route accepts: anyone, an app user, a server with a scope, or either. */
+export type PublicPolicy = RouteCallerPolicy<undefined> & { kind: "public" };
+export type AppPolicy = RouteCallerPolicy<AppCaller> & { kind: "app" };
+export type ServerPolicy = RouteCallerPolicy<ServerCaller> & { kind: "server"; scope: ApiScope };
+export type AppOrServerPolicy = RouteCallerPolicy<Caller> & { kind: "appOrServer"; scope: ApiScope };
+export type CallerPolicy = PublicPolicy | AppPolicy | ServerPolicy | AppOrServerPolicy;
+
+/** The policies a route definition names: `caller: caller.appOrServer("locations:read")`. */
+export const caller = {
+  public: { kind: "public", security: security.public, errors: [] } as PublicPolicy,
+  app: { kind: "app", security: security.app, errors: APP_ERRORS } as AppPolicy,
+  server: (scope: ApiScope): ServerPolicy => ({
+    kind: "server",
+    scope,
+    security: security.server(scope),
+    errors: SERVER_ERRORS,
+  }),
+  appOrServer: (scope: ApiScope): AppOrServerPolicy => ({
+    kind: "appOrServer",
+    scope,
+    security: security.appOrServer(scope),
+    errors: [...APP_ERRORS, ...SERVER_ERRORS],
+  }),
+};
 
 export function callerOf(res: Response): Caller {
-  const caller = res.locals.caller as Caller | undefined;
-  if (!caller) throw new Error("callerOf: no caller middleware ran on this route");
-  return caller;
+  const found = res.locals.caller as Caller | undefined;
+  if (!found) throw new Error("callerOf: no caller middleware ran on this route");
+  return found;
 }
 
 /** The JID of an app caller; server callers (who act for anyone their scope allows) get undefined. */
@@ -86,21 +118,10 @@ function basicCredentials(header: string): { jid: Jid; password: string } | unde
   }
 }
 
-/** Whom a caller middleware accepts: an app user, a server with a scope, or either. */
-export interface CallerPolicy {
-  app: boolean;
-  scope?: ApiScope;
-}
-
-const policies = new WeakMap<RequestHandler, CallerPolicy>();
-
-/** The policy of a middleware made by `createCallers`, for tools that read the app (the OpenAPI test). */
-export function callerPolicy(handler: unknown): CallerPolicy | undefined {
-  return typeof handler === "function" ? policies.get(handler as RequestHandler) : undefined;
-}
-
 export interface Callers {
-  /** An app user (Basic). */
+  /** The caller of `req` under `policy` (undefined for a public one), or the error that refuses it. */
+  resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined>;
+  /** Middleware for a router mounted by hand: an app user (Basic). */
   app: RequestHandler;
   /** A server with `scope` (Bearer). */
   server(scope: ApiScope): RequestHandler;
@@ -116,53 +137,59 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
   }));
 
   /** `client`: the caller's address, as the socket (or a trusted proxy's X-Forwarded-For) tells it. */
-  async function appCaller(header: string, client: string): Promise<Caller> {
+  async function appCaller(header: string, client: string): Promise<AppCaller> {
     const creds = basicCredentials(header);
-    if (!creds) throw invalidCredentials();
+    if (!creds) throw errors.invalidCredentials();
     let login: AppLogin;
     try {
       login = await deps.core.checkAppLogin(creds.jid, creds.password, client);
     } catch {
-      throw authUnavailable();
+      throw errors.authUnavailable();
     }
     if (!login.ok)
-      throw login.reason === "throttled" ? tooManyFailures(login.retryAfterS) : invalidCredentials();
+      throw login.reason === "throttled"
+        ? errors.tooManyFailures(login.retryAfterS)
+        : errors.invalidCredentials();
     return { kind: "app", jid: creds.jid };
   }
 
-  function serverCaller(header: string, scope: ApiScope): Caller {
+  function serverCaller(header: string, scope: ApiScope): ServerCaller {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m?.[1]) throw invalidApiKey(false);
+    if (!m?.[1]) throw errors.invalidApiKey(false);
     const presented = hashBytes("sha256", m[1]);
     // every key compared, in constant time: which key matched (or that none did) shows in no timing
     let found: (typeof keys)[number] | undefined;
     for (const k of keys) if (timingSafeEqual(k.sha256, presented)) found = k;
-    if (!found) throw invalidApiKey(true);
-    if (!found.scopes.has(scope)) throw missingScope(scope);
+    if (!found) throw errors.invalidApiKey(true);
+    if (!found.scopes.has(scope)) throw errors.insufficientScope(scope);
     return { kind: "server", key: found.name, scopes: found.scopes };
   }
 
-  function middleware(accept: CallerPolicy): RequestHandler {
-    const handler: RequestHandler = async (req, res, next) => {
+  async function resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined> {
+    if (policy.kind === "public") return undefined;
+    const header = req.headers.authorization ?? "";
+    const isBearer = /^Bearer\s/i.test(header);
+    if (policy.kind === "server" || (policy.kind === "appOrServer" && isBearer)) {
+      return serverCaller(header, policy.scope);
+    }
+    return appCaller(header, req.ip ?? req.socket.remoteAddress ?? "unknown");
+  }
+
+  function middleware(policy: CallerPolicy): RequestHandler {
+    return async (req, res, next) => {
       try {
-        const header = req.headers.authorization ?? "";
-        const isBearer = /^Bearer\s/i.test(header);
-        if (accept.scope && (isBearer || !accept.app)) res.locals.caller = serverCaller(header, accept.scope);
-        else if (accept.app)
-          res.locals.caller = await appCaller(header, req.ip ?? req.socket.remoteAddress ?? "unknown");
-        else throw invalidApiKey(false);
+        res.locals.caller = await resolve(policy, req);
         next();
       } catch (err) {
         next(err);
       }
     };
-    policies.set(handler, accept);
-    return handler;
   }
 
   return {
-    app: middleware({ app: true }),
-    server: (scope) => middleware({ app: false, scope }),
-    appOrServer: (scope) => middleware({ app: true, scope }),
+    resolve,
+    app: middleware(caller.app),
+    server: (scope) => middleware(caller.server(scope)),
+    appOrServer: (scope) => middleware(caller.appOrServer(scope)),
   };
 }

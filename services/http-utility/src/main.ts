@@ -1,17 +1,15 @@
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
-import type { Metrics } from "#common/http/metrics.ts";
+import { createAuthCore } from "#auth";
 import { createMetrics } from "#common/http/metrics.ts";
 import { runService } from "#common/service.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
-import { createMediaDeps, type MediaDeps } from "./attachments/media-deps.ts";
-import { createPushDeps, type PushDeps } from "./push/deps.ts";
+import { createMediaDeps } from "./attachments/media-deps.ts";
+import { createPushDeps } from "./push/deps.ts";
+import { createRegistrationDeps } from "./registration/deps.ts";
 
-let core: AuthCore | undefined;
-let media: MediaDeps | undefined;
-let push: PushDeps | undefined;
-let metrics: Metrics | undefined;
-
+/**
+ * The http-utility composition root (conventions.md 1): the auth core it shares with the auth service's
+ * code (on this process's LISTEN connection), and each feature of the app, built once here.
+ */
 await runService({
   name: "http-utility",
   listen: (config) => ({
@@ -21,28 +19,30 @@ await runService({
     tls: config.services.httpUtility.tls,
   }),
   async createApp(ctx) {
-    metrics = createMetrics("http-utility");
-    core = await createAuthCore({ ...ctx, metrics: metrics.registry });
-    media = await createMediaDeps(ctx.config, ctx.log);
-    push = await createPushDeps(ctx, { metrics: metrics.registry });
-    return createHttpUtilityApp({ ...ctx, core, media, push, metrics });
-  },
-  // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
-  internal: {
-    listen: (config) => ({ ...config.services.httpUtility.internal, portEnv: "HTTP_UTILITY_INTERNAL_PORT" }),
-    createApp(ctx) {
-      if (!push) throw new Error("http-utility: the internal app is built after the public one");
-      return createHttpUtilityInternalApp({ ...ctx, push, ...(metrics ? { metrics } : {}) });
-    },
-  },
-  // SIGHUP: domains (authenticators) from the config files as they are now
-  async onReload(ctx) {
-    await core?.reload(loadConfig());
-    ctx.log.info("domains reloaded");
-  },
-  onShutdown: async () => {
-    await core?.close();
-    await media?.storage.close();
-    await push?.close();
+    const { config, log, pool } = ctx;
+    const metrics = createMetrics("http-utility");
+    const core = await createAuthCore({ ...ctx, metrics: metrics.registry });
+    const attachments = await createMediaDeps(config, log);
+    const push = await createPushDeps(ctx, { metrics: metrics.registry });
+    const registration = createRegistrationDeps(ctx, { metrics: metrics.registry });
+    const deps = { config, log, pool, core, attachments, push, registration, metrics };
+    return {
+      handler: createHttpUtilityApp(deps),
+      // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
+      internal: {
+        listen: { ...config.services.httpUtility.internal, portEnv: "HTTP_UTILITY_INTERNAL_PORT" },
+        handler: createHttpUtilityInternalApp(deps),
+      },
+      // SIGHUP: domains (authenticators) from the config files as they are now
+      async reload(next) {
+        await core.reload(next);
+        log.info("domains reloaded");
+      },
+      async close() {
+        await core.close();
+        await attachments.storage.close();
+        await push.close();
+      },
+    };
   },
 });

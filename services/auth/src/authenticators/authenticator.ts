@@ -2,12 +2,16 @@ import type { DomainConfig } from "#common/config/schema.ts";
 import type { ScramCredentials } from "#common/credentials/scram.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
+import { pluginDefiner } from "#common/plugins/definition.ts";
+import type { PluginPoint } from "#common/plugins/registry.ts";
 import type { Jid } from "#common/users/jid.ts";
 import type { NewSecret } from "#common/users/web-users.ts";
 
 /**
  * What decides, for one domain, whether a user may log in (conventions.md 5 and 6). "No" is a value;
- * an exception means the backend could not answer (down, timed out, answered nonsense).
+ * an exception means the backend could not answer (down, timed out, answered nonsense). The kinds
+ * (`domains.<d>.authenticator.kind`) are the definitions of registry.ts; this file is the contract only and
+ * imports none of them.
  */
 export type CheckResult = { ok: true } | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" };
 
@@ -41,7 +45,21 @@ export interface AuthenticatorDeps {
   log: Logger;
 }
 
-/** The shape of a per-domain module in externals-auth/<domain>.ts (its default export). */
+export const authenticatorPoint: PluginPoint<Authenticator> = {
+  name: "authenticator",
+  docs: "docs/auth.md",
+};
+
+/**
+ * A kind, or a per-domain module in externals-auth/<domain>.ts (its default export):
+ * `export default defineAuthenticator({ kind: "module", summary, options, create(options, deps) })`.
+ */
+export const defineAuthenticator = pluginDefiner<AuthenticatorDeps, Authenticator | Promise<Authenticator>>();
+
+/**
+ * The shape per-domain modules had before `defineAuthenticator`, still read: a default-exported factory
+ * that gets the domain's options unchecked.
+ */
 export type AuthenticatorFactory = (
   options: Record<string, unknown>,
   deps: AuthenticatorDeps,

@@ -2,7 +2,13 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { createOutboundPolicy, type OutboundPolicy, outboundRequest } from "#common/http/outbound-address.ts";
 import { fromRoot } from "#common/paths.ts";
-import type { Authenticator, AuthenticatorDeps, CheckResult } from "./authenticator.ts";
+import { OptionError } from "#common/plugins/problems.ts";
+import {
+  type Authenticator,
+  type AuthenticatorDeps,
+  type CheckResult,
+  defineAuthenticator,
+} from "./authenticator.ts";
 
 /**
  * A generic REST backend: POST JSON `{ username, domain, password }`; 200 with `{ "ok": true }` means yes,
@@ -75,12 +81,25 @@ async function postJson(
 const isOk = (json: unknown) =>
   typeof json === "object" && json !== null && (json as { ok?: unknown }).ok === true;
 
-export function createHttpAuthenticator(
-  rawOptions: Record<string, unknown>,
-  deps: AuthenticatorDeps,
-): Authenticator {
-  const o = httpOptionsSchema.parse(rawOptions);
-  const ca = o.tls.ca ? readFileSync(fromRoot(o.tls.ca)) : undefined;
+export default defineAuthenticator({
+  kind: "http",
+  summary: "a REST backend: POST { username, domain, password }, answered { ok }",
+  options: httpOptionsSchema,
+  create: (options, deps) => createHttpAuthenticator(options, deps),
+});
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(fromRoot(file));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new OptionError("tls.ca", `cannot read ${file} (${code}): fix the path or the file's permissions`);
+  }
+}
+
+/** The http authenticator of parsed options: also what a per-domain module wraps (externals-auth/). */
+export function createHttpAuthenticator(o: HttpOptions, deps: AuthenticatorDeps): Authenticator {
+  const ca = o.tls.ca ? readCa(o.tls.ca) : undefined;
   const policy = createOutboundPolicy(
     o.allowTargets,
     `domains.${deps.domain}.authenticator.options.allowTargets`,

@@ -6,10 +6,11 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
-import type { Config } from "#common/config/schema.ts";
+import { type Config, configSchema } from "#common/config/schema.ts";
+import { StartupProblems } from "#common/errors.ts";
 import { makeCertificate } from "../../../../test/support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { buildRegistry } from "./registry.ts";
+import { createAuthenticatorKinds, createAuthenticators } from "./registry.ts";
 
 /** The test backends listen on loopback: listed, as an operator lists a backend on a private address. */
 const LOCAL_BACKEND = ["127.0.0.1", "localhost"];
@@ -71,31 +72,58 @@ afterAll(async () => {
 });
 
 describe("authenticator registry", () => {
-  it("refuses bad options and a missing module before anything listens, naming the domain and the fix", async () => {
+  it("has every kind named in the config reference (the config schema cannot import the registry)", () => {
+    const described =
+      configSchema.shape.domains.valueType.shape.authenticator.unwrap().shape.kind.description;
+    for (const kind of createAuthenticatorKinds().kinds) expect(described).toContain(`\`${kind}\``);
+  });
+
+  it("refuses bad options and a missing module before anything listens, naming the key and the fix", async () => {
     await expect(
-      buildRegistry(config({ "a.test": { authenticator: { kind: "http", options: { url: "ftp://x" } } } }), {
+      createAuthenticators(
+        config({ "a.test": { authenticator: { kind: "http", options: { url: "ftp://x" } } } }),
+        { pool: db.pool, log },
+      ),
+    ).rejects.toThrow(/^domains\.a\.test\.authenticator\.options\.url: [^\n]+$/);
+    await expect(
+      createAuthenticators(config({ "b.test": { authenticator: { kind: "http", options: {} } } }), {
         pool: db.pool,
         log,
       }),
-    ).rejects.toThrow(/^domains\.a\.test\.authenticator \(http\): url: .*; fix the options in config$/);
+    ).rejects.toThrow(
+      /^domains\.b\.test\.authenticator\.options\.url: required: where password checks are POSTed$/,
+    );
     await expect(
-      buildRegistry(config({ "b.test": { authenticator: { kind: "http", options: {} } } }), {
+      createAuthenticators(config({ "nomodule.test": { authenticator: { kind: "module" } } }), {
         pool: db.pool,
         log,
       }),
-    ).rejects.toThrow(/domains\.b\.test\.authenticator \(http\): url: /);
-    await expect(
-      buildRegistry(config({ "nomodule.test": { authenticator: { kind: "module" } } }), {
-        pool: db.pool,
-        log,
+    ).rejects.toThrow(
+      /^domains\.nomodule\.test\.authenticator: kind "module" needs a module: create .*externals-auth\/nomodule\.test\.ts /,
+    );
+  });
+
+  it("refuses an unknown kind, and options web_users does not take, listing every domain's problem at once", async () => {
+    const err = await createAuthenticators(
+      config({
+        "a.test": { authenticator: { kind: "ldapp" } },
+        "b.test": { authenticator: { kind: "web_users", options: { url: "https://meant.for/http" } } },
+        "c.test": { authenticator: { kind: "web_users" } },
       }),
-    ).rejects.toThrow(/authenticator "module" needs .*externals-auth\/nomodule\.test\.ts; create it/);
+      { pool: db.pool, log },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StartupProblems);
+    expect((err as StartupProblems).problems).toEqual([
+      'domains.a.test.authenticator: kind "ldapp" is unknown: use one of web_users, http, module (docs/auth.md)',
+      "domains.b.test.authenticator.options.url: unknown key: none is taken here: remove it",
+    ]);
+    expect((err as Error).message).toMatch(/^2 problems:\n {2}- domains\.a\.test/);
   });
 
   it("asks an http backend, with its headers, and tells no from could-not-tell", async () => {
     const backend = await startBackend();
     try {
-      const registry = await buildRegistry(
+      const registry = await createAuthenticators(
         config({
           "ext.test": {
             authenticator: {
@@ -142,7 +170,7 @@ describe("authenticator registry", () => {
     writeFileSync(caFile, cert.cert);
     try {
       const build = (tls: unknown) =>
-        buildRegistry(
+        createAuthenticators(
           config({
             "tls.test": {
               authenticator: {
@@ -173,7 +201,7 @@ describe("authenticator registry", () => {
         status: 200,
         json: { ok: b.username === "joe@example.com" && b.password === "pw" },
       });
-      const registry = await buildRegistry(
+      const registry = await createAuthenticators(
         config({
           "example.org": {
             authenticator: {
@@ -210,10 +238,50 @@ describe("authenticator registry", () => {
     const cfg = config({ "mod.test": { authenticator: { kind: "module" } } });
     const jid = { node: "x", domain: "mod.test" };
     write(false);
-    const first = await buildRegistry(cfg, { pool: db.pool, log, externalsDir: dir });
+    const first = await createAuthenticators(cfg, { pool: db.pool, log, externalsDir: dir });
     expect(await first.get("mod.test")?.authenticator.userExists(jid)).toBe(false);
     write(true);
-    const second = await buildRegistry(cfg, { pool: db.pool, log, externalsDir: dir });
+    const second = await createAuthenticators(cfg, { pool: db.pool, log, externalsDir: dir });
     expect(await second.get("mod.test")?.authenticator.userExists(jid)).toBe(true);
+  });
+
+  it("checks the options of a module defined with defineAuthenticator, and says what is wrong with a module", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "sidecars-externals-"));
+    writeFileSync(
+      path.join(dir, "typed.test.js"),
+      `export default {
+        kind: "module",
+        summary: "a module with options",
+        options: { parse: (o) => o, safeParse: (o) => o.realm ? { success: true, data: o } : { success: false, error: { issues: [{ code: "invalid_type", path: ["realm"], message: "Invalid input: expected string, received undefined" }] } } },
+        create: (o) => ({ kind: "module", checkPassword: async () => ({ ok: true }), userExists: async () => o.realm === "r" }),
+      };\n`,
+    );
+    writeFileSync(
+      path.join(dir, "nocreate.test.js"),
+      'export default { summary: "x", options: { parse: (o) => o } };\n',
+    );
+    writeFileSync(path.join(dir, "broken.test.js"), "export default {\n");
+    const build = (domains: Record<string, unknown>) =>
+      createAuthenticators(config(domains), { pool: db.pool, log, externalsDir: dir });
+    const good = await build({
+      "typed.test": { authenticator: { kind: "module", options: { realm: "r" } } },
+    });
+    expect(await good.get("typed.test")?.authenticator.userExists({ node: "x", domain: "typed.test" })).toBe(
+      true,
+    );
+    const err = await build({
+      "typed.test": { authenticator: { kind: "module" } },
+      "nocreate.test": { authenticator: { kind: "module" } },
+      "broken.test": { authenticator: { kind: "module" } },
+    }).catch((e: unknown) => e);
+    expect((err as StartupProblems).problems).toEqual([
+      "domains.typed.test.authenticator.options.realm: required: add it",
+      `domains.nocreate.test.authenticator: ${path.join(dir, "nocreate.test.js")} is not an authenticator module: \`create(options, ctx)\` must be a function`,
+      expect.stringMatching(
+        new RegExp(
+          `^domains\\.broken\\.test\\.authenticator: ${path.join(dir, "broken.test.js")} failed to load: .*: fix the module$`,
+        ),
+      ),
+    ]);
   });
 });

@@ -1,18 +1,26 @@
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { ZodError } from "zod";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { StartupError } from "#common/errors.ts";
 import type { Logger } from "#common/logger.ts";
 import { fromRoot } from "#common/paths.ts";
-import type { Authenticator, AuthenticatorDeps, AuthenticatorFactory } from "./authenticator.ts";
-import { createHttpAuthenticator } from "./http-authenticator.ts";
-import { createWebUsersAuthenticator } from "./web-users-authenticator.ts";
+import { createModuleFolder } from "#common/plugins/folder.ts";
+import { ProblemCollector } from "#common/plugins/problems.ts";
+import { createRegistry } from "#common/plugins/registry.ts";
+import { type Authenticator, type AuthenticatorDeps, authenticatorPoint } from "./authenticator.ts";
+import http from "./http-authenticator.ts";
+import { moduleAuthenticator } from "./module-authenticator.ts";
+import webUsers, { createWebUsersAuthenticator } from "./web-users-authenticator.ts";
 
 /** Where per-domain modules live: one file per domain, `<domain>.ts` (the legacy "domain auth file"). */
 export const EXTERNALS_DIR = fromRoot("services/auth/externals-auth");
+
+/** A domain name as config allows it, never a path: what may name a module file. */
+const DOMAIN_FILE = /^[a-z0-9][a-z0-9.-]*$/;
+
+/** The authenticator kinds (`domains.<d>.authenticator.kind`), `module` reading from `externalsDir`. */
+export function createAuthenticatorKinds(externalsDir = EXTERNALS_DIR) {
+  const modules = createModuleFolder({ dir: externalsDir, name: DOMAIN_FILE, suggest: ".ts" });
+  return createRegistry(authenticatorPoint, [webUsers, http, moduleAuthenticator(modules)]);
+}
 
 export interface DomainAuth {
   domain: string;
@@ -23,63 +31,46 @@ export interface DomainAuth {
   buddies: ReadonlySet<string>;
 }
 
-export type Registry = ReadonlyMap<string, DomainAuth>;
-
-let generation = 0;
-
-async function loadModule(domain: string, dir: string): Promise<AuthenticatorFactory> {
-  const file = path.join(dir, `${domain}.ts`);
-  if (!existsSync(file)) {
-    throw new StartupError(
-      `domains.${domain}: authenticator "module" needs ${file}; create it (see externals-auth/README.md)`,
-    );
-  }
-  // a query makes a reload import the file anew, so a changed module takes effect at SIGHUP
-  const mod = (await import(`${pathToFileURL(file).href}?generation=${generation}`)) as { default?: unknown };
-  if (typeof mod.default !== "function") {
-    throw new StartupError(`${file}: must export default a factory (options, deps) => Authenticator`);
-  }
-  return mod.default as AuthenticatorFactory;
-}
+/** By domain. */
+export type Authenticators = ReadonlyMap<string, DomainAuth>;
 
 /**
- * One authenticator per configured domain; throws a StartupError naming the domain and the fix on an
- * unknown kind, bad options or a missing module, before the service listens (or, at SIGHUP, before the
- * new domains replace the old ones).
+ * One authenticator per configured domain. Every problem of every domain (an unknown kind, bad options, a
+ * missing or broken module) is in the one StartupProblems thrown before the service listens, or, at SIGHUP,
+ * before the new domains replace the old ones; what was created by then is closed.
  */
-export async function buildRegistry(
+export async function createAuthenticators(
   config: Pick<Config, "domains">,
   deps: { pool: Pool; log: Logger; externalsDir?: string },
-): Promise<Registry> {
-  generation++;
-  const registry = new Map<string, DomainAuth>();
+): Promise<Authenticators> {
+  const kinds = createAuthenticatorKinds(deps.externalsDir);
+  const authenticators = new Map<string, DomainAuth>();
+  const problems = new ProblemCollector();
   for (const [domain, domainConfig] of Object.entries(config.domains)) {
     const d: AuthenticatorDeps = { domain, domainConfig, pool: deps.pool, log: deps.log.child({ domain }) };
-    const { kind, options } = domainConfig.authenticator;
+    const entry = domainConfig.authenticator;
     let authenticator: Authenticator;
     try {
-      if (kind === "web_users") authenticator = createWebUsersAuthenticator(d);
-      else if (kind === "http") authenticator = createHttpAuthenticator(options, d);
-      else authenticator = await (await loadModule(domain, deps.externalsDir ?? EXTERNALS_DIR))(options, d);
+      authenticator = await kinds.create(`domains.${domain}.authenticator`, entry, d);
     } catch (err) {
-      if (err instanceof StartupError) throw err;
-      const why =
-        err instanceof ZodError
-          ? err.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ")
-          : (err as Error).message;
-      throw new StartupError(`domains.${domain}.authenticator (${kind}): ${why}; fix the options in config`);
+      problems.add(err);
+      continue;
     }
-    registry.set(domain, {
+    authenticators.set(domain, {
       domain,
       config: domainConfig,
       authenticator,
-      webUsers: kind === "web_users" ? authenticator : createWebUsersAuthenticator(d),
+      webUsers: entry.kind === "web_users" ? authenticator : createWebUsersAuthenticator(d),
       buddies: new Set(domainConfig.buddies.map((b) => b.toLowerCase())),
     });
   }
-  return registry;
+  if (problems.any) {
+    await closeAuthenticators(authenticators);
+    problems.throwIfAny();
+  }
+  return authenticators;
 }
 
-export async function closeRegistry(registry: Registry): Promise<void> {
-  await Promise.all([...registry.values()].map((d) => d.authenticator.close?.()));
+export async function closeAuthenticators(authenticators: Authenticators): Promise<void> {
+  await Promise.all([...authenticators.values()].map((d) => d.authenticator.close?.()));
 }

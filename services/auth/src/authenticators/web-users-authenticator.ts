@@ -1,8 +1,18 @@
+import { z } from "zod";
 import { sameSecret, verifyNothing, verifyPassword } from "#common/credentials/scram.ts";
 import * as webUsers from "#common/users/web-users.ts";
-import type { Authenticator, AuthenticatorDeps } from "./authenticator.ts";
+import { type Authenticator, type AuthenticatorDeps, defineAuthenticator } from "./authenticator.ts";
 
 /** The web_users table (the default kind, and always the one for a domain's buddies). */
+export default defineAuthenticator({
+  kind: "web_users",
+  summary: "the web_users table of this service's database",
+  // it takes none: an option written here (a url meant for `http`) is refused, not silently ignored
+  options: z.object({}).strict(),
+  create: (_options, deps) => createWebUsersAuthenticator(deps),
+});
+
+/** Also the authenticator of every domain's buddies, whatever the domain's kind (registry.ts). */
 export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authenticator {
   const { pool, domainConfig, log } = deps;
   return {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseParams, rawQuery } from "./params.ts";
 
-/** MongooseIM's user/server/pass as bytes (../shared/mongooseim-contract.md §1): form rules, raw UTF-8 accepted. */
+/** MongooseIM's user/server/pass as bytes (docs/auth.md "The contract"): form rules, raw UTF-8 accepted. */
 const parse = (raw: string | Buffer) =>
   parseParams(typeof raw === "string" ? Buffer.from(raw, "latin1") : raw);
 const entries = (raw: string | Buffer) => Object.fromEntries(parse(raw) ?? [["(undefined)", ""]]);

@@ -1,7 +1,8 @@
 import { isUtf8 } from "node:buffer";
 
 /**
- * MongooseIM's `user`, `server`, `pass` (../shared/mongooseim-contract.md §1): a query string (GET) or the
+ * MongooseIM's `user`, `server`, `pass` (docs/auth.md "The contract";
+ * https://esl.github.io/MongooseDocs/latest/authentication-methods/http/): a query string (GET) or the
  * same string as a body with no Content-Type (POST). 2.1.0 percent-encodes per RFC 3986 and may send raw
  * UTF-8 bytes; 6.x form-encodes (`+` is a space). Decoding bytes with form rules reads both.
  *

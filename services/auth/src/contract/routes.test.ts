@@ -14,7 +14,7 @@ import { createAuthApp } from "../app.ts";
 import { type AuthCore, createAuthCore } from "../core/auth-core.ts";
 
 /**
- * MongooseIM's HTTP auth contract (../shared/mongooseim-contract.md §1) against the real app, database and
+ * MongooseIM's HTTP auth contract (docs/auth.md "The contract") against the real app, database and
  * server, with requests written byte by byte over a raw socket as MongooseIM 2.1.0 (lhttpc, http_uri:encode)
  * and 6.x (uri_string:compose_query) write them, and as Prosody's mod_auth_http does. Every answer is
  * checked for its status, its exact body bytes and its Content-Length.
@@ -530,7 +530,13 @@ beforeAll(async () => {
     },
   });
   const metrics = createMetrics("auth");
-  core = await createAuthCore({ config, pool: db.pool, log, metrics: metrics.registry });
+  core = await createAuthCore({
+    config,
+    pool: db.pool,
+    listener: db.listener,
+    log,
+    metrics: metrics.registry,
+  });
   const app = createAuthApp({ config, log, pool: db.pool, core, metrics });
   server = await startServer(app, { name: "auth", host: "127.0.0.1", port: 0, rawRequestBytes: true, log });
   port = server.port;

@@ -7,7 +7,7 @@ import type { AuthApi } from "../core/auth-core.ts";
 import { parseParams, rawQuery } from "./params.ts";
 
 /**
- * MongooseIM's HTTP auth contract (ejabberd_auth_http, ../shared/mongooseim-contract.md §1), also spoken by
+ * MongooseIM's HTTP auth contract (ejabberd_auth_http, docs/auth.md "The contract"), also spoken by
  * Prosody's mod_auth_http. Every answer has Content-Length and a byte-exact body; only the codes MongooseIM
  * knows (200, 201, 400, 401, 403, 404, 409) are used: 2.1.0 crashes on any other, so an internal failure is a
  * 400 with a short reason, never a 5xx.

@@ -7,13 +7,18 @@ import {
   toLegacySerialization,
   toMultiSerialization,
 } from "#common/credentials/scram-serialization.ts";
-import { startListener } from "#common/db/listener.ts";
+import type { Listener } from "#common/db/listener.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
 import { type Jid, validateUserPart } from "#common/users/jid.ts";
 import { credentialsFor, type NewSecret } from "#common/users/web-users.ts";
 import type { Authenticator } from "../authenticators/authenticator.ts";
-import { buildRegistry, closeRegistry, type DomainAuth, type Registry } from "../authenticators/registry.ts";
+import {
+  type Authenticators,
+  closeAuthenticators,
+  createAuthenticators,
+  type DomainAuth,
+} from "../authenticators/registry.ts";
 import { BruteForceGuard } from "./brute-force-guard.ts";
 import { SuccessCache } from "./success-cache.ts";
 
@@ -62,19 +67,19 @@ type Outcome = "ok" | "no" | "cached" | "throttled" | "unknown_domain" | "error"
 export async function createAuthCore(deps: {
   config: Pick<Config, "domains" | "services">;
   pool: Pool;
+  /** The process's LISTEN connection: a changed or removed web_users row drops what the cache knows of it. */
+  listener: Listener;
   log: Logger;
   metrics?: MetricsRegistry;
   externalsDir?: string;
 }): Promise<AuthCore> {
   const { pool, log } = deps;
   const auth = deps.config.services.auth;
-  let registry: Registry = await buildRegistry(deps.config, deps);
+  let registry: Authenticators = await createAuthenticators(deps.config, deps);
   const cache = new SuccessCache();
   const guard = new BruteForceGuard(pool, auth.guard);
 
-  const listener = startListener({
-    connectionString: pool.options.connectionString ?? "",
-    channels: [WEB_USERS_CHANNEL],
+  const listener = deps.listener.subscribe([WEB_USERS_CHANNEL], {
     onMessage(_channel, payload) {
       try {
         const [domain, node] = JSON.parse(payload) as [string, string];
@@ -83,10 +88,9 @@ export async function createAuthCore(deps: {
         cache.clear();
       }
     },
-    async onReconnect() {
+    onReconnect() {
       cache.clear(); // changes made while we were not listening are unknown
     },
-    log,
   });
 
   const duration = new Histogram({
@@ -291,16 +295,16 @@ export async function createAuthCore(deps: {
     },
 
     async reload(config) {
-      const next = await buildRegistry(config, deps);
+      const next = await createAuthenticators(config, deps);
       const old = registry;
       registry = next;
       cache.clear();
-      await closeRegistry(old);
+      await closeAuthenticators(old);
     },
 
     async close() {
-      await listener.close();
-      await closeRegistry(registry);
+      listener.close();
+      await closeAuthenticators(registry);
     },
   };
   return core;

@@ -3,6 +3,7 @@ import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { HttpError, notFound } from "#common/errors.ts";
 import { validated } from "#common/http/validate.ts";
+import { parseOptions } from "#common/plugins/problems.ts";
 import type { KindRegistry } from "../kinds/registry.ts";
 import { requestAction } from "../runner/actions.ts";
 import {
@@ -117,11 +118,8 @@ export function adminRouter(deps: AdminDeps): Router {
       const kind = await deps.kinds.get(body.kind).catch((err: Error) => {
         throw new HttpError(422, "unknown_kind", err.message);
       });
-      const options = kind.options.safeParse(body.options);
-      if (!options.success) {
-        const issue = options.error.issues[0];
-        throw new HttpError(422, "invalid_options", `options.${issue?.path.join(".")}: ${issue?.message}`);
-      }
+      const options = parseOptions(kind.options, body.options, "options");
+      if (!options.ok) throw new HttpError(422, "invalid_options", options.problems.join("; "));
       const created = await saveDefinition(pool, domain, username, body);
       await notifyRunners();
       res.status(created ? 201 : 200).json({ buddy: await one(jid) });

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { buddyDefinition } from "#common/config/buddies-schema.ts";
 import { BUDDY_ACTIONS } from "../runner/actions.ts";
 
-/** Input of the admin API (conventions.md 3). */
+/** Input of the admin API (docs/buddies.md "Admin API and page"). */
 
 export const jidParams = z.object({ jid: z.string().min(3).max(200) });
 

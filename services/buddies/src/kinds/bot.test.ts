@@ -12,10 +12,11 @@ const ALICE = "alice@example.com/phone";
 const seen: string[] = [];
 let stopped = 0;
 const testKind = defineKind({
-  description: "a kind for tests",
+  kind: "test",
+  summary: "a kind for tests",
   options: z.object({ greeting: z.string().default("hello") }).strict(),
-  create(ctx) {
-    ctx.command("greet", "greets whoever you name", (args) => `${ctx.options.greeting} ${args || "you"}`);
+  create(o, ctx) {
+    ctx.command("greet", "greets whoever you name", (args) => `${o.greeting} ${args || "you"}`);
     ctx.command("boom", "fails", () => {
       throw new Error("kaboom");
     });

@@ -1,5 +1,7 @@
 import xml, { type Element } from "@xmpp/xml";
+import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
+import { InvalidOptionsError, parseOptions } from "#common/plugins/problems.ts";
 import type {
   BuddyIdentity,
   BuddyKind,
@@ -26,6 +28,8 @@ export interface BotDeps {
   log: Logger;
   send: (stanza: Element) => Promise<void>;
   serviceStatus: () => Promise<ServiceStatus[]>;
+  /** The config's secrets (environment variables that options name). */
+  secrets: Pick<Secrets, "env">;
   fetch?: typeof fetch;
   /** Other buddies: their chats are ignored, so two bots can never answer each other forever. */
   isPeer?: (bareJid: string) => boolean;
@@ -96,7 +100,9 @@ function messageStanza(to: string, body: string, type: "chat" | "groupchat"): El
 
 export async function createBot(deps: BotDeps): Promise<Bot> {
   const { identity, log } = deps;
-  const options = deps.kind.options.parse(deps.options ?? {});
+  const parsed = parseOptions(deps.kind.options, deps.options, "options");
+  if (!parsed.ok) throw new InvalidOptionsError(parsed);
+  const { options } = parsed;
   const middlewares: Middleware[] = [];
   const commands = new Map<string, { description: string; handler: CommandHandler }>();
   const hooks = new Map<string, HookHandler>();
@@ -111,7 +117,7 @@ export async function createBot(deps: BotDeps): Promise<Bot> {
   commands.set("help", {
     description: "this list",
     handler: () =>
-      [`${identity.username} (${identity.kind}: ${deps.kind.description}). Commands:`]
+      [`${identity.username} (${identity.kind}: ${deps.kind.summary}). Commands:`]
         .concat([...commands].map(([name, c]) => `  ${name}: ${c.description}`))
         .join("\n"),
   });
@@ -148,8 +154,9 @@ export async function createBot(deps: BotDeps): Promise<Bot> {
     },
     serviceStatus: deps.serviceStatus,
     fetch: deps.fetch ?? fetch,
+    secrets: deps.secrets,
   };
-  const cleanup = await deps.kind.create(ctx);
+  const cleanup = await deps.kind.create(options, ctx);
 
   /** What a message nobody handled gets: a hint in a chat, silence in a room. */
   const fallback: Middleware = async (c) => {

@@ -25,10 +25,11 @@ function echoText(m: IncomingMessage, nick: string): string | undefined {
 }
 
 export default defineKind({
-  description: "diagnostics: answers a message with the same text",
+  kind: "echo",
+  summary: "diagnostics: answers a message with the same text",
   options,
-  create(ctx) {
-    const prefix = ctx.options.prefix ?? "";
+  create(o, ctx) {
+    const prefix = o.prefix ?? "";
     ctx.use(async (c, next) => {
       const text = echoText(c.message, ctx.buddy.nick);
       if (text === undefined) return next();

@@ -1,12 +1,15 @@
 import type { Element } from "@xmpp/xml";
 import type { z } from "zod";
+import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
+import type { PluginDefinition } from "#common/plugins/definition.ts";
+import type { PluginPoint } from "#common/plugins/registry.ts";
 
 /**
- * What a buddy kind is (conventions.md 6 and 8): a module whose default export is a `BuddyKind`, a factory
- * that wires one buddy's behaviour the way xmpp.js wires a client: koa-style middleware over incoming
- * messages, commands with an automatic `help`, and optional HTTP hooks. Built-in kinds live next to this
- * file; third-party kinds are the same shape, loaded from `buddies.kindsDir` (kinds/registry.ts).
+ * What a buddy kind is (conventions.md 6 and 8): a plugin (common/plugins/definition.ts) whose `create`
+ * wires one buddy's behaviour the way xmpp.js wires a client: koa-style middleware over incoming messages,
+ * commands with an automatic `help`, and optional HTTP hooks. Built-in kinds live next to this file;
+ * third-party kinds are the same shape, loaded from `buddies.kindsDir` (kinds/registry.ts).
  */
 
 /** A chat or groupchat message with a body, as a kind sees it. */
@@ -89,20 +92,33 @@ export interface KindContext<O = unknown> {
   serviceStatus(): Promise<ServiceStatus[]>;
   /** The HTTP client kinds use to call out (tests pass their own). */
   fetch: typeof fetch;
+  /**
+   * Environment variables that options name (zabbix's `report.tokenEnv`), as the service's config read them
+   * (common/config/secrets.ts): a kind never reads the environment itself.
+   */
+  secrets: Pick<Secrets, "env">;
 }
 
-export interface BuddyKind<S extends z.ZodType = z.ZodType> {
-  /** A line for the admin API and `help`. */
-  description: string;
-  /** Schema of the definition's `options`; checked before the buddy starts. */
-  options: S;
-  /** Wires the buddy; may return a cleanup run when the buddy stops. */
-  create(
-    ctx: KindContext<z.output<S>>,
-  ): void | (() => void | Promise<void>) | Promise<void | (() => void | Promise<void>)>;
-}
+/** What wiring a buddy may leave behind: a cleanup run when the buddy stops. */
+export type KindCleanup = void | (() => void | Promise<void>);
 
-/** Typed helper for kind modules: `export default defineKind({ … })`. */
+/**
+ * A kind: `kind` (its name in definitions), `summary` (a line for the admin API and `help`), `options` (the
+ * schema of the definition's options, checked before the buddy starts) and `create(options, ctx)`, which
+ * wires the buddy. `ctx.options` holds the same options, for kinds written before `create` took them.
+ */
+export type BuddyKind<S extends z.ZodType = z.ZodType> = PluginDefinition<
+  S,
+  KindContext<z.output<S>>,
+  KindCleanup | Promise<KindCleanup>
+>;
+
+export const kindPoint: PluginPoint<KindCleanup> = {
+  name: "buddy kind",
+  docs: "docs/buddies.md",
+};
+
+/** Typed helper for kind modules: `export default defineKind({ kind, summary, options, create })`. */
 export function defineKind<S extends z.ZodType>(kind: BuddyKind<S>): BuddyKind<S> {
   return kind;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
 import { HttpError } from "#common/errors.ts";
+import { InvalidOptionsError } from "#common/plugins/problems.ts";
 import notify from "./notify.ts";
 import { createFakeEntity } from "./testing/fake-entity.ts";
 
@@ -102,10 +103,11 @@ describe("the notify kind's send hook", () => {
     expect([...b.bot.hooks.keys()]).toEqual(["send", "notification-action"]);
     expect([...b.bot.commands.keys()]).toEqual(["help"]);
     const err = await failure(buddy({ to: ["alice@example.com"] }));
-    expect((err as ZodError).issues).toMatchObject([
+    expect((err as InvalidOptionsError).issues).toMatchObject([
       { path: ["to"], message: 'is an option of preset "zabbix": add preset: "zabbix"' },
     ]);
-    await expect(buddy({ preset: "nagios" })).rejects.toBeInstanceOf(ZodError);
+    expect((err as Error).message).toBe('options.to: is an option of preset "zabbix": add preset: "zabbix"');
+    await expect(buddy({ preset: "nagios" })).rejects.toBeInstanceOf(InvalidOptionsError);
   });
 });
 

@@ -61,9 +61,10 @@ export const actionBody = z.object({
 });
 
 export default defineKind({
-  description: "notifications over HTTP: POST a message to a user or a room",
+  kind: "notify",
+  summary: "notifications over HTTP: POST a message to a user or a room",
   options,
-  create(ctx) {
+  create(o, ctx) {
     const recipients = createRecipients(ctx.buddy, ctx.send);
 
     ctx.hook("send", async (req) => {
@@ -75,7 +76,7 @@ export default defineKind({
 
     ctx.hook("notification-action", async (req) => {
       const a = actionBody.parse(req.body);
-      const to = ctx.options.actionsTo ?? [];
+      const to = o.actionsTo ?? [];
       if (to.length === 0) {
         throw new HttpError(
           409,
@@ -92,6 +93,6 @@ export default defineKind({
       return { body: { sent: targets } };
     });
 
-    if (ctx.options.preset === "zabbix") installZabbix(ctx, recipients);
+    if (o.preset === "zabbix") installZabbix(ctx, recipients);
   },
 });

@@ -81,7 +81,7 @@ describe("the kind registry", () => {
     write("echo.js", kindSource("an impostor", "gotcha"));
     expect(await registry.get("echo")).toBe(echo);
     const echoes = (await registry.list()).filter((k) => k.name === "echo");
-    expect(echoes).toEqual([{ name: "echo", description: echo.description, source: "built-in" }]);
+    expect(echoes).toEqual([{ name: "echo", description: echo.summary, source: "built-in" }]);
   });
 
   it("refuses a module that is not a kind, or does not load, saying what is wrong", async () => {
@@ -90,9 +90,15 @@ describe("the kind registry", () => {
     write("named.js", 'export const kind = { description: "x" };');
     write("broken.js", "export default {");
     const cases: Array<[string, string]> = [
-      ["nocreate", "is not a kind: `create(ctx)` must be a function"],
-      ["noschema", "is not a kind: `options` must be a schema with a `parse` function, e.g. z.object({})"],
-      ["named", "is not a kind: it has no default export: `export default { description, options, create }`"],
+      ["nocreate", "is not a kind: `create(options, ctx)` must be a function"],
+      [
+        "noschema",
+        "is not a kind: `options` must be a schema with a `parse` function, e.g. z.object({}).strict()",
+      ],
+      [
+        "named",
+        "is not a kind: it has no default export: export default defineKind({ kind, summary, options, create(options, ctx) })",
+      ],
       ["broken", "failed to load: "],
     ];
     for (const [name, why] of cases) {
@@ -119,11 +125,11 @@ describe("the kind registry", () => {
   it("answers an unknown kind with the built-ins and where a third-party kind goes", async () => {
     await expect(registry.get("nope")).rejects.toThrow(
       new UnknownKindError(
-        `unknown buddy kind "nope": built-in kinds are echo, service, notify; a third-party kind goes in ${path.join(dir, "nope.js")}`,
+        `buddy kind "nope" is unknown: use one of echo, service, notify, or put a third-party kind in ${path.join(dir, "nope.js")} (docs/buddies.md)`,
       ),
     );
     await expect(createKindRegistry({ log }).get("nope")).rejects.toThrow(
-      'unknown buddy kind "nope": built-in kinds are echo, service, notify; set buddies.kindsDir for third-party kinds',
+      'buddy kind "nope" is unknown: use one of echo, service, notify, or set buddies.kindsDir for third-party kinds (docs/buddies.md)',
     );
   });
 

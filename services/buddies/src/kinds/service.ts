@@ -33,9 +33,10 @@ export function formatStatus(statuses: readonly ServiceStatus[]): string {
 }
 
 export default defineKind({
-  description: "service probe: ping, status of the services, whoami",
+  kind: "service",
+  summary: "service probe: ping, status of the services, whoami",
   options: z.object({}).strict(),
-  create(ctx) {
+  create(_options, ctx) {
     const started = Date.now();
 
     ctx.command("ping", "answers pong and how long I have been running", () => {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ZodError } from "zod";
 import { freePort } from "../../../../test/support/free-port.ts";
 import type { FakeEntity } from "./testing/fake-entity.ts";
@@ -57,14 +57,12 @@ afterAll(async () => {
 beforeEach(() => {
   seen.length = 0;
   answers = [];
-  process.env[TOKEN_ENV] = TOKEN;
-});
-afterEach(() => {
-  delete process.env[TOKEN_ENV];
 });
 
 const zabbixApi = () => ({ url, format: "zabbix-api", tokenEnv: TOKEN_ENV });
-const buddy = (options: Record<string, unknown> = {}) => zabbixBuddy(zabbixApi(), options);
+/** The buddy, its token in the environment its config captured (common/config/secrets.ts). */
+const buddy = (options: Record<string, unknown> = {}, env: Record<string, string> = { [TOKEN_ENV]: TOKEN }) =>
+  zabbixBuddy(zabbixApi(), options, env);
 
 async function announced(b: FakeEntity, body: unknown = PROBLEM): Promise<void> {
   await b.hook("zabbix", body);
@@ -222,8 +220,7 @@ describe("the Zabbix preset: ack and resolve", () => {
   });
 
   it("refuses to start without the token in the named variable, or zabbix-api without a token at all", async () => {
-    delete process.env[TOKEN_ENV];
-    await expect(buddy()).rejects.toThrow(
+    await expect(buddy({}, {})).rejects.toThrow(
       "notify/zabbix: environment variable ZABBIX_TEST_TOKEN (options.report.tokenEnv) is empty: put the API token there",
     );
     const err = await buddy({ report: { url, format: "zabbix-api" } }).catch((e: unknown) => e);

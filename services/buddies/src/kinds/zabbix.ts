@@ -201,7 +201,7 @@ export function installZabbix(ctx: KindContext<ZabbixOptions>, recipients: Recip
 
   if (!ctx.options.report) return;
   const { tokenEnv } = ctx.options.report;
-  const token = tokenEnv ? process.env[tokenEnv] : undefined;
+  const token = tokenEnv ? ctx.secrets.env(tokenEnv) : undefined;
   if (tokenEnv && !token) {
     throw new Error(
       `notify/zabbix: environment variable ${tokenEnv} (options.report.tokenEnv) is empty: put the API token there`,

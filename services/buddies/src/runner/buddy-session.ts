@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import xml, { type Element } from "@xmpp/xml";
 import type { PasswordSource } from "#common/config/buddies-schema.ts";
+import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
 import { type Bot, createBot } from "../kinds/bot.ts";
 import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
@@ -41,7 +42,8 @@ export interface SessionDeps {
   log: Logger;
   kind: (name: string) => Promise<BuddyKind>;
   serviceStatus: () => Promise<ServiceStatus[]>;
-  env: NodeJS.ProcessEnv;
+  /** The config's secrets: a `password.env` and the variables kinds' options name. */
+  secrets: Pick<Secrets, "env">;
   /** Called after every change of state or counters. */
   onChange: () => void;
   /** Whether a bare JID is another buddy (whose chats this one ignores). */
@@ -52,9 +54,9 @@ export interface SessionDeps {
 const STABLE_MS = 30_000;
 const ROOM_RETRY_MS = 30_000;
 
-async function readPassword(source: PasswordSource, env: NodeJS.ProcessEnv): Promise<string> {
+async function readPassword(source: PasswordSource, secrets: Pick<Secrets, "env">): Promise<string> {
   if ("env" in source) {
-    const value = env[source.env];
+    const value = secrets.env(source.env);
     if (!value) throw new Error(`the environment variable ${source.env} holding its password is not set`);
     return value;
   }
@@ -177,7 +179,7 @@ export class BuddySession {
     this.#set("connecting");
     let client: XmppClient | undefined;
     try {
-      const password = await readPassword(buddy.password, this.#deps.env);
+      const password = await readPassword(buddy.password, this.#deps.secrets);
       const kind = await this.#deps.kind(buddy.kind);
       // stopped while reading those: no client exists yet for stop() to close, so none may be made
       if (generation !== this.#generation) return;
@@ -239,6 +241,7 @@ export class BuddySession {
         ...(this.#deps.isPeer ? { isPeer: this.#deps.isPeer } : {}),
         send: (stanza) => c.send(stanza),
         serviceStatus: this.#deps.serviceStatus,
+        secrets: this.#deps.secrets,
         count: (direction) => {
           if (direction === "in") this.messagesIn++;
           else this.messagesOut++;

@@ -1,6 +1,7 @@
 import { BUDDY_NAME, type BuddyDefinition, buddyDefinition } from "#common/config/buddies-schema.ts";
 import { buddyHomeProblem, type Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
+import { formatIssues } from "#common/zod-issues.ts";
 import type { ResolvedBuddy } from "./buddy-session.ts";
 
 /**
@@ -74,8 +75,7 @@ function entry(
   const jid = jidOf(username, domain);
   const parsed = buddyDefinition.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const problem = `invalid definition: ${issue?.path.join(".") || "(root)"}: ${issue?.message}`;
+    const problem = `invalid definition: ${formatIssues(parsed.error.issues, { schema: buddyDefinition }).join("; ")}`;
     return {
       jid,
       domain,

@@ -1,7 +1,7 @@
 import type { Pool } from "#common/db/pool.ts";
 
 /**
- * Cluster ownership (architecture.md "Cluster"): a buddy is run by the runner holding its lease in
+ * Cluster ownership (docs/buddies.md "Cluster"): a buddy is run by the runner holding its lease in
  * `buddy_leases`. A runner renews its leases every tick; one that stops renewing (killed, cut off from the
  * database) loses them after `leaseSeconds`, and any live runner takes them. Each runner claims no more than
  * its share (buddies / live runners), so a cluster spreads them out.

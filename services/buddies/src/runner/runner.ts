@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "#common/config/schema.ts";
+import type { Listener, Subscription } from "#common/db/listener.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
 import type { BuddyKind, ServiceStatus } from "../kinds/kind.ts";
@@ -20,12 +21,16 @@ import { LogRing, teeLogger } from "./log-ring.ts";
 export interface RunnerDeps {
   config: Config;
   pool: Pool;
+  /** The process's LISTEN connection: a change of the `buddies` table or an admin action pokes a tick. */
+  listener: Listener;
   log: Logger;
   kind: (name: string) => Promise<BuddyKind>;
   serviceStatus: () => Promise<ServiceStatus[]>;
   metrics: Registry;
-  env?: NodeJS.ProcessEnv;
 }
+
+/** NOTIFYed by the `buddies` table's trigger and by admin actions (actions.ts, admin/routes.ts). */
+export const BUDDIES_CHANNEL = "buddies_changed";
 
 interface Running {
   session: BuddySession;
@@ -44,6 +49,7 @@ export class Runner {
   readonly #rings = new Map<string, LogRing>();
   #definitions = new Map<string, DefinitionEntry>();
   #timer: NodeJS.Timeout | undefined;
+  #changes: Subscription | undefined;
   #ticking: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -94,7 +100,12 @@ export class Runner {
     return this.#rings.get(jid)?.lines();
   }
 
+  /** Ticks from now on, and at every change NOTIFYed (or missed while the database was away). */
   start(): void {
+    this.#changes ??= this.#deps.listener.subscribe([BUDDIES_CHANNEL], {
+      onMessage: () => this.poke(),
+      onReconnect: () => this.poke(),
+    });
     this.#schedule(0);
   }
 
@@ -219,7 +230,7 @@ export class Runner {
       log,
       kind: this.#deps.kind,
       serviceStatus: this.#deps.serviceStatus,
-      env: this.#deps.env ?? process.env,
+      secrets: config.secrets,
       isPeer: (jid) => jid !== entry.jid && this.#definitions.has(jid),
       onChange: () => {
         this.#dirty.add(entry.jid);
@@ -274,6 +285,7 @@ export class Runner {
   /** SIGTERM: no more ticks, every buddy signs off, the leases go back for another runner at once. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#changes?.close();
     clearTimeout(this.#timer);
     await this.#ticking;
     await Promise.all([...this.#running.keys()].map((jid) => this.#stopSession(jid, "runner shutting down")));

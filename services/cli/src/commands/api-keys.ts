@@ -6,7 +6,7 @@ import { hashBytes } from "#common/credentials/hmac.ts";
 import { type CliContext, CliError } from "../context.ts";
 
 /**
- * Server API keys (architecture.md "Security model"): a key is 32 random bytes, shown once; the config keeps
+ * Server API keys (docs/api.md "API keys"): a key is 32 random bytes, shown once; the config keeps
  * only its SHA-256 and scopes under services.httpUtility.apiKeys, which is what callers.ts compares a
  * presented `Authorization: Bearer` key with. Random keys of that length need no slow hash: nobody can
  * guess their way back from a SHA-256 of 256 random bits.

@@ -97,7 +97,7 @@ describe("sidecars buddies", () => {
       ],
       [
         ["buddies", "add", "x@localhost", "--kind", "nope", "--password-env", "P"],
-        /unknown buddy kind "nope"/,
+        /buddy kind "nope" is unknown/,
       ],
       [
         ["buddies", "add", "x@localhost", "--kind", "echo", "--password-env", "P", "--options", "{"],

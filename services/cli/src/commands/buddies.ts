@@ -3,6 +3,8 @@ import type { Command } from "commander";
 import { buddyDefinition } from "#common/config/buddies-schema.ts";
 import { createLogger } from "#common/logger.ts";
 import { fromRoot } from "#common/paths.ts";
+import { parseOptions } from "#common/plugins/problems.ts";
+import { formatIssues } from "#common/zod-issues.ts";
 import { createKindRegistry } from "../../../buddies/src/kinds/registry.ts";
 import { BUDDY_ACTIONS, type BuddyAction, requestAction } from "../../../buddies/src/runner/actions.ts";
 import {
@@ -102,8 +104,7 @@ export function register(program: Command, ctx: CliContext): void {
         ...(opts.nick ? { nick: opts.nick } : {}),
       });
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new CliError(`${issue?.path.join(".")}: ${issue?.message}`, 2);
+        throw new CliError(formatIssues(parsed.error.issues, { schema: buddyDefinition }).join("; "), 2);
       }
       const config = ctx.config();
       const problem = definitionProblem(config, domain, username);
@@ -115,11 +116,8 @@ export function register(program: Command, ctx: CliContext): void {
       const kind = await kinds.get(parsed.data.kind).catch((err: Error) => {
         throw new CliError(err.message);
       });
-      const checked = kind.options.safeParse(parsed.data.options);
-      if (!checked.success) {
-        const issue = checked.error.issues[0];
-        throw new CliError(`--options: ${issue?.path.join(".") || "(root)"}: ${issue?.message}`, 2);
-      }
+      const checked = parseOptions(kind.options, parsed.data.options, "");
+      if (!checked.ok) throw new CliError(`--options: ${checked.problems.join("; ")}`, 2);
       const created = await saveDefinition(await ctx.pool(), domain, username, parsed.data);
       ctx.out(
         `${created ? "added" : "updated"} ${jid} (${parsed.data.kind}); the runners pick it up at once`,

@@ -1,6 +1,7 @@
 import { Console } from "node:console";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { createAuthCore, runExtauth } from "#auth";
+import { startListener } from "#common/db/listener.ts";
 import { createPool, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { createLogger } from "#common/logger.ts";
 import type { CliContext } from "../context.ts";
@@ -36,9 +37,12 @@ export function register(program: Command, ctx: CliContext): void {
       const log = createLogger(config, "extauth", 2);
       // No startup check of the database: while it is down every answer is false, and the program keeps
       // running (ejabberd would otherwise restart it in a loop).
-      const pool = createPool(config, await resolveDatabaseUrl(config, log), log);
+      const url = await resolveDatabaseUrl(config, log);
+      const pool = createPool(config, url, log);
+      // the cache forgets a changed password when PostgreSQL says so, as in the services (common/service.ts)
+      const listener = startListener({ connectionString: url, log });
       try {
-        const core = await createAuthCore({ config, pool, log });
+        const core = await createAuthCore({ config, pool, listener, log });
         try {
           log.info({ domains: Object.keys(config.domains), timeoutMs: opts.timeoutMs }, "extauth ready");
           await runExtauth({
@@ -53,6 +57,7 @@ export function register(program: Command, ctx: CliContext): void {
           await core.close();
         }
       } finally {
+        await listener.close();
         await pool.end();
       }
     });

@@ -1,6 +1,7 @@
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { createStorage, type Storage } from "#common/media/storage.ts";
+import type { Storage } from "#common/media/storage.ts";
+import { createStorage } from "#common/media/storage-registry.ts";
 import { countOlderThan, deleteOlderThan, knownNames } from "../../../http-utility/src/attachments/store.ts";
 import { type CliContext, CliError } from "../context.ts";
 import { cutoffBefore, parseDuration } from "../durations.ts";

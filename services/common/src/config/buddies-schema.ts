@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { KIND_NAME } from "../plugins/definition.ts";
 
 /**
  * The `buddies` section (docs/buddies.md): how the runner reaches the XMPP server of each domain, how it
@@ -7,7 +8,8 @@ import { z } from "zod";
  */
 
 export const BUDDY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-export const KIND_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+/** A kind is named as every plugin kind is (plugins/definition.ts). */
+export { KIND_NAME };
 
 /** Where a buddy's password comes from: never the password itself. */
 export const passwordSource = z.union([

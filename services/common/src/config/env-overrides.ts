@@ -21,4 +21,5 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   },
   { name: "AUTH_PORT", path: ["services", "auth", "port"], type: "port" },
   { name: "BUDDIES_ADMIN_PORT", path: ["services", "buddies", "port"], type: "port" },
+  { name: "BUDDIES_HOOK_KEY", path: ["push", "relay", "hookKey"], type: "string", secret: true },
 ];

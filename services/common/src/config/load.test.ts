@@ -130,6 +130,39 @@ describe("loadConfig", () => {
       expect.stringMatching(/^domains\.ok\.example\.keepCleartext: only a `plain` domain/),
     ]);
   });
+
+  it("resolves the secrets config names from the environment it is given, and lists a missing one", () => {
+    const dir = configDir({});
+    const hookKeyFile = path.join(dir, "hook-key");
+    writeFileSync(hookKeyFile, "bk_from_file\n");
+    const apns = (passphraseEnv: string) => ({
+      push: {
+        apps: {
+          OyoChat: {
+            apns: { bundleId: "gr.oyo.chat", certFile: "c.pem", certKeyFile: "k.pem", passphraseEnv },
+          },
+        },
+      },
+    });
+    const c = loadConfig({
+      env: { APP_ENV: "test", APNS_PASS: "s3cret", BUDDY_PASS: "b", BUDDIES_HOOK_KEY_FILE: hookKeyFile },
+      overrides: apns("APNS_PASS"),
+    });
+    expect(c.push.relay.hookKey).toBe("bk_from_file");
+    expect(c.secrets.env("APNS_PASS")).toBe("s3cret");
+    // a buddy's `password.env` may name a variable no config key knows yet (the `buddies` table)
+    expect(c.secrets.env("BUDDY_PASS")).toBe("b");
+    expect(c.secrets.env("PATH")).toBeUndefined(); // this process's own environment is not read
+    // kept out of logs and JSON, and carried by copies of the config
+    expect(JSON.stringify(c)).not.toContain("s3cret");
+    expect({ ...c }.secrets.env("APNS_PASS")).toBe("s3cret");
+
+    expect(
+      problemsOf(() => loadConfig({ env: { APP_ENV: "test", APNS_PASS: "" }, overrides: apns("APNS_PASS") })),
+    ).toEqual([
+      "push.apps.OyoChat.apns.passphraseEnv: the environment variable APNS_PASS is not set: set it to the passphrase of certKeyFile, or remove passphraseEnv if the key has none",
+    ]);
+  });
 });
 
 function loadConfigRaw(): unknown {

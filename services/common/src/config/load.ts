@@ -1,24 +1,20 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { z } from "zod";
-import { StartupError } from "../errors.ts";
+import { StartupProblems } from "../errors.ts";
 import { projectRoot } from "../paths.ts";
+import { formatIssues } from "../zod-issues.ts";
 import { ENV_OVERRIDES } from "./env-overrides.ts";
 import { type Config, configSchema } from "./schema.ts";
+import { Secrets } from "./secrets.ts";
 
 export const APP_ENVS = ["development", "test", "demo", "production"] as const;
 
 /** Every problem found in the configuration, listed at once. */
-export class ConfigError extends StartupError {
+export class ConfigError extends StartupProblems {
   override name = "ConfigError";
-  readonly problems: string[];
   constructor(problems: string[]) {
-    super(
-      problems.length === 1
-        ? `config: ${problems[0]}`
-        : `config: ${problems.length} problems:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
-    );
-    this.problems = problems;
+    super(problems, "config");
   }
 }
 
@@ -97,20 +93,6 @@ function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[]): void {
   }
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const key = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
-  if (issue.code === "unrecognized_keys") {
-    return `${key === "(top level)" ? "" : `${key}.`}${issue.keys.join(", ")}: unknown key; remove it or check its spelling`;
-  }
-  if (issue.code === "invalid_key") {
-    return `${key}: ${issue.issues[0]?.message ?? issue.message}`;
-  }
-  if (issue.code === "invalid_type" && issue.input === undefined) {
-    return `${key}: missing; add it to config/default.json or config/<env>.json`;
-  }
-  return `${key}: ${issue.message}`;
-}
-
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   configDir?: string;
@@ -147,7 +129,14 @@ export function loadConfig(options: LoadOptions = {}): Config {
     );
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) problems.push(...parsed.error.issues.map(describeIssue));
+  if (!parsed.success) {
+    problems.push(
+      ...formatIssues(parsed.error.issues, {
+        schema: configSchema,
+        missing: "add it to config/default.json or config/<env>.json",
+      }),
+    );
+  }
   if (parsed.success && appEnv === "production") {
     // an empty list allows every country: SMS to premium ranges abroad bill the operator (toll fraud)
     for (const [name, d] of Object.entries(parsed.data.domains)) {
@@ -158,6 +147,26 @@ export function loadConfig(options: LoadOptions = {}): Config {
       }
     }
   }
+  const secrets = new Secrets(env);
+  if (parsed.success) problems.push(...missingSecrets(parsed.data, secrets));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return parsed.data;
+  return { ...parsed.data, secrets };
+}
+
+/**
+ * The secrets the config names for the services' own use that the environment lacks. Those of buddy
+ * definitions are not among them: a buddy whose variable is missing shows that as its own problem while
+ * the others run (services/buddies/src/runner/buddy-session.ts), as its definitions may change at runtime.
+ */
+function missingSecrets(config: z.output<typeof configSchema>, secrets: Secrets): string[] {
+  const problems: string[] = [];
+  for (const [app, credentials] of Object.entries(config.push.apps)) {
+    const name = credentials.apns?.passphraseEnv;
+    if (name !== undefined && secrets.env(name) === undefined) {
+      problems.push(
+        `push.apps.${app}.apns.passphraseEnv: the environment variable ${name} is not set: set it to the passphrase of certKeyFile, or remove passphraseEnv if the key has none`,
+      );
+    }
+  }
+  return problems;
 }

@@ -81,18 +81,21 @@ export const postersSchema = z
   .prefault({})
   .describe("video posters: one ffmpeg thread each, bounded in number, CPU time and memory");
 
-export const STORAGE_KINDS = ["fs", "s3"] as const;
-
 export const mediaSchema = z
   .object({
     storage: z
       .object({
-        kind: z.enum(STORAGE_KINDS).default("fs").describe("`fs` (a directory; NFS in a cluster) or `s3`"),
+        // the kinds and their options are checked at start by services/common/src/media/storage-registry.ts
+        kind: z
+          .string()
+          .min(1)
+          .default("fs")
+          .describe("storage backend: `fs` (a directory; NFS in a cluster) or `s3`"),
         options: z
           .record(z.string(), z.unknown())
           .default({ root: "var/media" })
           .describe(
-            "fs: `{ root }`; s3: `{ bucket, region, endpoint, forcePathStyle, prefix, credentials }` (docs/attachments.md)",
+            "options of that kind: fs `{ root, fsync }`; s3 `{ bucket, region, endpoint, forcePathStyle, prefix, credentials, partSizeBytes, queueSize }` (docs/attachments.md)",
           ),
       })
       .strict()

@@ -7,14 +7,19 @@ import { z } from "zod";
 
 const filePath = z.string().min(1);
 
-const fcm = z
+/**
+ * The options of the push senders, by the key that chooses them (`fcm`, `apns`): the definitions of
+ * services/http-utility/src/push/senders/ take these schemas as theirs. Unlike the other plugin points the
+ * kinds are keys here rather than a `kind` string, so config checks them when it loads.
+ */
+export const fcmCredentials = z
   .object({
     serviceAccountFile: filePath.describe("the Firebase service-account JSON key of this app"),
     projectId: z.string().min(1).optional().describe("Firebase project (default: the key's project_id)"),
   })
   .strict();
 
-const apns = z
+export const apnsCredentials = z
   .object({
     bundleId: z.string().min(1).describe("the app's bundle id: the APNs topic (`<bundleId>.voip` for VoIP)"),
     production: z.boolean().default(true).describe("api.push.apple.com (true) or the sandbox (false)"),
@@ -38,7 +43,7 @@ export const pushSchema = z
     apps: z
       .record(
         z.string().regex(/^[\w.-]{1,100}$/, "an app name such as OyoChat"),
-        z.object({ fcm: fcm.optional(), apns: apns.optional() }).strict(),
+        z.object({ fcm: fcmCredentials.optional(), apns: apnsCredentials.optional() }).strict(),
       )
       .default({})
       .describe("provider credentials by app: `fcm` and/or `apns`"),
@@ -96,6 +101,13 @@ export const pushSchema = z
           .default([])
           .describe(
             "callbackUrl hosts, IP addresses or CIDR blocks allowed although loopback, private or link-local (every other special-use address is refused)",
+          ),
+        hookKey: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "a key of `services.buddies.hookKeys` (`sidecars buddies admin-key push --hook`) to call a buddy's hook with (env BUDDIES_HOOK_KEY or BUDDIES_HOOK_KEY_FILE); without it relaying to a buddy fails",
           ),
       })
       .strict()

@@ -3,6 +3,7 @@ import { SCRAM_HASHES } from "../credentials/scram.ts";
 import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
 import { pushSchema } from "./push-schema.ts";
+import type { Secrets } from "./secrets.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -32,9 +33,12 @@ const listener = {
 
 const passwordFormat = z.enum(["plain", "scram"]);
 
+// plugin kinds are strings here and checked at start by their registries, which live with the
+// implementations (services/common imports no service): services/auth/src/authenticators/registry.ts,
+// services/http-utility/src/registration/sms/registry.ts
 const authenticator = z
   .object({
-    kind: z.enum(["web_users", "http", "module"]).describe("authenticator: `web_users`, `http` or `module`"),
+    kind: z.string().min(1).describe("authenticator: `web_users`, `http` or `module`"),
     options: z.record(z.string(), z.unknown()).default({}).describe("options of that kind"),
   })
   .strict();
@@ -42,7 +46,8 @@ const authenticator = z
 const smsSender = z
   .object({
     kind: z
-      .enum(["log", "http", "twilio"])
+      .string()
+      .min(1)
       .describe(
         "SMS sender: `log` (development: the code goes to the log), `http` (a gateway API), `twilio`",
       ),
@@ -482,5 +487,6 @@ export function buddyHomeProblem(
   return `${domainName} checks passwords with its ${domain.authenticator.kind} backend: add "${username}" to domains.${domainName}.buddies so it logs in with its web_users password`;
 }
 
-export type Config = z.infer<typeof configSchema>;
+/** The loaded config: the files and the environment, validated, and the secrets its keys name (secrets.ts). */
+export type Config = z.infer<typeof configSchema> & { secrets: Secrets };
 export type DomainConfig = Config["domains"][string];

@@ -1,7 +1,7 @@
 import { SCRAM_HASHES, type ScramCredentials, type ScramEntry, type ScramHash } from "./scram.ts";
 
 /**
- * MongooseIM's text forms of SCRAM credentials (../shared/mongooseim-contract.md, "SCRAM serializations"):
+ * MongooseIM's text forms of SCRAM credentials (docs/auth.md "Stored credentials"; https://esl.github.io/MongooseDocs/latest/developers-guide/SCRAM-serialization/):
  *   2.x:  ==SCRAM==,<StoredKey>,<ServerKey>,<Salt>,<IterationCount>            (SHA-1 only)
  *   6.x:  ==MULTI_SCRAM==,<IterationCount>,===SHA1===<salt>|<stored>|<server>,==SHA256==<salt>|<stored>|<server>,…
  * Early 6.x releases wrote one salt for all hashes: ==MULTI_SCRAM==,<salt>,<i>,===SHA1===<stored>|<server>,…

@@ -5,9 +5,10 @@ import { pinoHttp } from "pino-http";
 import { ZodError } from "zod";
 import type { Config } from "../config/schema.ts";
 import type { Pool } from "../db/pool.ts";
-import { databaseUnavailable, HttpError, isDatabaseUnavailable, notFound } from "../errors.ts";
+import { HttpError, isDatabaseUnavailable } from "../errors.ts";
 import { type Logger, maskNumbers } from "../logger.ts";
 import { createAllowList } from "./address-allow-list.ts";
+import { commonErrors as errors } from "./common-errors.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 export interface BaseDeps {
@@ -83,13 +84,7 @@ export function createBaseApp(deps: BaseDeps): Express {
   });
   app.get("/metrics", async (req, res, next) => {
     if (!metricsAllowed(req.socket.remoteAddress)) {
-      next(
-        new HttpError(
-          403,
-          "forbidden",
-          "Metrics are readable from loopback and metrics.allow addresses only.",
-        ),
-      );
+      next(errors.metricsForbidden());
       return;
     }
     res.setHeader("content-type", metrics.registry.contentType);
@@ -98,36 +93,39 @@ export function createBaseApp(deps: BaseDeps): Express {
   return app;
 }
 
-/** Maps any thrown value to the wire format `{ error: { code, message } }`. */
+/**
+ * Maps any thrown value to an error of the catalogue (common-errors.ts): the one place where what zod, the
+ * body parsers (body-parser's `type`), the router (a URIError for a path that is not percent-encoding) and
+ * pg throw becomes an answer. Undefined: not a known error, answered 500 `internal_error` and logged.
+ */
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof ZodError) {
     const first = err.issues[0];
-    const where = first && first.path.length > 0 ? `${first.path.join(".")}: ` : "";
-    return new HttpError(400, "invalid_request", `${where}${first?.message ?? "invalid request"}`);
+    const where = first && first.path.length > 0 ? first.path.join(".") : undefined;
+    return errors.invalidRequest(where, first?.message ?? "invalid request");
   }
-  if (isDatabaseUnavailable(err)) return databaseUnavailable();
+  if (isDatabaseUnavailable(err)) return errors.databaseUnavailable();
   const e = err as { type?: string; status?: number; limit?: number };
-  if (e.type === "entity.too.large") {
-    return new HttpError(413, "payload_too_large", `The body is over the limit of ${e.limit} bytes.`);
-  }
-  if (e.type === "entity.parse.failed") {
-    return new HttpError(400, "invalid_body", "The body could not be parsed: send valid JSON or form data.");
-  }
+  if (e.type === "entity.too.large") return errors.payloadTooLarge(e.limit);
+  if (e.type === "entity.parse.failed") return errors.invalidBody();
   if (typeof e.status === "number" && e.status >= 400 && e.status < 500) {
-    return new HttpError(e.status, "bad_request", "The request could not be read.");
+    // what else body-parser and the router refuse: too many form fields (413), a charset or encoding they
+    // cannot read (415), a body cut short or a path that does not decode (400)
+    if (e.status === 413) return errors.tooManyParameters();
+    if (e.status === 415) return errors.unsupportedEncoding();
+    return errors.unreadableRequest();
   }
   return undefined;
 }
 
 export function finishApp(app: Express, log: Logger): Express {
   app.use((req, _res, next) => {
-    next(notFound(`route ${req.method} ${req.path}`));
+    next(errors.notFound(`route ${req.method} ${req.path}`));
   });
   const onError: ErrorRequestHandler = (err, req, res, _next) => {
     const known = toHttpError(err);
-    const http =
-      known ?? new HttpError(500, "internal_error", "Something went wrong on our side; retry later.");
+    const http = known ?? errors.internalError();
     if (!known) (req.log ?? log).error({ err }, "unhandled error");
     else if (http.status === 503)
       (req.log ?? log).warn({ code: http.code, err: (err as Error).message }, "unavailable");
@@ -138,7 +136,7 @@ export function finishApp(app: Express, log: Logger): Express {
     res
       .status(http.status)
       .set(http.headers)
-      .json({ error: { code: http.code, message: http.message } });
+      .json({ error: { code: http.code, message: http.message, ...http.details } });
   };
   app.use(onError);
   return app;

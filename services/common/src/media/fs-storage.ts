@@ -7,7 +7,13 @@ import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { fromRoot } from "../paths.ts";
 import { assertKey, isKey } from "./keys.ts";
-import { type ByteRange, MissingObjectError, type Storage, type StoredObject } from "./storage.ts";
+import {
+  type ByteRange,
+  defineStorage,
+  MissingObjectError,
+  type Storage,
+  type StoredObject,
+} from "./storage.ts";
 
 /**
  * A directory (a shared NFS mount in a cluster, as in the legacy system). Objects live at
@@ -62,15 +68,18 @@ export function relativePathOf(key: string): string {
   return `${key.slice(0, 2)}/${key}`;
 }
 
-export function createFsStorage(raw: Record<string, unknown>): Storage {
-  const parsed = options.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(
-      `options: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`,
-    );
-  }
-  const root = path.resolve(fromRoot(parsed.data.root));
-  const durable = parsed.data.fsync;
+export default defineStorage({
+  kind: "fs",
+  summary: "a directory (a shared NFS mount in a cluster)",
+  options,
+  // the objects are files: ffmpeg reads videos in place, nginx sends them, statfs tells the free space
+  capabilities: ["localPath", "freeBytes"],
+  create: async (o) => openFsStorage(o),
+});
+
+function openFsStorage(o: z.output<typeof options>): Storage {
+  const root = path.resolve(fromRoot(o.root));
+  const durable = o.fsync;
   const partialDir = path.join(root, PARTIAL);
   // shard directories known to exist: a mkdir less per write (one removed under us is made again)
   const made = new Set<string>();

@@ -1,9 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
+import { pathToFileURL } from "node:url";
 import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
@@ -12,15 +14,15 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import { s3rverCredentials, startS3Server, type TestS3Server } from "../../../../test/support/s3-server.ts";
-import type { MediaConfig } from "../config/media-schema.ts";
+import { type MediaConfig, mediaSchema } from "../config/media-schema.ts";
 import { StartupError } from "../errors.ts";
-import { createFsStorage } from "./fs-storage.ts";
 import { InvalidKeyError, isKey, newKey } from "./keys.ts";
-import { createS3Storage } from "./s3-storage.ts";
-import { type ByteRange, createStorage, MissingObjectError, type Storage } from "./storage.ts";
+import { type ByteRange, MissingObjectError, type Storage } from "./storage.ts";
+import { createStorage, storageKinds } from "./storage-registry.ts";
 
 const MiB = 1024 * 1024;
 /** The S3 part size in these tests: S3's minimum, so that 12 MiB is three parts. */
@@ -84,7 +86,7 @@ function fsBackend(): Backend {
       const root = path.join(await mkdtemp(path.join(base, "case-")), "root");
       const partialDir = path.join(root, ".partial");
       return {
-        storage: createFsStorage({ root }),
+        storage: await createStorage({ kind: "fs", options: { root } }),
         partials: () => readdir(partialDir).catch(() => []),
         async leavePartial(ageMs) {
           await mkdir(partialDir, { recursive: true });
@@ -129,13 +131,16 @@ function s3Backend(): Backend {
       const bucket = `media-${++buckets}`;
       await sdk.send(new CreateBucketCommand({ Bucket: bucket }));
       return {
-        storage: createS3Storage({
-          bucket,
-          endpoint,
-          forcePathStyle: true,
-          prefix: "media/",
-          credentials: s3rverCredentials(),
-          partSizeBytes: PART,
+        storage: await createStorage({
+          kind: "s3",
+          options: {
+            bucket,
+            endpoint,
+            forcePathStyle: true,
+            prefix: "media/",
+            credentials: s3rverCredentials(),
+            partSizeBytes: PART,
+          },
         }),
         async partials() {
           const answer = await sdk.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
@@ -316,13 +321,26 @@ it("the look-alikes are one character away from a stored name", () => {
 
 describe("createStorage", () => {
   it.each([
-    ["fs without a root", { kind: "fs", options: {} }, /^media\.storage \(fs\): options: .*root/],
+    [
+      "an unknown kind",
+      { kind: "ftp", options: {} },
+      /^media\.storage: kind "ftp" is unknown: use one of fs, s3 /,
+    ],
+    [
+      "fs without a root",
+      { kind: "fs", options: {} },
+      /^media\.storage\.options\.root: required: directory of the stored files$/,
+    ],
     [
       "s3 without a bucket",
       { kind: "s3", options: { region: "eu-west-1" } },
-      /^media\.storage \(s3\): options: bucket/,
+      /^media\.storage\.options\.bucket: required: the S3 bucket name$/,
     ],
-    ["an unknown option", { kind: "s3", options: { bucket: "media", acl: "public-read" } }, /"acl"/],
+    [
+      "an unknown option",
+      { kind: "s3", options: { bucket: "media", acl: "public-read" } },
+      /^media\.storage\.options\.acl: unknown key: remove it, or use one of bucket, region, /,
+    ],
     ["a prefix without a final /", { kind: "s3", options: { bucket: "media", prefix: "media" } }, /prefix: /],
     [
       "parts below S3's minimum",
@@ -346,6 +364,11 @@ describe("createStorage", () => {
     expect((err as Error).message).not.toContain("\n");
   });
 
+  it("has every kind named in the config reference (the config schema lists none itself)", () => {
+    const described = mediaSchema.unwrap().shape.storage.unwrap().shape.kind.description;
+    for (const kind of storageKinds.kinds) expect(described).toContain(`\`${kind}\``);
+  });
+
   it("builds each kind from good options without any I/O", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
     try {
@@ -363,6 +386,54 @@ describe("createStorage", () => {
       expect(s3.kind).toBe("s3");
       expect(s3.localPath).toBeUndefined();
       await s3.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says at start which capabilities a backend lacks and what that costs", async () => {
+    const lines: Array<{ level: number; msg: string; lost?: Record<string, string> }> = [];
+    const log = pino({ level: "debug" }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const s3 = await createStorage(
+      { kind: "s3", options: { bucket: "media", endpoint: "http://127.0.0.1:9" } },
+      { log },
+    );
+    await s3.close();
+    const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
+    const fs = await createStorage({ kind: "fs", options: { root: dir } }, { log });
+    await fs.close();
+    await rm(dir, { recursive: true, force: true });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [
+        30,
+        expect.stringMatching(
+          /^media\.storage: storage backend "s3"; without local file path: videos get no poster .*; without free space: /,
+        ),
+      ],
+      [20, 'media.storage: storage backend "fs"'],
+    ]);
+    expect(Object.keys(lines[0]?.lost ?? {})).toEqual(["localPath", "freeBytes"]);
+  });
+
+  it("loads the AWS SDK only when an s3 storage is created", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
+    // a fresh process, whose module graph is only what this script imports; the hook sees every module
+    const script = `
+      import { registerHooks } from "node:module";
+      const urls = [];
+      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); urls.push(r.url); return r; } });
+      const { createStorage } = await import(${JSON.stringify(pathToFileURL(path.join(import.meta.dirname, "storage-registry.ts")).href)});
+      const sdk = () => urls.some((u) => u.includes("/@aws-sdk/"));
+      const fs = await createStorage({ kind: "fs", options: { root: ${JSON.stringify(dir)} } });
+      const withFs = sdk();
+      const s3 = await createStorage({ kind: "s3", options: { bucket: "media", endpoint: "http://127.0.0.1:9" } });
+      process.stdout.write(JSON.stringify({ withFs, withS3: sdk() }));
+      await fs.close();
+      await s3.close();
+    `;
+    try {
+      const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+      expect(JSON.parse(out)).toEqual({ withFs: false, withS3: true });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -423,7 +494,7 @@ describe("fs storage with fsync off", () => {
   it("stores whole objects under their names, atomically, without flushing them", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
     try {
-      const fs = createFsStorage({ root: dir, fsync: false });
+      const fs = await createStorage({ kind: "fs", options: { root: dir, fsync: false } });
       const key = newKey("bin");
       const data = randomBytes(5 * 1024 * 1024 + 7);
       await fs.put(key, Readable.from([data]), { contentType: "application/octet-stream" });

@@ -1,13 +1,12 @@
 import type { Readable } from "node:stream";
-import type { MediaConfig } from "../config/media-schema.ts";
-import { StartupError } from "../errors.ts";
-import { createFsStorage } from "./fs-storage.ts";
-import { createS3Storage } from "./s3-storage.ts";
+import { pluginDefiner } from "../plugins/definition.ts";
+import type { PluginPoint } from "../plugins/registry.ts";
 
 /**
- * Where attachment bytes live (architecture.md "Storage of media"). A backend is chosen at startup by
- * `media.storage.kind`; every backend takes keys made by `newKey()` and checked by `assertKey()` (keys.ts),
- * so no caller-supplied text ever becomes a path or an object name.
+ * Where attachment bytes live (docs/attachments.md "Storage backends"). A backend is chosen at startup by
+ * `media.storage.kind` among the definitions of storage-registry.ts (fs-storage.ts, s3-storage.ts); every
+ * backend takes keys made by `newKey()` and checked by `assertKey()` (keys.ts), so no caller-supplied text
+ * ever becomes a path or an object name. This file is the contract only: it imports no backend.
  */
 export interface StoredObject {
   key: string;
@@ -55,20 +54,28 @@ export class MissingObjectError extends Error {
   }
 }
 
-export type StorageFactory = (options: Record<string, unknown>) => Storage | Promise<Storage>;
+/** The optional abilities of a backend: what the rest of the service does with them, and without. */
+export type StorageCapability = "localPath" | "freeBytes";
 
-const BACKENDS: Record<MediaConfig["storage"]["kind"], StorageFactory> = {
-  fs: createFsStorage,
-  s3: createS3Storage,
+export const storagePoint: PluginPoint<Storage, StorageCapability> = {
+  name: "storage backend",
+  docs: "docs/attachments.md",
+  capabilities: {
+    localPath: {
+      summary: "local file path",
+      lost: "videos get no poster (ffmpeg reads a file) and media.accelRedirect is not used (nginx sends files)",
+      has: (s) => typeof s.localPath === "function",
+    },
+    freeBytes: {
+      summary: "free space",
+      lost: "media.freeSpaceReserveBytes is not enforced (the backend reports no free space)",
+      has: (s) => typeof s.freeBytes === "function",
+    },
+  },
 };
 
-/** Builds the configured backend; bad options stop the start with one line naming them. */
-export async function createStorage(config: MediaConfig["storage"]): Promise<Storage> {
-  const factory = BACKENDS[config.kind];
-  try {
-    return await factory(config.options);
-  } catch (err) {
-    if (err instanceof StartupError) throw err;
-    throw new StartupError(`media.storage (${config.kind}): ${(err as Error).message}`);
-  }
-}
+/** A backend's definition creates asynchronously: a backend may load its SDK only when it is chosen. */
+export const defineStorage = pluginDefiner<StorageContext, Promise<Storage>, StorageCapability>();
+
+/** Nothing yet: backends are configured by their options alone. */
+export type StorageContext = Record<string, never>;

@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps } from "../push/deps.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
 
 /**
  * GET /api/v1/minimum_app_version from the config, then as `sidecars apps set-minimum` (the real command,
@@ -36,15 +37,16 @@ let server: RunningServer;
 beforeAll(async () => {
   db = await createTestDatabase();
   const config = loadConfig({ env: { APP_ENV: "test" }, configDir });
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   server = await startServer(
     createHttpUtilityApp({
       config,
       log,
       pool: db.pool,
       core,
-      media: await createMediaDeps(config, log),
+      attachments: await createMediaDeps(config, log),
       push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+      registration: createRegistrationDeps({ config, log, pool: db.pool }),
     }),
     {
       name: "http-utility",

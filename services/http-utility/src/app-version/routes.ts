@@ -1,44 +1,39 @@
-import { Router } from "express";
-import { HttpError } from "#common/errors.ts";
-import { validated } from "#common/http/validate.ts";
-import type { AppDeps } from "../app.ts";
-import { type MinimumVersionAnswer, minimumVersionQuery } from "./schema.ts";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
+import { defineRoute, type Route } from "#common/http/route.ts";
+import { type CallerPolicy, caller } from "../callers.ts";
+import { errors } from "../errors.ts";
+import { type MinimumVersionAnswer, minimumVersionAnswer, minimumVersionQuery } from "./schema.ts";
 import { minimumVersion } from "./versions.ts";
 
-const unknownApp = (appName: string) =>
-  new HttpError(
-    404,
-    "unknown_app",
-    `No app "${appName}" is configured: check appName (names are case-sensitive).`,
-  );
-const unknownPlatform = (appName: string, known: string[]) =>
-  new HttpError(
-    404,
-    "unknown_platform",
-    known.length > 0
-      ? `"${appName}" has no minimum version for this platform and no default: send platform as one of ${known.join(", ")}.`
-      : `"${appName}" has no minimum version configured for any platform.`,
-  );
-
 /** GET /api/v1/minimum_app_version: public, so an app may ask before its user has an account. */
-export function appVersionRouter(deps: Pick<AppDeps, "config" | "pool">): Router {
-  const router = Router();
-  router.get(
-    "/",
-    validated({ query: minimumVersionQuery }, async ({ query }, _req, res) => {
-      const found = await minimumVersion(deps.pool, deps.config.apps, query.appName, query.platform);
-      if (!found.ok) {
-        throw found.reason === "unknown_app"
-          ? unknownApp(query.appName)
-          : unknownPlatform(query.appName, found.known);
-      }
-      const answer: MinimumVersionAnswer = {
-        appName: found.appName,
-        platform: found.platform,
-        minimumVersion: found.minimumVersion,
-      };
-      res.set("cache-control", "no-cache").json(answer);
+export function appVersionRoutes(deps: { config: Pick<Config, "apps">; pool: Pool }): Route<CallerPolicy>[] {
+  return [
+    defineRoute({
+      method: "get",
+      path: "/api/v1/minimum_app_version",
+      summary: "The minimum version an app must run on a platform",
+      description:
+        "From the config's `apps.<appName>.minimumVersion`, overridden at runtime by `sidecars apps set-minimum`. " +
+        "Without `platform`, or for a platform with no entry of its own, the `default` entry applies.",
+      caller: caller.public,
+      request: { query: minimumVersionQuery },
+      responses: { 200: { description: "The minimum version", schema: minimumVersionAnswer } },
+      errors: [errors.unknownApp, errors.unknownPlatform],
+      async handler({ query, res }) {
+        const found = await minimumVersion(deps.pool, deps.config.apps, query.appName, query.platform);
+        if (!found.ok) {
+          throw found.reason === "unknown_app"
+            ? errors.unknownApp(query.appName)
+            : errors.unknownPlatform(query.appName, found.known);
+        }
+        const answer: MinimumVersionAnswer = {
+          appName: found.appName,
+          platform: found.platform,
+          minimumVersion: found.minimumVersion,
+        };
+        res.set("cache-control", "no-cache").json(answer);
+      },
     }),
-  );
-  return router;
+  ];
 }

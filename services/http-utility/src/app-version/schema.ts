@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** GET /api/v1/minimum_app_version (legacy-api.md "Users, locations, app version"). */
+/** GET /api/v1/minimum_app_version (docs/locations-and-versions.md "Minimum app versions"). */
 
 const PLATFORM = /^[a-z0-9_-]{1,40}$/;
 

@@ -1,12 +1,13 @@
 import { type NextFunction, type Request, type Response, Router } from "express";
 import { LRUCache } from "lru-cache";
+import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
 import { notFound } from "#common/errors.ts";
 import { createRateLimit } from "#common/http/rate-limit.ts";
 import { validated } from "#common/http/validate.ts";
 import { isKey } from "#common/media/keys.ts";
 import { createUploadBudget } from "#common/media/upload-budget.ts";
 import { validateNode } from "#common/users/jid.ts";
-import type { AppDeps } from "../app.ts";
 import { type Callers, callerOf } from "../callers.ts";
 import { createDownloads } from "./downloads.ts";
 import { identicon, identiconEtag } from "./identicon.ts";
@@ -33,7 +34,12 @@ import { uploadRoute } from "./upload-route.ts";
  * because a stored name is a capability (144 random bits); a user's avatar is public by their node.
  */
 
-export type AttachmentsDeps = Pick<AppDeps, "config" | "pool" | "log"> & EngineDeps & { callers: Callers };
+/** The media feature (`createMediaDeps`), the `media` section as `media`, and what else the routes read. */
+export interface AttachmentsDeps extends EngineDeps {
+  config: Pick<Config, "domains" | "services">;
+  pool: Pool;
+  callers: Callers;
+}
 
 const PREFIX = "/api/v1/attachments";
 /** An avatar by node changes when its owner uploads another: a minute, then revalidate with the ETag. */

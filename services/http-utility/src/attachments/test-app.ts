@@ -12,6 +12,7 @@ import { addUser } from "#common/users/web-users.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { createHttpUtilityApp } from "../app.ts";
 import { createPushDeps } from "../push/deps.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
 import { createMediaDeps, type MediaDeps } from "./media-deps.ts";
 import type { UploadAnswer } from "./upload-route.ts";
 
@@ -94,15 +95,16 @@ export async function startTestApp(
     if (!domain) throw new Error(`test config lacks ${u.domain}`);
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
-  const core: AuthCore = await createAuthCore({ config, pool: db.pool, log });
+  const core: AuthCore = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const deps = await createMediaDeps(config, log);
   const app = createHttpUtilityApp({
     config,
     log,
     pool: db.pool,
     core,
-    media: deps,
+    attachments: deps,
     push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+    registration: createRegistrationDeps({ config, log, pool: db.pool }),
   });
   const server: RunningServer = await startServer(app, {
     name: "http-utility",

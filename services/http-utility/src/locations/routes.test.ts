@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps } from "../push/deps.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
 
 /**
  * POST /api/v1/locations and its reads, against the real app, auth core and database: what an app and a
@@ -56,14 +57,15 @@ beforeAll(async () => {
     if (!domain) throw new Error(`test config lacks ${u.domain}`);
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const app = createHttpUtilityApp({
     config,
     log,
     pool: db.pool,
     core,
-    media: await createMediaDeps(config, log),
+    attachments: await createMediaDeps(config, log),
     push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+    registration: createRegistrationDeps({ config, log, pool: db.pool }),
   });
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}/api/v1/locations`;

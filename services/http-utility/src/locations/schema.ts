@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Config } from "#common/config/schema.ts";
 import { validateNode } from "#common/users/jid.ts";
 
-/** POST /api/v1/locations and its reads (legacy-api.md "Users, locations, app version"). */
+/** POST /api/v1/locations and its reads (docs/locations-and-versions.md "Location reports"). */
 
 type Limits = Config["services"]["httpUtility"]["locations"];
 

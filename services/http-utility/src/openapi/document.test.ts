@@ -4,19 +4,30 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type AuthCore, createAuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
+import { API_SCOPES, type ApiScope } from "#common/config/schema.ts";
+import { defineRoute, routesRouter } from "#common/http/route.ts";
+import { type RunningServer, startServer } from "#common/http/server.ts";
+import { addUser } from "#common/users/web-users.ts";
 import pkg from "../../../../package.json" with { type: "json" };
+import { sha256 } from "../../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
+import { appVersionRoutes } from "../app-version/routes.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
-import { type CallerPolicy, callerPolicy, createCallers } from "../callers.ts";
+import { caller, createCallers } from "../callers.ts";
+import { errors } from "../errors.ts";
+import { locationsRoutes } from "../locations/routes.ts";
 import { createPushDeps } from "../push/deps.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
 import { errorResponse, security } from "./components.ts";
-import { buildOpenApiDocument, mergePaths, type OpenApiDocument, ROUTE_GROUPS } from "./document.ts";
+import { GROUP_NAMES, mergePaths, type OpenApiDocument, type RouteGroup } from "./document.ts";
 
 /**
  * The OpenAPI document against the app it describes: every route of the Express app is documented, every
- * documented operation has a route, each says who may call it as the route's caller middleware does, and
- * the document holds together as OpenAPI 3.1 (every $ref resolves, every operation has answers…).
+ * documented operation has a route that answers it, each operation says who may call it as the app decides
+ * it (asked without credentials, with a key lacking the scope, with the right one), every route definition
+ * the app mounts is there with the codes of its catalogue errors, and the document holds together as
+ * OpenAPI 3.1 (every $ref resolves, every operation has answers…).
  */
 
 // ---------------------------------------------------------------------------------------------------------
@@ -33,8 +44,6 @@ interface AppRoute {
   method: string;
   /** in OpenAPI form: `/api/v1/locations/{msisdn}` */
   path: string;
-  /** the caller middleware in front of it, if any */
-  policy: CallerPolicy | undefined;
 }
 
 const isRouter = (h: unknown): h is { stack: Layer[] } =>
@@ -65,24 +74,21 @@ function joinPath(prefix: string, rest: string): string {
 
 function appRoutes(app: Express): AppRoute[] {
   const routes: AppRoute[] = [];
-  const walk = (stack: Layer[], prefix: string, inherited: CallerPolicy | undefined) => {
-    let policy = inherited;
+  const walk = (stack: Layer[], prefix: string) => {
     for (const layer of stack) {
       if (!("rawPath" in layer)) {
         throw new Error("router layers carry no rawPath: Express's router changed, update appRoutes()");
       }
       if (layer.route) {
-        const own = layer.route.stack.map((l) => callerPolicy(l.handle)).find(Boolean);
         for (const path of openApiPaths(layer.route.path)) {
           for (const [method, on] of Object.entries(layer.route.methods)) {
-            if (on) routes.push({ method, path: joinPath(prefix, path), policy: own ?? policy });
+            if (on) routes.push({ method, path: joinPath(prefix, path) });
           }
         }
       } else if (isRouter(layer.handle)) {
-        for (const path of openApiPaths(layer.rawPath))
-          walk(layer.handle.stack, joinPath(prefix, path), policy);
+        for (const path of openApiPaths(layer.rawPath)) walk(layer.handle.stack, joinPath(prefix, path));
       } else if (layer.rawPath === "/" || layer.rawPath === undefined) {
-        policy = callerPolicy(layer.handle) ?? policy; // router.use(callers.app) guards what follows
+        // middleware for every path below (body parsers, a router-wide caller check): no route of its own
       } else if (typeof layer.handle === "function" && layer.handle.length === 4) {
         // an error handler (err, req, res, next) answers no request of its own, only the errors of routes'
         // (MongoosePush's words for a device id its route could not decode)
@@ -93,7 +99,7 @@ function appRoutes(app: Express): AppRoute[] {
       }
     }
   };
-  walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/", undefined);
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/");
   return routes;
 }
 
@@ -236,7 +242,7 @@ function openApiProblems(doc: Json): string[] {
 // ---------------------------------------------------------------------------------------------------------
 
 describe("appRoutes / openApiPaths (the walker the coverage test relies on)", () => {
-  it("reads routes with their mount paths, parameters, optional parts and caller middleware", async () => {
+  it("reads routes with their mount paths, parameters and optional parts, mounted by hand or defined", () => {
     const callers = createCallers({
       core: { checkPassword: async () => false } as unknown as AuthCore,
       apiKeys: {},
@@ -253,15 +259,26 @@ describe("appRoutes / openApiPaths (the walker the coverage test relies on)", ()
     api.use(express.json());
     api.use("/things", inner);
     api.use(["/guarded", "/alias"], guarded);
+    const defined = defineRoute({
+      method: "get",
+      path: "/api/v1/defined/{name}",
+      summary: "s",
+      caller: caller.public,
+      request: { params: z.object({ name: z.string() }) },
+      responses: { 200: { description: "ok" } },
+      handler: ({ res }) => res.end(),
+    });
+    api.use(routesRouter([defined], { base: "/api/v1", resolveCaller: callers.resolve }));
     app.use("/api/v1", api);
 
     expect(appRoutes(app)).toEqual([
-      { method: "get", path: "/healthz", policy: undefined },
-      { method: "get", path: "/api/v1/things", policy: undefined },
-      { method: "post", path: "/api/v1/things/{id}/items/{item}", policy: { app: true } },
-      { method: "post", path: "/api/v1/things/{id}/items", policy: { app: true } },
-      { method: "post", path: "/api/v1/guarded/send", policy: { app: false, scope: "push" } },
-      { method: "post", path: "/api/v1/alias/send", policy: { app: false, scope: "push" } },
+      { method: "get", path: "/healthz" },
+      { method: "get", path: "/api/v1/things" },
+      { method: "post", path: "/api/v1/things/{id}/items/{item}" },
+      { method: "post", path: "/api/v1/things/{id}/items" },
+      { method: "post", path: "/api/v1/guarded/send" },
+      { method: "post", path: "/api/v1/alias/send" },
+      { method: "get", path: "/api/v1/defined/{name}" },
     ]);
 
     const withStatic = express();
@@ -353,6 +370,31 @@ describe("mergePaths", () => {
     ]);
     expect(merged["/api/v1/a"]?.get?.responses["401"]).toMatchObject({ description: "mine" });
   });
+
+  it("describes a group's route definitions, tagged with the group, beside hand-written groups", () => {
+    const route = defineRoute({
+      method: "get",
+      path: "/api/v1/b/{id}",
+      summary: "A b",
+      caller: caller.app,
+      request: { params: z.object({ id: z.string() }) },
+      responses: { 200: { description: "ok", schema: z.object({ id: z.string() }) } },
+      errors: [errors.unknownApp],
+      handler: () => {},
+    });
+    const merged = mergePaths([
+      { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
+      { name: "two", description: "", routes: [route] },
+    ]);
+    const b = merged["/api/v1/b/{id}"]?.get;
+    expect(b?.tags).toEqual(["two"]);
+    expect(b?.security).toEqual(security.app);
+    expect(Object.keys(b?.responses ?? {})).toEqual(["200", "400", "401", "404", "429", "503", "default"]);
+    expect(b?.responses["404"]).toMatchObject({
+      description: "- `unknown_app`: no app of that name is configured",
+    });
+    expect(() => mergePaths([{ name: "none", description: "" }])).toThrow(/either its route definitions/);
+  });
 });
 
 describe("the OpenAPI document of http-utility", () => {
@@ -361,26 +403,66 @@ describe("the OpenAPI document of http-utility", () => {
   let app: Express;
   /** The internal listener's app (MongooseIM's endpoints): documented with the rest, served apart. */
   let internalApp: Express;
+  const servers: RunningServer[] = [];
+  let publicUrl: string;
+  let internalUrl: string;
+  /** The document as the app serves it, built from the route definitions it mounts. */
+  let doc: OpenApiDocument;
+  let declared: RouteGroup[];
   const allRoutes = () => [...appRoutes(app), ...appRoutes(internalApp)];
-  const doc = buildOpenApiDocument();
+  /** One API key per scope, each with that scope alone. */
+  const KEYS = Object.fromEntries(
+    API_SCOPES.map((scope) => [scope, `sk_${scope.replace(":", "_")}_0123456789`]),
+  );
+  const USER = { node: "docs", domain: "localhost", password: "docs pw" };
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const config = loadConfig({ env: { APP_ENV: "test", DATABASE_URL: db.url } });
+    const config = loadConfig({
+      env: { APP_ENV: "test", DATABASE_URL: db.url },
+      overrides: {
+        services: {
+          httpUtility: {
+            apiKeys: Object.fromEntries(
+              API_SCOPES.map((scope) => [
+                scope.replace(":", "-"),
+                { sha256: sha256(KEYS[scope] ?? ""), scopes: [scope] },
+              ]),
+            ),
+          },
+        },
+      },
+    });
     const log = pino({ level: "silent" });
-    core = await createAuthCore({ config, pool: db.pool, log });
+    const domain = config.domains.localhost;
+    if (!domain) throw new Error("config/test.json has no localhost domain");
+    await addUser(db.pool, USER, { cleartext: USER.password }, domain);
+    core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
     const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
     app = createHttpUtilityApp({
       config,
       log,
       pool: db.pool,
       core,
-      media: await createMediaDeps(config, log),
+      attachments: await createMediaDeps(config, log),
       push,
+      registration: createRegistrationDeps({ config, log, pool: db.pool }),
     });
     internalApp = createHttpUtilityInternalApp({ config, log, pool: db.pool, push });
+    for (const a of [app, internalApp]) {
+      servers.push(await startServer(a, { name: "http-utility", host: "127.0.0.1", port: 0, log }));
+    }
+    [publicUrl, internalUrl] = servers.map((s) => `http://127.0.0.1:${s.port}`) as [string, string];
+    doc = (await (await fetch(`${publicUrl}/api/docs/openapi.json`)).json()) as OpenApiDocument;
+    // the route definitions the app mounts, made by the same factories from the same deps
+    const deps = { config, pool: db.pool };
+    declared = [
+      { name: "locations", description: "", routes: locationsRoutes(deps) },
+      { name: "app-version", description: "", routes: appVersionRoutes(deps) },
+    ];
   });
   afterAll(async () => {
+    for (const s of servers) await s.close(100);
     await core?.close();
     await db?.drop();
   });
@@ -418,17 +500,17 @@ describe("the OpenAPI document of http-utility", () => {
 
   it("describes every route group, each operation tagged, with an error answer in the common format", () => {
     const tags = (doc.tags ?? []).map((t) => t.name);
-    expect(tags).toEqual(ROUTE_GROUPS.map((g) => g.name));
+    expect(tags).toEqual(GROUP_NAMES);
     for (const { method, path, op } of operations(doc)) {
       expect(tags, `${method} ${path}`).toContain((op.tags as string[])[0]);
       expect((op.responses as Json).default, `${method} ${path}`).toMatchObject({
         content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
       });
     }
-    for (const group of ROUTE_GROUPS) {
+    for (const name of GROUP_NAMES) {
       expect(
-        operations(doc).some(({ op }) => (op.tags as string[]).includes(group.name)),
-        group.name,
+        operations(doc).some(({ op }) => (op.tags as string[]).includes(name)),
+        name,
       ).toBe(true);
     }
   });
@@ -444,27 +526,86 @@ describe("the OpenAPI document of http-utility", () => {
     expect(inApp.length).toBeGreaterThan(0);
   });
 
-  it("says of every operation who may call it, as its route's caller middleware decides", () => {
-    const expected = (policy: CallerPolicy | undefined) =>
-      !policy
-        ? security.public
-        : policy.app && policy.scope
-          ? security.appOrServer(policy.scope)
-          : policy.scope
-            ? security.server(policy.scope)
-            : security.app;
-    const routes = allRoutes().filter((r) => !OPERATIONAL.test(`${r.method} ${r.path}`));
+  it("has every route definition the app mounts, with its summary and the codes of its errors", () => {
+    for (const group of declared) {
+      for (const route of group.routes ?? []) {
+        const where = `${route.method.toUpperCase()} ${route.path}`;
+        const op = (doc.paths?.[route.path] as Json | undefined)?.[route.method] as Json | undefined;
+        expect(op, where).toMatchObject({ summary: route.summary, tags: [group.name] });
+        const responses = (op?.responses ?? {}) as Record<string, { description: string }>;
+        for (const status of Object.keys(route.responses)) expect(responses[status], where).toBeDefined();
+        for (const e of [...route.caller.errors, ...(route.errors ?? [])]) {
+          expect(responses[e.status]?.description, `${where} ${e.code}`).toContain(`\`${e.code}\`: `);
+        }
+      }
+    }
+  });
+
+  /** A request to a documented operation, on the listener that serves it; `{param}`s filled with "x". */
+  async function ask(method: string, path: string, authorization?: string) {
+    const internal = appRoutes(internalApp).some((r) => r.method === method && r.path === path);
+    const url = `${internal ? internalUrl : publicUrl}${path.replace(/\{\w+\}/g, "x")}`;
+    const r = await fetch(url, {
+      method: method.toUpperCase(),
+      headers: authorization ? { authorization } : {},
+    });
+    const text = await r.text();
+    const body = (
+      r.headers.get("content-type")?.startsWith("application/json") && text ? JSON.parse(text) : {}
+    ) as {
+      error?: { code?: string; message?: string };
+    };
+    return {
+      status: r.status,
+      code: body.error?.code,
+      message: body.error?.message,
+      challenge: r.headers.get("www-authenticate"),
+    };
+  }
+  const ROUTER_404 = /^No such route /;
+  const basicAuth = `Basic ${Buffer.from(`${USER.node}@${USER.domain}:${USER.password}`).toString("base64")}`;
+
+  it("answers every documented operation itself, and asks the callers the operation says", async () => {
     for (const { method, path, op } of operations(doc)) {
-      const route = routes.find((r) => r.method === method && r.path === path);
-      if (!route) continue; // the test above names it
-      expect(op.security, `${method.toUpperCase()} ${path}: security must be explicit`).toBeDefined();
-      const sort = (s: unknown) =>
-        z
-          .array(z.record(z.string(), z.array(z.string())))
-          .parse(s)
-          .map((r) => JSON.stringify(r))
-          .sort();
-      expect(sort(op.security), `${method.toUpperCase()} ${path}`).toEqual(sort(expected(route.policy)));
+      const where = `${method.toUpperCase()} ${path}`;
+      const requirements = op.security as Record<string, string[]>[] | undefined;
+      expect(requirements, `${where}: security must be explicit`).toBeDefined();
+      const schemes = new Map((requirements ?? []).flatMap((r) => Object.entries(r)));
+
+      const anonymous = await ask(method, path);
+      expect(anonymous.message ?? "", where).not.toMatch(ROUTER_404);
+      if (schemes.size === 0) {
+        expect(anonymous.status, `${where} is public`).not.toBe(401);
+        expect((await ask(method, path, "Basic bm9ib2R5Og==")).status, `${where} is public`).not.toBe(401);
+        continue;
+      }
+      // without credentials: the challenge of the first scheme the operation accepts
+      expect(anonymous, where).toMatchObject({
+        status: 401,
+        code: schemes.has("appBasic") ? "invalid_credentials" : "invalid_api_key",
+      });
+
+      const scope = schemes.get("apiKey")?.[0] as ApiScope | undefined;
+      if (scope) {
+        const other = API_SCOPES.find((s) => s !== scope) as ApiScope;
+        expect(await ask(method, path, `Bearer ${KEYS[other]}`), `${where} needs ${scope}`).toMatchObject({
+          status: 403,
+          code: "insufficient_scope",
+          challenge: expect.stringContaining(`scope="${scope}"`),
+        });
+        const allowed = await ask(method, path, `Bearer ${KEYS[scope]}`);
+        expect([401, 403], `${where} with a ${scope} key: ${allowed.code}`).not.toContain(allowed.status);
+        expect(allowed.message ?? "", where).not.toMatch(ROUTER_404);
+      } else {
+        expect((await ask(method, path, `Bearer ${KEYS.push}`)).code, `${where} takes no key`).toBe(
+          "invalid_credentials",
+        );
+      }
+      if (schemes.has("appBasic")) {
+        const user = await ask(method, path, basicAuth);
+        expect([401, 429, 503], `${where} as an app user: ${user.code}`).not.toContain(user.status);
+        expect(user.message ?? "", where).not.toMatch(ROUTER_404);
+      }
     }
   });
 });

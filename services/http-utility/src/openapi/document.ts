@@ -1,8 +1,8 @@
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject } from "zod-openapi";
+import type { Route } from "#common/http/route.ts";
+import { routePaths } from "#common/http/route-openapi.ts";
 import pkg from "../../../../package.json" with { type: "json" };
-import { paths as appVersionPaths } from "../app-version/openapi.ts";
 import { paths as attachmentsPaths } from "../attachments/openapi.ts";
-import { paths as locationsPaths } from "../locations/openapi.ts";
 import { paths as notificationDevicePaths } from "../push/devices/openapi.ts";
 import { paths as mongooseImPaths, mongoosePushPaths } from "../push/mongooseim/openapi.ts";
 import { paths as notificationSendPaths } from "../push/send/openapi.ts";
@@ -10,26 +10,31 @@ import { paths as usersPaths } from "../registration/openapi.ts";
 import { API_KEY, APP_BASIC, callerErrors, errorBody, errorResponse, securitySchemes } from "./components.ts";
 
 /**
- * The OpenAPI 3.1 description of the public API (https://spec.openapis.org/oas/v3.1.0), generated from the
- * zod schemas the routes validate with. Each route group describes its own operations in
- * `<group>/openapi.ts` as `export const paths: ZodOpenApiPathsObject`, keyed by the full public path
- * (`/api/v1/users/authorize`, parameters as `{filename}`), using the pieces of ./components.ts. A test
- * (document.test.ts) fails when a route of the app is missing here or a path here has no route.
+ * The OpenAPI 3.1 description of the public API (https://spec.openapis.org/oas/v3.1.0). A group declared as
+ * route definitions (common/src/http/route.ts) is described from the very definitions app.ts mounts
+ * (`routeGroups`); a group not converted yet still describes its operations by hand in `<group>/openapi.ts`
+ * (`export const paths: ZodOpenApiPathsObject`, keyed by the full public path, using ./components.ts).
+ * A test (document.test.ts) fails when a route of the app is missing here or a path here has no route.
  */
 
 export interface RouteGroup {
   /** The tag its operations are listed under. */
   name: string;
   description: string;
-  paths: ZodOpenApiPathsObject;
+  /** The group's route definitions, as mounted: its operations are generated from them. */
+  routes?: readonly Route[];
+  /** The operations of a group not declared as route definitions yet, written by hand. */
+  paths?: ZodOpenApiPathsObject;
 }
 
-// Adding a route group is one line here (its openapi.ts written like the others):
-//   { name: "attachments", description: "…", paths: attachmentsPaths },
-export const ROUTE_GROUPS: readonly RouteGroup[] = [
+/**
+ * The groups, in the order the document lists them. A group without `paths` is declared as route
+ * definitions and gets its routes from the app (`routeGroups`); converting a group deletes its `paths`.
+ */
+const GROUPS = [
   { name: "users", description: "Registration by phone number (SMS challenge)", paths: usersPaths },
-  { name: "locations", description: "Location reports of app users", paths: locationsPaths },
-  { name: "app-version", description: "The minimum version each app must run", paths: appVersionPaths },
+  { name: "locations", description: "Location reports of app users" },
+  { name: "app-version", description: "The minimum version each app must run" },
   {
     name: "attachments",
     description: "Pictures, avatars, generated avatars and videos",
@@ -45,14 +50,34 @@ export const ROUTE_GROUPS: readonly RouteGroup[] = [
     description: "What MongooseIM calls (loopback and push.hooks.allow only): message hook, MongoosePush API",
     paths: { ...mongooseImPaths, ...mongoosePushPaths },
   },
-];
+] as const satisfies readonly RouteGroup[];
+
+/** The groups declared as route definitions, whose routes `routeGroups` takes. */
+export type DeclaredGroup = Exclude<(typeof GROUPS)[number], { paths: object }>["name"];
+
+/** The groups still described by hand, alone (a document of only those, for their own tests). */
+export const ROUTE_GROUPS: readonly RouteGroup[] = GROUPS.filter((g) => "paths" in g);
+
+/** The names of every group, in the document's order. */
+export const GROUP_NAMES: readonly string[] = GROUPS.map((g) => g.name);
+
+/** Every group, those declared as route definitions with the routes the app mounts. */
+export function routeGroups(routes: Readonly<Record<DeclaredGroup, readonly Route[]>>): RouteGroup[] {
+  return GROUPS.map((g): RouteGroup => ("paths" in g ? g : { ...g, routes: routes[g.name] }));
+}
+
+/** The types a body is accepted in: the public API's body parsers (app.ts). */
+const BODY_TYPES = ["application/json", "application/x-www-form-urlencoded"];
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
 
-/** Answers every operation has whether its group says so or not: who-is-calling errors, and any other error. */
-function withCommonAnswers(op: ZodOpenApiOperationObject, group: string): ZodOpenApiOperationObject {
+/**
+ * Answers every hand-written operation has whether its group says so or not: who-is-calling errors, and any
+ * other error. (A route definition's operation has them from its caller policy already.)
+ */
+function withCommonAnswers(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
   const schemes = new Set((op.security ?? []).flatMap((requirement) => Object.keys(requirement)));
   const byCaller =
     schemes.has(APP_BASIC) && schemes.has(API_KEY)
@@ -64,7 +89,6 @@ function withCommonAnswers(op: ZodOpenApiOperationObject, group: string): ZodOpe
           : {};
   return {
     ...op,
-    tags: op.tags ?? [group],
     responses: {
       ...byCaller,
       ...op.responses,
@@ -77,10 +101,14 @@ function withCommonAnswers(op: ZodOpenApiOperationObject, group: string): ZodOpe
 export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject {
   const merged: ZodOpenApiPathsObject = {};
   for (const group of groups) {
-    for (const [path, item] of Object.entries(group.paths)) {
+    if (!group.routes === !group.paths) {
+      throw new Error(`group ${group.name}: give either its route definitions or its hand-written paths`);
+    }
+    const paths = group.routes ? routePaths(group.routes, { bodyTypes: BODY_TYPES }) : (group.paths ?? {});
+    for (const [path, item] of Object.entries(paths)) {
       // MongoosePush's own paths are what MongooseIM calls, so they keep MongoosePush's layout
       if (!path.startsWith("/api/") && !/^\/v[23]\/notification\//.test(path)) {
-        throw new Error(`${group.name}/openapi.ts: "${path}" is not a full public path (/api/v1/…)`);
+        throw new Error(`group ${group.name}: "${path}" is not a full public path (/api/v1/…)`);
       }
       const into = { ...(merged[path] ?? {}) };
       for (const [key, value] of Object.entries(item)) {
@@ -90,7 +118,8 @@ export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject
           continue;
         }
         if (into[method]) throw new Error(`${method.toUpperCase()} ${path} is described twice`);
-        into[method] = withCommonAnswers(value as ZodOpenApiOperationObject, group.name);
+        const op = value as ZodOpenApiOperationObject;
+        into[method] = { ...(group.routes ? op : withCommonAnswers(op)), tags: op.tags ?? [group.name] };
       }
       merged[path] = into;
     }
@@ -98,7 +127,7 @@ export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject
   return merged;
 }
 
-export function buildOpenApiDocument(groups: readonly RouteGroup[] = ROUTE_GROUPS): OpenApiDocument {
+export function buildOpenApiDocument(groups: readonly RouteGroup[]): OpenApiDocument {
   return createDocument({
     openapi: "3.1.0",
     info: {

@@ -4,10 +4,14 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import express from "express";
+import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "#common/config/load.ts";
 import { finishApp } from "#common/http/app-base.ts";
-import { buildOpenApiDocument } from "./document.ts";
+import { appVersionRoutes } from "../app-version/routes.ts";
+import { locationsRoutes } from "../locations/routes.ts";
+import { buildOpenApiDocument, routeGroups } from "./document.ts";
 import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 
 /**
@@ -15,13 +19,17 @@ import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
  * nothing from anywhere else. Chromium (Debian's, as the other browser tests use) renders it under its CSP.
  */
 
-const doc = buildOpenApiDocument();
+// the route definitions as app.ts makes them; building them queries nothing (the pool never connects)
+const deps = { config: loadConfig({ env: { APP_ENV: "test" } }), pool: new pg.Pool() };
+const doc = buildOpenApiDocument(
+  routeGroups({ locations: locationsRoutes(deps), "app-version": appVersionRoutes(deps) }),
+);
 let base: string;
 let close: () => Promise<void>;
 
 beforeAll(async () => {
   const app = express();
-  app.use("/api/docs", apiDocsRouter());
+  app.use("/api/docs", apiDocsRouter(doc));
   finishApp(app, pino({ level: "silent" }));
   const server = app.listen(0, "127.0.0.1");
   await new Promise((resolve) => server.once("listening", resolve));
@@ -30,6 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await close?.();
+  await deps.pool.end();
 });
 
 const get = (p: string) => fetch(`${base}${p}`, { redirect: "manual" });

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import express, { type RequestHandler, Router } from "express";
-import { buildOpenApiDocument, type OpenApiDocument } from "./document.ts";
+import type { OpenApiDocument } from "./document.ts";
 
 /**
  * `/api/docs`: the OpenAPI document as JSON (`openapi.json`) and a Swagger UI page that renders it. The page
@@ -68,7 +68,7 @@ window.addEventListener("load", function () {
 });
 `;
 
-export function apiDocsRouter(document: OpenApiDocument = buildOpenApiDocument()): Router {
+export function apiDocsRouter(document: OpenApiDocument): Router {
   const json = JSON.stringify(document);
   const router = Router();
   router.use((_req, res, next) => {

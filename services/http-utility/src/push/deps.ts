@@ -7,7 +7,7 @@ import { createJobQueue } from "./jobs.ts";
 import { buddiesUrl, createRelay, type Relay } from "./mongooseim/relay.ts";
 import type { Notifier } from "./notifier.ts";
 import { type Broadcasts, createBroadcasts } from "./send/broadcast.ts";
-import { buildPushSenders, closePushSenders, type ProviderEndpoints } from "./senders/registry.ts";
+import { closePushSenders, createPushSenders, type ProviderEndpoints } from "./senders/registry.ts";
 
 /**
  * What the notification routes need, built once per process (as `createMediaDeps` is for attachments): the
@@ -23,13 +23,12 @@ export interface PushDeps {
 
 export async function createPushDeps(
   ctx: { config: Config; log: Logger; pool: Pool },
-  o: { metrics?: Registry; env?: NodeJS.ProcessEnv; endpoints?: ProviderEndpoints; workers?: boolean } = {},
+  o: { metrics?: Registry; endpoints?: ProviderEndpoints; workers?: boolean } = {},
 ): Promise<PushDeps> {
   const { config, log, pool } = ctx;
-  const env = o.env ?? process.env;
-  const senders = buildPushSenders(config.push.apps, {
+  const senders = createPushSenders(config.push.apps, {
     log,
-    env,
+    secrets: config.secrets,
     ...(o.endpoints ? { endpoints: o.endpoints } : {}),
   });
   const notifier = createNotifier({
@@ -47,7 +46,7 @@ export async function createPushDeps(
     log,
     relay: config.push.relay,
     buddiesUrl: buddiesUrl(config),
-    hookKey: env.BUDDIES_HOOK_KEY,
+    hookKey: config.push.relay.hookKey,
   });
   if (workers) {
     await boss.start();

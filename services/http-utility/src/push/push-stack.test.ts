@@ -16,6 +16,7 @@ import { type FakeApns, type FakeApnsAnswer, startFakeApns } from "../../../../t
 import { type FakeFcm, fcmAnswers, refuseDns, startFakeFcm } from "../../../../test/support/fake-fcm.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
 import { createPushDeps, type PushDeps } from "./deps.ts";
 
 /**
@@ -100,12 +101,11 @@ beforeAll(async () => {
   for (const u of [ALICE, BOB, CAROL, DAVE, ERIN, AUTHOR, ...SUBSCRIBERS]) {
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   push = await createPushDeps(
     { config, log, pool: db.pool },
     {
       metrics: new Registry(),
-      env: {},
       endpoints: {
         fcmAgent: fcm.agent(),
         apnsEndpoint: { address: "127.0.0.1", port: apns.port, ca: apns.ca },
@@ -118,8 +118,9 @@ beforeAll(async () => {
     log,
     pool: db.pool,
     core,
-    media: await createMediaDeps(config, log),
+    attachments: await createMediaDeps(config, log),
     push,
+    registration: createRegistrationDeps({ config, log, pool: db.pool }),
   });
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}`;

@@ -10,6 +10,7 @@ import { createHttpUtilityApp } from "../app.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { createPushDeps } from "../push/deps.ts";
 import { clearEndedRetries } from "./challenges.ts";
+import { createRegistrationDeps } from "./deps.ts";
 
 /**
  * Registration through the real app, database and SMS senders: the `log` sender (the code read from the log,
@@ -105,14 +106,15 @@ beforeAll(async () => {
       },
     }),
   );
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const app = createHttpUtilityApp({
     config,
     log,
     pool: db.pool,
     core,
-    media: await createMediaDeps(config, log),
+    attachments: await createMediaDeps(config, log),
     push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
+    registration: createRegistrationDeps({ config, log, pool: db.pool }),
   });
   server = app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));

@@ -1,15 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { type RequestHandler, Router } from "express";
 import type { PoolClient } from "pg";
-import { Registry } from "prom-client";
-import type { DomainConfig } from "#common/config/schema.ts";
+import type { Config, DomainConfig } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { HttpError } from "#common/errors.ts";
-import { createRateLimit, type RateLimit } from "#common/http/rate-limit.ts";
+import type { RateLimit } from "#common/http/rate-limit.ts";
 import { validated } from "#common/http/validate.ts";
+import type { Logger } from "#common/logger.ts";
 import type { Jid } from "#common/users/jid.ts";
 import { addUser, findUser, type NewSecret, setPassword } from "#common/users/web-users.ts";
-import type { AppDeps } from "../app.ts";
 import {
   compareVersions,
   isBelow,
@@ -17,13 +16,12 @@ import {
   overridesOf,
   resolveMinimum,
 } from "../app-version/versions.ts";
-import type { Callers } from "../callers.ts";
 import { checkCode, claimSend, clearEndedRetries, commitSend, newCode, releaseSend } from "./challenges.ts";
 import { clientOf } from "./client-address.ts";
+import type { RegistrationDeps } from "./deps.ts";
 import { countryAllowed, normaliseNumber } from "./phone.ts";
 import { type AuthorizeAnswer, authorizeBody, type RegisterAnswer, registerBody } from "./schema.ts";
-import { buildSmsSenders, type SmsSender, type SmsSenders } from "./sms/sender.ts";
-import { createSmsBudget, type SmsBudget } from "./sms-budget.ts";
+import type { SmsSender } from "./sms/sender.ts";
 
 /**
  * Registration by phone number (legacy-api.md "Users, locations, app version"), both public and rate-limited
@@ -34,13 +32,11 @@ import { createSmsBudget, type SmsBudget } from "./sms-budget.ts";
  * nonce never reach a log (but the code with the `log` sender).
  */
 
-export interface UsersDeps extends Pick<AppDeps, "config" | "log" | "pool" | "metrics"> {
-  /** Unused: both routes are public. Accepted because app.ts hands every group the same deps. */
-  callers?: Callers;
-  /** By domain; built from the config (buildSmsSenders) when not given. */
-  smsSenders?: SmsSenders;
-  /** Built from rateLimits.smsPerDay and smsPerPrefixPerDay when not given. */
-  smsBudget?: SmsBudget;
+/** Both routes are public: no callers. The senders, budget and limits: `createRegistrationDeps`. */
+export interface UsersDeps extends RegistrationDeps {
+  config: Pick<Config, "domains" | "apps">;
+  log: Logger;
+  pool: Pool;
 }
 
 const REGISTER = "POST /api/v1/users";
@@ -144,35 +140,15 @@ const message = (template: string, values: { app: string; code: string }) =>
   template.replace(/\{(app|code)\}/g, (_, k: "app" | "code") => values[k]);
 
 export function usersRouter(deps: UsersDeps): Router {
-  const { config, log, pool } = deps;
-  const senders = deps.smsSenders ?? buildSmsSenders(config.domains, { log, env: config.env });
-  for (const [name, d] of Object.entries(config.domains)) {
-    if (d.registration.enabled && d.authenticator.kind !== "web_users") {
-      log.warn(
-        { domain: name, authenticator: d.authenticator.kind },
-        "registration writes web_users, but this domain's logins are checked by another authenticator",
-      );
-    }
-  }
-
-  const limits = config.services.httpUtility.rateLimits;
-  const budget =
-    deps.smsBudget ??
-    createSmsBudget({
-      pool,
-      log,
-      metrics: deps.metrics?.registry ?? new Registry(),
-      global: limits.smsPerDay,
-      perPrefix: limits.smsPerPrefixPerDay,
-    });
-  const limit = (name: keyof typeof limits, what: string) =>
-    createRateLimit(pool, name, limits[name], (s) => `Too many ${what}; retry in ${s} s.`);
-  const registerPerIp = limit("registerPerIp", "registrations from your address");
-  const registerPerNumber = limit("registerPerNumber", "codes sent to this number");
-  const registerPerNumberIp = limit("registerPerNumberIp", "codes sent to this number from your address");
-  const authorizePerIp = limit("authorizePerIp", "code checks from your address");
-  const authorizePerNumber = limit("authorizePerNumber", "code checks for this number");
-  const authorizePerNumberIp = limit("authorizePerNumberIp", "code checks for this number from your address");
+  const { config, log, pool, senders, budget } = deps;
+  const {
+    registerPerIp,
+    registerPerNumber,
+    registerPerNumberIp,
+    authorizePerIp,
+    authorizePerNumber,
+    authorizePerNumberIp,
+  } = deps.limits;
   const perIp =
     (rl: RateLimit): RequestHandler =>
     (req, _res, next) => {

@@ -3,6 +3,7 @@ import { Client, jid } from "@xmpp/client-core";
 import middleware from "@xmpp/middleware";
 import xml, { type Element, Parser } from "@xmpp/xml";
 import { type Logger, pino } from "pino";
+import { Secrets } from "#common/config/secrets.ts";
 import { type Bot, createBot } from "../bot.ts";
 import type { BuddyIdentity, BuddyKind, HookResponse, ServiceStatus } from "../kind.ts";
 
@@ -45,6 +46,8 @@ export interface FakeEntityOptions {
   serviceStatus?: () => Promise<ServiceStatus[]>;
   fetch?: typeof fetch;
   isPeer?: (bareJid: string) => boolean;
+  /** The environment the buddy's secrets come from (none by default). */
+  env?: Record<string, string>;
 }
 
 export interface FakeEntity {
@@ -113,6 +116,7 @@ export async function createFakeEntity(o: FakeEntityOptions): Promise<FakeEntity
     log,
     send: (el) => entity.send(el),
     serviceStatus: o.serviceStatus ?? (async () => []),
+    secrets: new Secrets(o.env ?? {}),
     fetch: o.fetch,
   });
 

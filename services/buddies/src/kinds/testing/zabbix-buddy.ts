@@ -15,8 +15,13 @@ export const PROBLEM = {
   status: "PROBLEM",
 };
 
-export function zabbixBuddy(report: unknown, options: Record<string, unknown> = {}): Promise<FakeEntity> {
+export function zabbixBuddy(
+  report: unknown,
+  options: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+): Promise<FakeEntity> {
   return createFakeEntity({
+    env,
     kind: notify,
     options: { preset: "zabbix", to: ["alice@example.com", ROOM], report, ...options },
     identity: {

@@ -77,7 +77,7 @@ beforeAll(async () => {
     if (!domain) throw new Error(`test config lacks ${u.domain}`);
     await addUser(db.pool, u, { cleartext: u.password }, domain);
   }
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const callers = createCallers({ core, apiKeys: {} });
   // as app.ts mounts its API: JSON and form parsers in front of the router
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });

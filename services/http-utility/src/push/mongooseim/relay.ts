@@ -43,7 +43,7 @@ export interface RelayDeps {
   relay: Config["push"]["relay"];
   /** The buddies service's base URL (`buddiesUrl(config)`). */
   buddiesUrl: string;
-  /** A key of `services.buddies.hookKeys` (env BUDDIES_HOOK_KEY); without it relaying to a buddy fails. */
+  /** `push.relay.hookKey` (env BUDDIES_HOOK_KEY), a key of `services.buddies.hookKeys`; without it relaying to a buddy fails. */
   hookKey: string | undefined;
   /** First wait between tries, in seconds, doubling (pg-boss backoff). */
   retryDelaySeconds?: number;

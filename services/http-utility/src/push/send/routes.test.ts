@@ -97,7 +97,7 @@ beforeAll(async () => {
       config.domains[u.domain] as Config["domains"][string],
     );
   }
-  core = await createAuthCore({ config, pool: db.pool, log });
+  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   callbacks = await callbackServer();
 
   fcm = new ScriptedPushSender("fcm");

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Secrets } from "#common/config/secrets.ts";
 import { makeCertificate } from "../../../../../test/support/certificates.ts";
 import {
   type FakeApns,
@@ -382,7 +383,7 @@ describe("APNs credentials", () => {
         { bundleId: BUNDLE, production: true, certFile, certKeyFile, passphraseEnv: "APNS_PASS" },
         {
           ...deps,
-          env: {},
+          secrets: new Secrets({}),
         },
       ),
     ).toThrow(/passphraseEnv: APNS_PASS is not set/);

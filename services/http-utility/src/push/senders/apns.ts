@@ -7,7 +7,16 @@ import apn, {
   type ResponseSent,
   type Responses,
 } from "@parse/node-apn";
-import type { PushApps, PushMessage, PushSender, SenderDeps, SendOutcome } from "./sender.ts";
+import { apnsCredentials } from "#common/config/push-schema.ts";
+import type { Secrets } from "#common/config/secrets.ts";
+import {
+  definePushSender,
+  type PushApps,
+  type PushMessage,
+  type PushSender,
+  type SenderDeps,
+  type SendOutcome,
+} from "./sender.ts";
 
 /**
  * APNs through @parse/node-apn: Apple's HTTP/2 provider API ("Sending notification requests to APNs" and
@@ -18,12 +27,29 @@ import type { PushApps, PushMessage, PushSender, SenderDeps, SendOutcome } from 
 
 export type ApnsOptions = NonNullable<PushApps[string]["apns"]>;
 
+/** One set of credentials, two senders: alerts, and VoIP (PushKit) on the `<bundleId>.voip` topic. */
+export default definePushSender({
+  kind: "apns",
+  summary: "Apple Push Notification service: alerts and VoIP",
+  options: apnsCredentials,
+  create: (options, ctx) =>
+    (["apns", "apns-voip"] as const).map((service) =>
+      createApnsSender(options, {
+        app: ctx.app,
+        log: ctx.log,
+        service,
+        ...(ctx.secrets ? { secrets: ctx.secrets } : {}),
+        ...(ctx.endpoints?.apnsEndpoint ? { endpoint: ctx.endpoints.apnsEndpoint } : {}),
+      }),
+    ),
+});
+
 export interface ApnsSenderDeps extends SenderDeps {
   service: "apns" | "apns-voip";
   /** Tests only: where APNs is (node-apn's `address`/`port`, for both environments) and the CA to trust. */
   endpoint?: { address: string; port: number; ca: string };
-  /** Environment variables, for the certificate's `passphraseEnv` (main.ts passes `process.env`). */
-  env?: Readonly<Record<string, string | undefined>>;
+  /** Where the certificate's `passphraseEnv` is read: the config's (config/secrets.ts). */
+  secrets?: Pick<Secrets, "env">;
 }
 
 type Environment = "production" | "sandbox";
@@ -140,7 +166,7 @@ function loadCredentials(options: ApnsOptions, deps: ApnsSenderDeps): ProviderOp
   if (options.certFile && options.certKeyFile) {
     let passphrase: string | undefined;
     if (options.passphraseEnv) {
-      passphrase = deps.env?.[options.passphraseEnv];
+      passphrase = deps.secrets?.env(options.passphraseEnv);
       if (passphrase === undefined) {
         throw new Error(`push.apps.${deps.app}.apns.passphraseEnv: ${options.passphraseEnv} is not set`);
       }

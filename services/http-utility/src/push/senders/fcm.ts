@@ -3,8 +3,16 @@ import { readFileSync } from "node:fs";
 import type { Agent } from "node:https";
 import { type App, cert, deleteApp, initializeApp } from "firebase-admin/app";
 import { getMessaging, type Messaging, type TokenMessage } from "firebase-admin/messaging";
+import { fcmCredentials } from "#common/config/push-schema.ts";
 import { fromRoot } from "#common/paths.ts";
-import type { PushMessage, PushSender, SenderDeps, SendOutcome } from "./sender.ts";
+import { OptionError } from "#common/plugins/problems.ts";
+import {
+  definePushSender,
+  type PushMessage,
+  type PushSender,
+  type SenderDeps,
+  type SendOutcome,
+} from "./sender.ts";
 
 /**
  * FCM through the firebase-admin SDK: `messages.send` of the HTTP v1 API, one message a request
@@ -16,6 +24,19 @@ import type { PushMessage, PushSender, SenderDeps, SendOutcome } from "./sender.
  * and it retries a 503 (honouring a Retry-After up to 60 s) and ECONNRESET/ETIMEDOUT up to four times. A 503
  * that reaches us has outlasted those; other errors come at once.
  */
+
+export default definePushSender({
+  kind: "fcm",
+  summary: "Firebase Cloud Messaging (Android, and iOS through Firebase)",
+  options: fcmCredentials,
+  create: (options, ctx) => [
+    createFcmSender(options, {
+      app: ctx.app,
+      log: ctx.log,
+      ...(ctx.endpoints?.fcmAgent ? { httpAgent: ctx.endpoints.fcmAgent } : {}),
+    }),
+  ],
+});
 
 export interface FcmSenderOptions {
   serviceAccountFile: string;
@@ -89,13 +110,19 @@ function readServiceAccount(configured: string, file: string): Record<string, un
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(`serviceAccountFile: cannot read ${configured} (${(err as NodeJS.ErrnoException).code})`);
+    throw new OptionError(
+      "serviceAccountFile",
+      `cannot read ${configured} (${(err as NodeJS.ErrnoException).code}): fix the path or the file's permissions`,
+    );
   }
   try {
     const json: unknown = JSON.parse(text);
     if (json && typeof json === "object" && !Array.isArray(json)) return json as Record<string, unknown>;
   } catch {}
-  throw new Error(`serviceAccountFile: ${configured} is not a service-account JSON key`);
+  throw new OptionError(
+    "serviceAccountFile",
+    `${configured} is not a service-account JSON key: download the key again from the Firebase console`,
+  );
 }
 
 /** Drops undefined fields; an object left empty becomes undefined. */

@@ -1,58 +1,56 @@
-import { StartupError } from "#common/errors.ts";
+import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
-import { createApnsSender } from "./apns.ts";
-import { createFcmSender } from "./fcm.ts";
-import type { PushApps, PushSender, PushSenders, PushService } from "./sender.ts";
+import { ProblemCollector } from "#common/plugins/problems.ts";
+import { createRegistry } from "#common/plugins/registry.ts";
+import apns from "./apns.ts";
+import fcm from "./fcm.ts";
+import type { ProviderEndpoints, PushApps, PushSender, PushSenders, PushService } from "./sender.ts";
+import { pushSenderPoint } from "./sender.ts";
+
+export type { ProviderEndpoints } from "./sender.ts";
+
+/** The push senders by kind, the key of `push.apps.<app>` holding their options: the one list of them. */
+export const pushSenderKinds = createRegistry(pushSenderPoint, [fcm, apns]);
 
 /**
  * The senders of every app in `push.apps` (conventions.md 6): FCM when `fcm` is set, APNs alert and VoIP
- * senders when `apns` is. A credential file that cannot be read stops the service before it listens, with
- * the app named; tests pass `fakes` to point the real SDKs at local provider servers.
+ * senders when `apns` is. Every problem of every app (a credential file that cannot be read, a key that
+ * cannot sign) is in the one StartupProblems thrown before the service listens, each naming its key; tests
+ * pass `endpoints` to point the real SDKs at local provider servers.
  */
-export interface ProviderEndpoints {
-  fcmAgent?: import("node:https").Agent;
-  apnsEndpoint?: { address: string; port: number; ca: string };
-}
-
-export function buildPushSenders(
+export function createPushSenders(
   apps: PushApps,
-  deps: { log: Logger; env: NodeJS.ProcessEnv; endpoints?: ProviderEndpoints },
+  deps: { log: Logger; secrets: Secrets; endpoints?: ProviderEndpoints },
 ): PushSenders {
   const all = new Map<string, Map<PushService, PushSender>>();
+  const problems = new ProblemCollector();
   for (const [app, credentials] of Object.entries(apps)) {
     const senders = new Map<PushService, PushSender>();
     const log = deps.log.child({ app });
-    try {
-      if (credentials.fcm) {
-        senders.set(
-          "fcm",
-          createFcmSender(credentials.fcm, {
+    for (const [kind, options] of Object.entries(credentials)) {
+      if (options === undefined) continue;
+      const key = `push.apps.${app}.${kind}`;
+      try {
+        const made = pushSenderKinds.create(
+          { key, optionsKey: key },
+          { kind, options },
+          {
             app,
             log,
-            ...(deps.endpoints?.fcmAgent ? { httpAgent: deps.endpoints.fcmAgent } : {}),
-          }),
+            secrets: deps.secrets,
+            ...(deps.endpoints ? { endpoints: deps.endpoints } : {}),
+          },
         );
+        for (const sender of made) senders.set(sender.service, sender);
+      } catch (err) {
+        problems.add(err);
       }
-      if (credentials.apns) {
-        for (const service of ["apns", "apns-voip"] as const) {
-          senders.set(
-            service,
-            createApnsSender(credentials.apns, {
-              app,
-              log,
-              service,
-              env: deps.env,
-              ...(deps.endpoints?.apnsEndpoint ? { endpoint: deps.endpoints.apnsEndpoint } : {}),
-            }),
-          );
-        }
-      }
-    } catch (err) {
-      throw new StartupError(
-        `push.apps.${app}: ${(err as Error).message}; fix the credentials (docs/push.md)`,
-      );
     }
     all.set(app, senders);
+  }
+  if (problems.any) {
+    void closePushSenders(all);
+    problems.throwIfAny();
   }
   return all;
 }

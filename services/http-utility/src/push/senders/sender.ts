@@ -1,9 +1,13 @@
 import type { PushConfig } from "#common/config/push-schema.ts";
+import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
+import { pluginDefiner } from "#common/plugins/definition.ts";
+import type { PluginPoint } from "#common/plugins/registry.ts";
 
 /**
  * How a notification reaches a device (conventions.md 5 and 6): one `PushSender` per app and service,
- * built at startup from `push.apps`. A sender answers with what happened to that token, as a value; it
+ * built at startup from `push.apps` by the definitions of registry.ts (fcm.ts, apns.ts; this file imports
+ * none of them). A sender answers with what happened to that token, as a value; it
  * throws only for a bug or a broken configuration. The orchestrator (push/send/routes.ts) decides about
  * retries, dead tokens and metrics from those values.
  */
@@ -59,7 +63,31 @@ export interface SenderDeps {
   log: Logger;
 }
 
-/** By app, then by service: what `buildPushSenders` returns. */
+/** Tests only: the providers' local stand-ins the real SDKs are pointed at. */
+export interface ProviderEndpoints {
+  fcmAgent?: import("node:https").Agent;
+  apnsEndpoint?: { address: string; port: number; ca: string };
+}
+
+/** What a push sender's definition gets besides its options. */
+export interface PushSenderContext extends SenderDeps {
+  /** Where secrets the options name are read (the APNs certificate's `passphraseEnv`). */
+  secrets?: Pick<Secrets, "env">;
+  endpoints?: ProviderEndpoints;
+}
+
+export const pushSenderPoint: PluginPoint<readonly PushSender[]> = {
+  name: "push sender",
+  docs: "docs/push.md",
+};
+
+/**
+ * A kind is a key of `push.apps.<app>` (`fcm`, `apns`) whose value is its options; one kind may serve several
+ * services (apns: alerts and VoIP), hence a list of senders.
+ */
+export const definePushSender = pluginDefiner<PushSenderContext, readonly PushSender[]>();
+
+/** By app, then by service: what `createPushSenders` returns. */
 export type PushSenders = ReadonlyMap<string, ReadonlyMap<PushService, PushSender>>;
 
 export type PushApps = PushConfig["apps"];

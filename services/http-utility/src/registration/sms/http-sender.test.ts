@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHttpSender } from "./http-sender.ts";
+import { smsSenderKinds } from "./registry.ts";
 import type { SmsSenderDeps } from "./sender.ts";
 
 /** The http sender against a gateway on 127.0.0.1 that records every request and answers as told. */
@@ -42,7 +42,7 @@ afterAll(async () => {
 
 /** The test gateway listens on loopback: listed in allowTargets, as an operator lists a gateway of their own. */
 const gatewayOnLoopback = (options: Record<string, unknown>, d: SmsSenderDeps) =>
-  createHttpSender({ allowTargets: ["127.0.0.1"], ...options }, d);
+  smsSenderKinds.create("sms", { kind: "http", options: { allowTargets: ["127.0.0.1"], ...options } }, d);
 
 const deps: SmsSenderDeps = { domain: "oyo", env: "test", log: pino({ level: "silent" }) };
 const TO = "+306912345678";

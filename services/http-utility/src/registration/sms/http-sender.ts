@@ -7,6 +7,7 @@ import {
   outboundRequest,
 } from "#common/http/outbound-address.ts";
 import { fromRoot } from "#common/paths.ts";
+import { OptionError } from "#common/plugins/problems.ts";
 import {
   describeAnswer,
   fillTemplate,
@@ -16,7 +17,7 @@ import {
   timeoutMsOption,
   unknownPlaceholders,
 } from "./gateway.ts";
-import type { SmsSender, SmsSenderDeps } from "./sender.ts";
+import { defineSmsSender } from "./sender.ts";
 
 /**
  * Any SMS gateway with an HTTP API: a URL, a method, headers, and a body built from a template with `{to}`,
@@ -113,52 +114,64 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
   return Object.keys(headers).some((h) => h.toLowerCase() === name);
 }
 
-export function createHttpSender(options: Record<string, unknown>, deps: SmsSenderDeps): SmsSender {
-  const o = httpSenderOptions.parse(options);
-  const policy = createOutboundPolicy(
-    o.allowTargets,
-    `domains.${deps.domain}.registration.sms.options.allowTargets`,
-  );
-  const templates = [o.url, ...strings(o.json), ...Object.values(o.form ?? {}), o.body ?? ""];
-  const unknown = [...new Set(templates.flatMap(unknownPlaceholders))];
-  if (unknown.length > 0) {
-    throw new Error(
-      `unknown placeholder(s) ${unknown.map((n) => `{${n}}`).join(", ")}; use {to}, {msisdn}, {text}, {code}`,
+export default defineSmsSender({
+  kind: "http",
+  summary: "any SMS gateway with an HTTP API: a URL, a method, headers and a body template",
+  options: httpSenderOptions,
+  create(o, deps) {
+    const policy = createOutboundPolicy(
+      o.allowTargets,
+      `domains.${deps.domain}.registration.sms.options.allowTargets`,
     );
-  }
-  const headers: Record<string, string> = { ...o.headers };
-  for (const [name, file] of Object.entries(o.headerFiles)) {
-    try {
-      headers[name] = readFileSync(fromRoot(file), "utf8").replace(/\r?\n$/, "");
-    } catch (err) {
-      throw new Error(`headerFiles.${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
-    }
-  }
-  const contentType = o.json ? "application/json" : o.form ? "application/x-www-form-urlencoded" : undefined;
-  if (contentType && !hasHeader(headers, "content-type")) headers["content-type"] = contentType;
-
-  return {
-    kind: "http",
-    async send(to, text, code) {
-      const values: TemplateValues = { to, msisdn: to.replace(/^\+/, ""), text, code };
-      let body: string | undefined;
-      if (o.json) body = JSON.stringify(fillJson(o.json, values));
-      else if (o.form) {
-        body = new URLSearchParams(
-          Object.entries(o.form).map(([k, v]): [string, string] => [k, fillTemplate(v, values)]),
-        ).toString();
-      } else if (o.body !== undefined) body = fillTemplate(o.body, values);
-      const url = fillTemplate(o.url, values, encodeURIComponent);
-      const answer = await callGuardedProvider(
-        "SMS gateway",
-        url,
-        { method: o.method, headers, body },
-        o.timeoutMs,
-        policy,
+    const templates = [o.url, ...strings(o.json), ...Object.values(o.form ?? {}), o.body ?? ""];
+    const unknown = [...new Set(templates.flatMap(unknownPlaceholders))];
+    if (unknown.length > 0) {
+      throw new OptionError(
+        "",
+        `unknown placeholder(s) ${unknown.map((n) => `{${n}}`).join(", ")}: use {to}, {msisdn}, {text}, {code}`,
       );
-      if (answer.status < 200 || answer.status > 299) {
-        throw new SmsError(`SMS gateway answered ${answer.status}: ${describeAnswer(answer.body, code)}`);
+    }
+    const headers: Record<string, string> = { ...o.headers };
+    for (const [name, file] of Object.entries(o.headerFiles)) {
+      try {
+        headers[name] = readFileSync(fromRoot(file), "utf8").replace(/\r?\n$/, "");
+      } catch (err) {
+        throw new OptionError(
+          `headerFiles.${name}`,
+          `cannot read ${file} (${(err as NodeJS.ErrnoException).code}): fix the path or the file's permissions`,
+        );
       }
-    },
-  };
-}
+    }
+    const contentType = o.json
+      ? "application/json"
+      : o.form
+        ? "application/x-www-form-urlencoded"
+        : undefined;
+    if (contentType && !hasHeader(headers, "content-type")) headers["content-type"] = contentType;
+
+    return {
+      kind: "http",
+      async send(to, text, code) {
+        const values: TemplateValues = { to, msisdn: to.replace(/^\+/, ""), text, code };
+        let body: string | undefined;
+        if (o.json) body = JSON.stringify(fillJson(o.json, values));
+        else if (o.form) {
+          body = new URLSearchParams(
+            Object.entries(o.form).map(([k, v]): [string, string] => [k, fillTemplate(v, values)]),
+          ).toString();
+        } else if (o.body !== undefined) body = fillTemplate(o.body, values);
+        const url = fillTemplate(o.url, values, encodeURIComponent);
+        const answer = await callGuardedProvider(
+          "SMS gateway",
+          url,
+          { method: o.method, headers, body },
+          o.timeoutMs,
+          policy,
+        );
+        if (answer.status < 200 || answer.status > 299) {
+          throw new SmsError(`SMS gateway answered ${answer.status}: ${describeAnswer(answer.body, code)}`);
+        }
+      },
+    };
+  },
+});

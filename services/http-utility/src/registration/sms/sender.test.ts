@@ -2,8 +2,8 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { configSchema } from "#common/config/schema.ts";
-import { StartupError } from "#common/errors.ts";
-import { buildSmsSenders } from "./sender.ts";
+import { StartupProblems } from "#common/errors.ts";
+import { createSmsSenders, smsSenderKinds } from "./registry.ts";
 
 /** The registry (one sender per domain that accepts registration) and the log sender. */
 
@@ -27,10 +27,35 @@ const reg = (sms: { kind: string; options?: Record<string, unknown> }, enabled =
   registration: { enabled, sms },
 });
 
-describe("buildSmsSenders", () => {
+describe("createSmsSenders", () => {
+  it("has every kind named in the config reference (the config schema cannot import the registry)", () => {
+    const sms = configSchema.shape.domains.valueType.shape.registration.unwrap().shape.sms.unwrap();
+    for (const kind of smsSenderKinds.kinds) expect(sms.shape.kind.description).toContain(`\`${kind}\``);
+  });
+
+  it("lists the problems of every domain at once", () => {
+    let error: unknown;
+    try {
+      createSmsSenders(
+        domains({
+          "a.test": reg({ kind: "nexmo" }),
+          "b.test": reg({ kind: "http", options: {} }),
+          "c.test": reg({ kind: "log" }),
+        }),
+        { log: lines().log, env: "test" },
+      );
+    } catch (err) {
+      error = err;
+    }
+    expect((error as StartupProblems).problems).toEqual([
+      'domains.a.test.registration.sms: kind "nexmo" is unknown: use one of log, http, twilio (docs/registration.md)',
+      "domains.b.test.registration.sms.options.url: required: where messages go; placeholders are URL-encoded",
+    ]);
+  });
+
   it("builds one sender per domain that accepts registration, of its kind", () => {
     const { log } = lines();
-    const senders = buildSmsSenders(
+    const senders = createSmsSenders(
       domains({
         "log.test": reg({ kind: "log" }),
         "gw.test": reg({ kind: "http", options: { url: "http://127.0.0.1:9/sms", json: { to: "{to}" } } }),
@@ -52,7 +77,14 @@ describe("buildSmsSenders", () => {
   });
 
   it.each([
-    [{ kind: "log", options: { level: "debug" } }, 'options: Unrecognized key: "level"'],
+    [
+      { kind: "log", options: { level: "debug" } },
+      "options.level: unknown key: none is taken here: remove it",
+    ],
+    [
+      { kind: "nexmo", options: {} },
+      ': kind "nexmo" is unknown: use one of log, http, twilio (docs/registration.md)',
+    ],
     [{ kind: "http", options: { url: "ftp://gw.example/send" } }, "url: must be an http:// or https:// URL"],
     [{ kind: "http", options: {} }, "url: "],
     [
@@ -65,7 +97,7 @@ describe("buildSmsSenders", () => {
     ],
     [
       { kind: "http", options: { url: "https://gw.example/s?to={phone}", json: { t: "{txt}" } } },
-      "unknown placeholder(s) {phone}, {txt}; use {to}, {msisdn}, {text}, {code}",
+      "options: unknown placeholder(s) {phone}, {txt}: use {to}, {msisdn}, {text}, {code}",
     ],
     [{ kind: "http", options: { url: "https://gw.example/s", timeoutMs: 60_000 } }, "timeoutMs: "],
     [
@@ -89,29 +121,30 @@ describe("buildSmsSenders", () => {
           from: "+15005550006",
         },
       },
-      "authTokenFile: cannot read /nonexistent/token (ENOENT)",
+      "options.authTokenFile: cannot read /nonexistent/token (ENOENT): fix the path",
     ],
-  ])("stops the start with one line naming the domain and the fix: %j", (sms, why) => {
+  ])("stops the start with one line naming the key and the fix: %j", (sms, why) => {
     const { log } = lines();
     let error: unknown;
     try {
-      buildSmsSenders(domains({ "oyo.example": reg(sms) }), { log, env: "test" });
+      createSmsSenders(domains({ "oyo.example": reg(sms) }), { log, env: "test" });
     } catch (err) {
       error = err;
     }
-    expect(error).toBeInstanceOf(StartupError);
-    const message = (error as Error).message;
-    expect(message.startsWith(`domains.oyo.example.registration.sms (${sms.kind}): `)).toBe(true);
+    expect(error).toBeInstanceOf(StartupProblems);
+    const { problems, message } = error as StartupProblems;
     expect(message).toContain(why);
-    expect(message.endsWith("; fix the options in config (docs/registration.md)")).toBe(true);
-    expect(message).not.toContain("\n");
+    for (const problem of problems) {
+      expect(problem.startsWith("domains.oyo.example.registration.sms")).toBe(true);
+      expect(problem).not.toContain("\n");
+    }
   });
 });
 
 describe("the log sender", () => {
   it("writes the message, code included, to the log (its whole purpose, in development)", async () => {
     const { out, log } = lines();
-    const senders = buildSmsSenders(domains({ "log.test": reg({ kind: "log" }) }), {
+    const senders = createSmsSenders(domains({ "log.test": reg({ kind: "log" }) }), {
       log,
       env: "development",
     });
@@ -129,7 +162,7 @@ describe("the log sender", () => {
 
   it("warns at start when a production domain uses it", () => {
     const { out, log } = lines();
-    buildSmsSenders(domains({ "log.test": reg({ kind: "log" }) }), { log, env: "production" });
+    createSmsSenders(domains({ "log.test": reg({ kind: "log" }) }), { log, env: "production" });
     expect(out).toEqual([
       expect.objectContaining({
         level: 40,

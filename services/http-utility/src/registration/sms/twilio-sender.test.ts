@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { smsSenderKinds } from "./registry.ts";
 import type { SmsSenderDeps } from "./sender.ts";
-import { createTwilioSender } from "./twilio-sender.ts";
 
 /**
  * The twilio sender against a fake Twilio on 127.0.0.1 (`baseUrl`): the path, HTTP Basic and form body of
@@ -56,7 +56,7 @@ afterAll(async () => {
 
 /** The test gateway listens on loopback: listed in allowTargets, as an operator lists a gateway of their own. */
 const twilioOnLoopback = (options: Record<string, unknown>, d: SmsSenderDeps) =>
-  createTwilioSender({ allowTargets: ["127.0.0.1"], ...options }, d);
+  smsSenderKinds.create("sms", { kind: "twilio", options: { allowTargets: ["127.0.0.1"], ...options } }, d);
 
 const deps: SmsSenderDeps = { domain: "oyo", env: "test", log: pino({ level: "silent" }) };
 const TO = "+306912345678";

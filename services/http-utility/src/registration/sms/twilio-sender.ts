@@ -2,9 +2,10 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { createOutboundPolicy } from "#common/http/outbound-address.ts";
 import { fromRoot } from "#common/paths.ts";
+import { OptionError } from "#common/plugins/problems.ts";
 import { describeAnswer, SmsError, timeoutMsOption } from "./gateway.ts";
 import { allowTargetsOption, callGuardedProvider } from "./http-sender.ts";
-import type { SmsSender, SmsSenderDeps } from "./sender.ts";
+import { defineSmsSender } from "./sender.ts";
 
 /**
  * Twilio's Programmable Messaging: POST /2010-04-01/Accounts/{AccountSid}/Messages.json, a form with `To`,
@@ -40,57 +41,63 @@ export const twilioSenderOptions = z
     message: "set one of from, messagingServiceSid",
   });
 
-export function createTwilioSender(options: Record<string, unknown>, deps: SmsSenderDeps): SmsSender {
-  const o = twilioSenderOptions.parse(options);
-  const policy = createOutboundPolicy(
-    o.allowTargets,
-    `domains.${deps.domain}.registration.sms.options.allowTargets`,
-  );
-  let token = o.authToken;
-  if (o.authTokenFile !== undefined) {
-    try {
-      token = readFileSync(fromRoot(o.authTokenFile), "utf8").trim();
-    } catch (err) {
-      throw new Error(
-        `authTokenFile: cannot read ${o.authTokenFile} (${(err as NodeJS.ErrnoException).code})`,
-      );
-    }
-    if (!token) throw new Error(`authTokenFile: ${o.authTokenFile} is empty`);
-  }
-  const url = `${o.baseUrl.replace(/\/+$/, "")}/2010-04-01/Accounts/${o.accountSid}/Messages.json`;
-  const authorization = `Basic ${Buffer.from(`${o.accountSid}:${token}`).toString("base64")}`;
-
-  return {
-    kind: "twilio",
-    async send(to, text, code) {
-      const form = new URLSearchParams({ To: to, Body: text });
-      if (o.messagingServiceSid) form.set("MessagingServiceSid", o.messagingServiceSid);
-      else if (o.from) form.set("From", o.from);
-      const answer = await callGuardedProvider(
-        "Twilio",
-        url,
-        {
-          method: "POST",
-          headers: {
-            authorization,
-            "content-type": "application/x-www-form-urlencoded",
-            accept: "application/json",
-          },
-          body: form.toString(),
-        },
-        o.timeoutMs,
-        policy,
-      );
-      if (answer.status >= 200 && answer.status <= 299) return;
-      // Twilio's errors: { "code": 21211, "message": "The 'To' number … is not a valid phone number.", … }
-      let why = describeAnswer(answer.body, code);
+export default defineSmsSender({
+  kind: "twilio",
+  summary: "Twilio's Programmable Messaging API",
+  options: twilioSenderOptions,
+  create(o, deps) {
+    const policy = createOutboundPolicy(
+      o.allowTargets,
+      `domains.${deps.domain}.registration.sms.options.allowTargets`,
+    );
+    let token = o.authToken;
+    if (o.authTokenFile !== undefined) {
       try {
-        const e = JSON.parse(answer.body) as { code?: unknown; message?: unknown };
-        if (e.code !== undefined || e.message !== undefined) {
-          why = describeAnswer(`error ${String(e.code)}: ${String(e.message)}`, code);
-        }
-      } catch {}
-      throw new SmsError(`Twilio answered ${answer.status}: ${why}`);
-    },
-  };
-}
+        token = readFileSync(fromRoot(o.authTokenFile), "utf8").trim();
+      } catch (err) {
+        throw new OptionError(
+          "authTokenFile",
+          `cannot read ${o.authTokenFile} (${(err as NodeJS.ErrnoException).code}): fix the path or the file's permissions`,
+        );
+      }
+      if (!token)
+        throw new OptionError("authTokenFile", `${o.authTokenFile} is empty: put the auth token in it`);
+    }
+    const url = `${o.baseUrl.replace(/\/+$/, "")}/2010-04-01/Accounts/${o.accountSid}/Messages.json`;
+    const authorization = `Basic ${Buffer.from(`${o.accountSid}:${token}`).toString("base64")}`;
+
+    return {
+      kind: "twilio",
+      async send(to, text, code) {
+        const form = new URLSearchParams({ To: to, Body: text });
+        if (o.messagingServiceSid) form.set("MessagingServiceSid", o.messagingServiceSid);
+        else if (o.from) form.set("From", o.from);
+        const answer = await callGuardedProvider(
+          "Twilio",
+          url,
+          {
+            method: "POST",
+            headers: {
+              authorization,
+              "content-type": "application/x-www-form-urlencoded",
+              accept: "application/json",
+            },
+            body: form.toString(),
+          },
+          o.timeoutMs,
+          policy,
+        );
+        if (answer.status >= 200 && answer.status <= 299) return;
+        // Twilio's errors: { "code": 21211, "message": "The 'To' number … is not a valid phone number.", … }
+        let why = describeAnswer(answer.body, code);
+        try {
+          const e = JSON.parse(answer.body) as { code?: unknown; message?: unknown };
+          if (e.code !== undefined || e.message !== undefined) {
+            why = describeAnswer(`error ${String(e.code)}: ${String(e.message)}`, code);
+          }
+        } catch {}
+        throw new SmsError(`Twilio answered ${answer.status}: ${why}`);
+      },
+    };
+  },
+});
