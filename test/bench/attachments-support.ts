@@ -9,7 +9,7 @@ import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { projectRoot } from "#common/paths.ts";
 import { addUser } from "#common/users/web-users.ts";
-import type { UploadAnswer } from "../../services/http-utility/src/attachments/upload-route.ts";
+import type { UploadAnswer } from "../../services/http-utility/src/attachments/schema.ts";
 import { freePort } from "../support/free-port.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext } from "./frame.ts";

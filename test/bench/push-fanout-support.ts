@@ -8,8 +8,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { loadConfig } from "#common/config/load.ts";
 import { createPool, type Pool } from "#common/db/pool.ts";
-import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
-import type { Notifier } from "../../services/http-utility/src/push/notifier.ts";
+import { createNotifier, type Notifier } from "../../services/http-utility/src/push/notifier.ts";
 import {
   closePushSenders,
   createPushSenders,

@@ -9,6 +9,7 @@ import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
 import { specialUse } from "#common/http/outbound-address.ts";
+import { routesRouter } from "#common/http/route.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import type { AuthenticatorDeps } from "../../services/auth/src/authenticators/authenticator.ts";
@@ -18,9 +19,9 @@ import {
 } from "../../services/auth/src/authenticators/http-authenticator.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
 import { createCallers } from "../../services/http-utility/src/callers.ts";
-import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
 import { createJobQueue } from "../../services/http-utility/src/push/jobs.ts";
 import { createRelay } from "../../services/http-utility/src/push/mongooseim/relay.ts";
+import { createNotifier } from "../../services/http-utility/src/push/notifier.ts";
 import { createBroadcasts } from "../../services/http-utility/src/push/send/broadcast.ts";
 import { sendRoutes } from "../../services/http-utility/src/push/send/routes.ts";
 import { storeToken } from "../../services/http-utility/src/push/token-store.ts";
@@ -145,9 +146,12 @@ async function startPushStack(allowTargets: string[]) {
   const callers = createCallers({ core, apiKeys: config.services.httpUtility.apiKeys });
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });
   app.use(
-    "/api/v1/notifications",
+    "/api/v1",
     express.json(),
-    sendRoutes({ pool: db.pool, config, callers, notifier, broadcasts, relay }),
+    routesRouter(sendRoutes({ pool: db.pool, config, notifier, broadcasts, relay }), {
+      base: "/api/v1",
+      resolveCaller: callers.resolve,
+    }),
   );
   const server: RunningServer = await startServer(finishApp(app, log), {
     name: "http-utility",

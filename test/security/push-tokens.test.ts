@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
+import { routesRouter } from "#common/http/route.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
@@ -74,9 +75,12 @@ beforeAll(async () => {
   core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });
   app.use(
-    "/api/v1/notifications",
+    "/api/v1",
     express.json(),
-    deviceRoutes({ pool: db.pool, config, callers: createCallers({ core, apiKeys: {} }), notifier }),
+    routesRouter(deviceRoutes({ pool: db.pool, config, notifier }), {
+      base: "/api/v1",
+      resolveCaller: createCallers({ core, apiKeys: {} }).resolve,
+    }),
   );
   server = await startServer(finishApp(app, log), { name: "http-utility", host: "127.0.0.1", port: 0, log });
   base = `http://127.0.0.1:${server.port}/api/v1/notifications`;

@@ -1,20 +1,14 @@
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
-import { createMetrics } from "#common/http/metrics.ts";
-import { type AuthCore, createAuthCore } from "../../services/auth/src/core/auth-core.ts";
-import { createHttpUtilityApp } from "../../services/http-utility/src/app.ts";
-import { createMediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
-import { createPushDeps } from "../../services/http-utility/src/push/deps.ts";
-import { createRegistrationDeps } from "../../services/http-utility/src/registration/deps.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import type { TestDatabase } from "../support/database.ts";
+import { type HttpUtilityTestApp, startHttpUtilityApp } from "../support/http-utility-app.ts";
 import { ROOT } from "../support/processes.ts";
 
 /**
@@ -31,16 +25,24 @@ const RATE_LIMITS = {
   smsPerPrefixPerDay: { points: 12, seconds: 86_400 },
 };
 
+let app: HttpUtilityTestApp;
 let db: TestDatabase;
 let core: AuthCore;
-let server: Server;
 let base: string;
 const logLines: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const config = loadConfig({
-    env: { APP_ENV: "test", DATABASE_URL: db.url },
+  const log = pino(
+    { level: "info" },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  app = await startHttpUtilityApp({
+    log,
     overrides: {
       // the client addresses of the tests come in X-Forwarded-For, trusted from loopback as from a local proxy
       services: { httpUtility: { rateLimits: RATE_LIMITS, trustProxy: ["loopback"] } },
@@ -58,37 +60,11 @@ beforeAll(async () => {
       },
     },
   });
-  const log = pino(
-    { level: "info" },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
-  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  const metrics = createMetrics("http-utility");
-  const app = createHttpUtilityApp({
-    config,
-    log,
-    pool: db.pool,
-    core,
-    attachments: await createMediaDeps(config, log),
-    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-    registration: createRegistrationDeps({ config, log, pool: db.pool }, { metrics: metrics.registry }),
-    metrics,
-  });
-  server = app.listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ db, core, base } = app);
 });
 
 afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
-  await core?.close();
-  await db?.drop();
+  await app?.close();
 });
 
 interface Answer {

@@ -3,8 +3,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { createNotifier } from "../../services/http-utility/src/push/create-notifier.ts";
 import { createJobQueue } from "../../services/http-utility/src/push/jobs.ts";
+import { createNotifier } from "../../services/http-utility/src/push/notifier.ts";
 import { createBroadcasts } from "../../services/http-utility/src/push/send/broadcast.ts";
 import type {
   PushMessage,

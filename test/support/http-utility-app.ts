@@ -21,6 +21,8 @@ export interface TestUser {
 export interface HttpUtilityTestOptions {
   /** Merged over config/test.json, as `loadConfig`'s overrides. */
   overrides?: LoadOptions["overrides"];
+  /** A copy of config/ to load instead (when a command run by the test must read the same files). */
+  configDir?: string;
   /** The environment the config is loaded with, besides `APP_ENV=test`. */
   env?: NodeJS.ProcessEnv;
   users?: readonly TestUser[];
@@ -49,7 +51,11 @@ export interface HttpUtilityTestApp {
 export async function startHttpUtilityApp(o: HttpUtilityTestOptions = {}): Promise<HttpUtilityTestApp> {
   const log = o.log ?? pino({ level: "silent" });
   const db = await createTestDatabase();
-  const config = loadConfig({ env: { APP_ENV: "test", ...o.env }, overrides: o.overrides ?? {} });
+  const config = loadConfig({
+    env: { APP_ENV: "test", ...o.env },
+    ...(o.configDir ? { configDir: o.configDir } : {}),
+    overrides: o.overrides ?? {},
+  });
   for (const u of o.users ?? []) {
     const domain = config.domains[u.domain];
     if (!domain) throw new Error(`the test config has no domain ${u.domain} for ${u.node}`);

@@ -7,17 +7,17 @@ import { routesRouter } from "#common/http/route.ts";
 import type { ServiceContext } from "#common/service.ts";
 import { appVersionRoutes } from "./app-version/routes.ts";
 import type { MediaDeps } from "./attachments/media-deps.ts";
-import { attachmentsRouter } from "./attachments/routes.ts";
-import { createCallers } from "./callers.ts";
+import { attachmentsRoutes, undecodableName } from "./attachments/routes.ts";
+import { createCallers, resolveInternalCaller } from "./callers.ts";
 import { locationsRoutes } from "./locations/routes.ts";
 import { buildOpenApiDocument, routeGroups } from "./openapi/document.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
 import type { PushDeps } from "./push/deps.ts";
 import { deviceRoutes } from "./push/devices/routes.ts";
-import { mongooseImRoutes } from "./push/mongooseim/routes.ts";
+import { MONGOOSEPUSH_PREFIXES, mongooseImRoutes, mongoosePushErrors } from "./push/mongooseim/routes.ts";
 import { sendRoutes } from "./push/send/routes.ts";
 import type { RegistrationDeps } from "./registration/deps.ts";
-import { usersRouter } from "./registration/routes.ts";
+import { registrationRoutes } from "./registration/routes.ts";
 
 /**
  * The features of the app, each built once by the composition root (main.ts), and the process's config, log
@@ -71,32 +71,33 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
 
   const api = express.Router();
   api.use(express.json({ limit: BODY_LIMIT }), express.urlencoded({ extended: false, limit: BODY_LIMIT }));
-  api.use("/users", usersRouter({ config, log, pool, ...deps.registration }));
   // the groups declared as route definitions: mounted here, and described from the same definitions
   const declared = {
+    users: registrationRoutes({ config, log, pool, ...deps.registration }),
     locations: locationsRoutes({ config, pool }),
     "app-version": appVersionRoutes({ config, pool }),
+    attachments: attachmentsRoutes({ config, log, pool, ...deps.attachments, media: config.media }),
+    notifications: [
+      ...deviceRoutes({ config, pool, notifier: push.notifier }),
+      ...sendRoutes({
+        config,
+        pool,
+        notifier: push.notifier,
+        broadcasts: push.broadcasts,
+        relay: push.relay,
+      }),
+    ],
+    // described here, served by the internal listener's app only (createHttpUtilityInternalApp)
+    mongooseim: mongooseImRoutes({ config, pool, log, notifier: push.notifier }),
   };
   const mount = { base: "/api/v1", resolveCaller: callers.resolve };
+  api.use(routesRouter(declared.users, mount));
   api.use(routesRouter(declared.locations, mount));
   api.use(routesRouter(declared["app-version"], mount));
-  api.use("/notifications", deviceRoutes({ config, pool, callers, notifier: push.notifier }));
-  api.use(
-    "/notifications",
-    sendRoutes({
-      config,
-      pool,
-      callers,
-      notifier: push.notifier,
-      broadcasts: push.broadcasts,
-      relay: push.relay,
-    }),
-  );
+  api.use(routesRouter(declared.notifications, mount));
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
-  app.use(
-    "/api/v1/attachments",
-    attachmentsRouter({ config, log, pool, callers, ...deps.attachments, media: config.media }),
-  );
+  const attachments = { base: "/api/v1/attachments", resolveCaller: callers.resolve };
+  app.use("/api/v1/attachments", routesRouter(declared.attachments, attachments), undecodableName);
   app.use("/api/v1", api);
   app.use("/api/docs", apiDocsRouter(buildOpenApiDocument(routeGroups(declared))));
   return finishApp(app, deps.log);
@@ -111,8 +112,10 @@ export function createHttpUtilityInternalApp(
   deps: Pick<AppDeps, "config" | "log" | "pool" | "push" | "metrics">,
 ): Express {
   const app = createBaseApp({ service: "http-utility", ...deps });
-  app.use(
-    mongooseImRoutes({ config: deps.config, pool: deps.pool, log: deps.log, notifier: deps.push.notifier }),
-  );
+  const { config, log, pool } = deps;
+  const mongooseim = mongooseImRoutes({ config, pool, log, notifier: deps.push.notifier });
+  app.use(routesRouter(mongooseim, { resolveCaller: resolveInternalCaller }));
+  // the MongoosePush API refuses in MongoosePush's words, even before its route matches
+  app.use(MONGOOSEPUSH_PREFIXES, mongoosePushErrors({ log }));
   return finishApp(app, deps.log);
 }

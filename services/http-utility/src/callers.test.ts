@@ -12,7 +12,7 @@ import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
-import { caller, callerOf, createCallers } from "./callers.ts";
+import { caller, callerOf, createCallers, resolveInternalCaller } from "./callers.ts";
 
 /**
  * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
@@ -377,5 +377,46 @@ describe("public routes", () => {
       });
     }
     expect(asked.length).toBe(before);
+  });
+});
+
+describe("internal callers (no credentials: the connection's own address)", () => {
+  // a connection from 203.0.113.9 cannot be opened on this machine: the policy is resolved as routesRouter
+  // resolves it, with the request Express would give
+  const policy = caller.internal(["10.1.0.0/16"]);
+  const from = (remoteAddress: string, headers: Record<string, string> = {}) =>
+    ({ socket: { remoteAddress }, headers, ip: "127.0.0.1" }) as unknown as express.Request;
+  const refusal = (req: express.Request) => {
+    try {
+      return resolveInternalCaller(policy, req);
+    } catch (err) {
+      return err;
+    }
+  };
+  const forbidden = {
+    status: 403,
+    code: "forbidden_address",
+    message:
+      "203.0.113.9 may not call MongooseIM's endpoints: add it to push.hooks.allow (loopback always may).",
+  };
+
+  it("lets loopback and the allowed addresses through, as no caller", () => {
+    for (const address of ["127.0.0.1", "127.0.0.5", "::1", "10.1.2.3", "::ffff:10.1.200.9"]) {
+      expect(refusal(from(address)), address).toBeUndefined();
+    }
+  });
+
+  it("refuses any other connection with 403 forbidden_address, a forged X-Forwarded-For included", async () => {
+    expect(refusal(from("203.0.113.9", { "x-forwarded-for": "127.0.0.1" }))).toMatchObject(forbidden);
+    expect(refusal(from("10.2.0.1"))).toMatchObject({ status: 403, code: "forbidden_address" });
+    // the same through the callers of the public app, which never read credentials for it
+    const callers = createCallers({ core: {} as AuthApi, apiKeys: {} });
+    await expect(callers.resolve(policy, from("203.0.113.9"))).rejects.toMatchObject(forbidden);
+    expect(await callers.resolve(policy, from("10.1.2.3"))).toBeUndefined();
+  });
+
+  it("is documented as needing no credentials, with its 403", () => {
+    expect(policy.security).toEqual([]);
+    expect(policy.errors.map((e) => `${e.status} ${e.code}`)).toEqual(["403 forbidden_address"]);
   });
 });

@@ -5,6 +5,7 @@ import type { AppLogin, AuthApi } from "#auth";
 import type { ApiScope, Config } from "#common/config/schema.ts";
 import { hashBytes } from "#common/credentials/hmac.ts";
 import type { ErrorEntry } from "#common/errors.ts";
+import { createAllowList } from "#common/http/address-allow-list.ts";
 import type { CallerPolicy as RouteCallerPolicy } from "#common/http/route.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
 import { errors } from "./errors.ts";
@@ -14,6 +15,7 @@ import { errors } from "./errors.ts";
  * with the user's JID and XMPP password, decided by the auth service's own core (per-domain authenticators,
  * success cache, failures counted per client address: docs/security.md).
  * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
+ * MongooseIM, on the internal listener: no credentials, its connection's address (`caller.internal`).
  * A route definition names its policy (`caller: caller.app`) and its handler receives the caller, typed by
  * that policy; a router mounted by hand puts a middleware of `createCallers` in front and reads the caller
  * from `res.locals` with `callerOf(res)`.
@@ -59,12 +61,21 @@ export const security = {
 const APP_ERRORS: ErrorEntry[] = [errors.invalidCredentials, errors.tooManyFailures, errors.authUnavailable];
 const SERVER_ERRORS: ErrorEntry[] = [errors.invalidApiKey, errors.insufficientScope];
 
-/** Whom a route accepts: anyone, an app user, a server with a scope, or either. */
+/**
+ * Whom a route accepts: anyone, an app user, a server with a scope, either, or (on the internal listener) a
+ * connection from an allowed address.
+ */
 export type PublicPolicy = RouteCallerPolicy<undefined> & { kind: "public" };
 export type AppPolicy = RouteCallerPolicy<AppCaller> & { kind: "app" };
 export type ServerPolicy = RouteCallerPolicy<ServerCaller> & { kind: "server"; scope: ApiScope };
 export type AppOrServerPolicy = RouteCallerPolicy<Caller> & { kind: "appOrServer"; scope: ApiScope };
-export type CallerPolicy = PublicPolicy | AppPolicy | ServerPolicy | AppOrServerPolicy;
+/** No credentials: the connection's own address decides (docs/push.md "MongooseIM"); no caller object. */
+export type InternalPolicy = RouteCallerPolicy<undefined> & {
+  kind: "internal";
+  /** Loopback, or an address of the list the policy was made with. */
+  allowed(address: string | undefined): boolean;
+};
+export type CallerPolicy = PublicPolicy | AppPolicy | ServerPolicy | AppOrServerPolicy | InternalPolicy;
 
 /** The policies a route definition names: `caller: caller.appOrServer("locations:read")`. */
 export const caller = {
@@ -82,7 +93,28 @@ export const caller = {
     security: security.appOrServer(scope),
     errors: [...APP_ERRORS, ...SERVER_ERRORS],
   }),
+  /**
+   * A caller that sends no credentials (MongooseIM), let in by its connection's address: loopback or `allow`
+   * (`push.hooks.allow`). The document shows no security scheme, and the 403 of any other address.
+   */
+  internal: (allow: readonly string[]): InternalPolicy => ({
+    kind: "internal",
+    allowed: createAllowList(allow),
+    security: security.public,
+    errors: [errors.forbiddenAddress],
+  }),
 };
+
+/**
+ * Resolves an internal policy: the socket's address, never `req.ip`, which a trusted proxy's X-Forwarded-For
+ * sets, so that no header can make a stranger local. Needs no auth core: the internal listener's app
+ * (app.ts) mounts its routes with this alone.
+ */
+export function resolveInternalCaller(policy: InternalPolicy, req: Request): undefined {
+  const address = req.socket.remoteAddress;
+  if (!policy.allowed(address)) throw errors.forbiddenAddress(address);
+  return undefined;
+}
 
 export function callerOf(res: Response): Caller {
   const found = res.locals.caller as Caller | undefined;
@@ -119,7 +151,7 @@ function basicCredentials(header: string): { jid: Jid; password: string } | unde
 }
 
 export interface Callers {
-  /** The caller of `req` under `policy` (undefined for a public one), or the error that refuses it. */
+  /** The caller of `req` under `policy` (undefined for a public or internal one), or the error that refuses it. */
   resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined>;
   /** Middleware for a router mounted by hand: an app user (Basic). */
   app: RequestHandler;
@@ -167,6 +199,7 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
 
   async function resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined> {
     if (policy.kind === "public") return undefined;
+    if (policy.kind === "internal") return resolveInternalCaller(policy, req);
     const header = req.headers.authorization ?? "";
     const isBearer = /^Bearer\s/i.test(header);
     if (policy.kind === "server" || (policy.kind === "appOrServer" && isBearer)) {

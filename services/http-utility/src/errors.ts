@@ -273,6 +273,7 @@ export const errors = {
       message: (app: string) =>
         `The app "${app}" has no push credentials here: send one of the configured apps, or ask the operator to add push.apps."${app}".`,
     },
+    // says neither whose the token is nor when it was registered: only what the caller can do
     tokenInUse: {
       status: 409,
       code: "token_in_use",
@@ -326,7 +327,8 @@ export const errors = {
     forbiddenAddress: {
       status: 403,
       code: "forbidden_address",
-      description: "an address outside loopback and `push.hooks.allow`",
+      description:
+        "a connection from neither loopback nor `push.hooks.allow` (its own address: X-Forwarded-For never counts)",
       message: (ip: string | undefined) =>
         `${ip ?? "this address"} may not call MongooseIM's endpoints: add it to push.hooks.allow (loopback always may).`,
     },
@@ -419,6 +421,30 @@ export const errors = {
       code: "invalid_image",
       description: "a file that is not a readable image",
       message: (problem: string) => problem,
+    },
+    noAttachment: {
+      status: 404,
+      code: "not_found",
+      description: "no stored attachment of this kind by that name",
+      message: "No such attachment: check the path and the name.",
+    },
+    noThumbnail: {
+      status: 404,
+      code: "not_found",
+      description: "the attachment has no thumbnail of that size",
+      message: (size: number) => `No such ${size} px thumbnail: check the path and the name.`,
+    },
+    noAvatar: {
+      status: 404,
+      code: "not_found",
+      description: "a name that is neither a stored name nor a user's node",
+      message: "No such avatar: check the path and the name.",
+    },
+    noGeneratedAvatar: {
+      status: 404,
+      code: "not_found",
+      description: "an empty name, or one longer than 320 characters",
+      message: "No such generated avatar: check the path and the name.",
     },
     rangeNotSatisfiable: {
       status: 416,

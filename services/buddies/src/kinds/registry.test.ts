@@ -77,6 +77,30 @@ describe("the kind registry", () => {
     expect(await answerToHi(await registry.get("folder-kind"))).toBe("hi from a folder");
   });
 
+  it("loads a kind of the plugin shape, whose create gets its parsed options, and refuses a misnamed one", async () => {
+    write(
+      "modern.js",
+      `export default {
+  kind: "modern",
+  summary: "says what its options say",
+  options: { parse: (o) => ({ answer: o.answer ?? "hi from modern" }) },
+  create(options, ctx) {
+    ctx.command("hi", "says hi", () => options.answer);
+  },
+};
+`,
+    );
+    expect(await answerToHi(await registry.get("modern"))).toBe("hi from modern");
+    write(
+      "misnamed.js",
+      kindSource("x", "x").replace("export default {", 'export default {\n  kind: "other", summary: "x",'),
+    );
+    await expect(registry.get("misnamed")).rejects.toThrow(
+      `buddy kind "misnamed" (${path.join(dir, "misnamed.js")}) is not a kind: it says it is kind "other": name its file other.js, or change its \`kind\``,
+    );
+    for (const file of ["misnamed.js", "modern.js"]) rmSync(path.join(dir, file));
+  });
+
   it("keeps built-in names for the built-ins, whatever the folder holds", async () => {
     write("echo.js", kindSource("an impostor", "gotcha"));
     expect(await registry.get("echo")).toBe(echo);

@@ -37,7 +37,11 @@ export interface KindRegistry {
 }
 
 /** The built-in kinds: the one list of them. */
-export const builtInKinds = createRegistry<KindContext, KindCleanup | Promise<KindCleanup>>(kindPoint, [echo, service, notify]);
+export const builtInKinds = createRegistry<KindContext, KindCleanup | Promise<KindCleanup>>(kindPoint, [
+  echo,
+  service,
+  notify,
+]);
 
 /**
  * A folder module's default export as a kind, or why it is not one. Kinds written before `defineKind` took

@@ -114,6 +114,35 @@ describe("routePaths", () => {
     expect(put.responses["204"]).toEqual({ description: "Done" });
   });
 
+  it("lists no catalogue codes with an answer that replaces them (a protocol's own error body)", () => {
+    const reason = z.object({ reason: z.string() });
+    const own = routePaths(
+      [
+        defineRoute({
+          method: "post",
+          path: "/v3/notification/{id}",
+          summary: "In a protocol's words",
+          caller: members,
+          request: { params: thing, body: thing },
+          responses: {
+            200: { description: "Sent" },
+            400: { description: "invalid_request", schema: reason, replacesErrors: true },
+            413: { description: "payload_too_large", schema: reason, replacesErrors: true },
+          },
+          handler: () => {},
+        }),
+      ],
+      JSON_AND_FORM,
+    );
+    const r = render(own).paths["/v3/notification/{id}"].post.responses;
+    expect(Object.keys(r)).toEqual(["200", "400", "401", "413", "default"]);
+    expect(r["400"].description).toBe("invalid_request");
+    expect(r["400"].content["application/json"].schema).toMatchObject({ properties: { reason: {} } });
+    expect(r["413"].description).toBe("payload_too_large");
+    // the caller's refusal is in the common format still
+    expect(r["401"].description).toBe("- `denied`: no token");
+  });
+
   it("refuses a method and path defined twice", () => {
     const route = defineRoute({
       method: "get",

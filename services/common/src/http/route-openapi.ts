@@ -80,7 +80,7 @@ export function routeOperation(route: Route, options: RoutePathsOptions): ZodOpe
   const responses: Record<string, ZodOpenApiResponseObject> = {};
   for (const [status, r] of Object.entries(route.responses)) {
     const own = success(r);
-    const theirs = errors[status];
+    const theirs = r.replacesErrors ? undefined : errors[status];
     // a status that is both an answer of its own (with a body of its own) and catalogue errors: one answer
     // whose description lists the codes too
     responses[status] = theirs ? { ...own, description: `${own.description}\n${theirs.description}` } : own;

@@ -53,6 +53,12 @@ export interface RouteResponse {
   /** The whole content when one schema and type do not say it (several types, bytes). */
   content?: ZodOpenApiContentObject;
   headers?: ZodOpenApiResponseObject["headers"];
+  /**
+   * The route answers every error of this status in this body of its own, not in the common format (a
+   * protocol's, such as MongoosePush's `{ "reason": … }`): the catalogue codes of its caller and input at
+   * this status are not listed with it.
+   */
+  replacesErrors?: boolean;
 }
 
 type Input<R, K extends keyof RouteRequest> = R extends { [P in K]: infer S extends z.ZodType }

@@ -13,6 +13,9 @@ export const storageKinds = createRegistry(storagePoint, [fs, s3]);
  * under `media.storage`; with `log`, the start log says which capabilities the backend lacks and what that
  * costs.
  */
-export async function createStorage(config: MediaConfig["storage"], o: { log?: Logger } = {}): Promise<Storage> {
+export async function createStorage(
+  config: MediaConfig["storage"],
+  o: { log?: Logger } = {},
+): Promise<Storage> {
   return storageKinds.create("media.storage", config, {}, o.log);
 }

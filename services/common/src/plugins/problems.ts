@@ -5,7 +5,7 @@ import { formatIssues, type Issue, issuesOf } from "../zod-issues.ts";
 /**
  * The one format of a plugin problem, as of a config problem: `<config key>: <problem>: <fix>`, e.g.
  * `domains.example.org.authenticator: kind "ldapp" is unknown: use one of web_users, http, module` or
- * `media.storage.options.bucket: required: bucket name`. The key is where the operator edits; the fix is
+ * `media.storage.options.bucket: required: the S3 bucket name`. The key is where the operator edits; the fix is
  * what to write there.
  */
 

@@ -2,24 +2,15 @@ import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
-import { type RunningServer, startServer } from "#common/http/server.ts";
 import { projectRoot } from "#common/paths.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { createHttpUtilityApp } from "../app.ts";
-import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createPushDeps } from "../push/deps.ts";
-import { createRegistrationDeps } from "../registration/deps.ts";
+import { type HttpUtilityTestApp, startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
 
 /**
  * GET /api/v1/minimum_app_version from the config, then as `sidecars apps set-minimum` (the real command,
  * on the same config and database) changes it while the service runs.
  */
 
-const log = pino({ level: "silent" });
 const APPS = {
   OyoChat: { minimumVersion: { android: "1.2.0", ios: "1.3", default: "1.0" } },
   Strict: { minimumVersion: { android: "5", ios: "6" } },
@@ -30,42 +21,19 @@ cpSync(path.join(projectRoot, "config"), configDir, { recursive: true });
 const testConfig = JSON.parse(readFileSync(path.join(configDir, "test.json"), "utf8"));
 writeFileSync(path.join(configDir, "test.json"), JSON.stringify({ ...testConfig, apps: APPS }));
 
-let db: TestDatabase;
-let core: AuthCore;
-let server: RunningServer;
+let app: HttpUtilityTestApp;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const config = loadConfig({ env: { APP_ENV: "test" }, configDir });
-  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  server = await startServer(
-    createHttpUtilityApp({
-      config,
-      log,
-      pool: db.pool,
-      core,
-      attachments: await createMediaDeps(config, log),
-      push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-      registration: createRegistrationDeps({ config, log, pool: db.pool }),
-    }),
-    {
-      name: "http-utility",
-      host: "127.0.0.1",
-      port: 0,
-      log,
-    },
-  );
+  app = await startHttpUtilityApp({ configDir });
 });
 
 afterAll(async () => {
-  await server?.close(100);
-  await core?.close();
-  await db?.drop();
+  await app?.close();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
 async function minimum(query: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${server.port}/api/v1/minimum_app_version?${query}`);
+  const r = await fetch(app.url(`/api/v1/minimum_app_version?${query}`));
   return { status: r.status, body: await r.json() };
 }
 
@@ -74,7 +42,14 @@ function sidecars(args: string[]): Promise<{ code: number; stdout: string; stder
     execFile(
       process.execPath,
       [path.join(projectRoot, "bin/sidecars.js"), ...args],
-      { env: { PATH: process.env.PATH ?? "", APP_ENV: "test", DATABASE_URL: db.url, CONFIG_DIR: configDir } },
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          APP_ENV: "test",
+          DATABASE_URL: app.db.url,
+          CONFIG_DIR: configDir,
+        },
+      },
       (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });

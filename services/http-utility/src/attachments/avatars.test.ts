@@ -1,9 +1,9 @@
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
+import type { UploadAnswer } from "./schema.ts";
 import { ALICE, BOB, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import { png, sidewaysPhoto } from "./test-fixtures.ts";
-import type { UploadAnswer } from "./upload-route.ts";
 
 /**
  * Avatars (stored, by node, replaced) and generated avatars (identicons) through the app: names, sizes,

@@ -3,9 +3,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
+import type { UploadAnswer } from "./schema.ts";
 import { ALICE, bytesOf, rawGet, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import { fakeMp4, png, sidewaysPhoto } from "./test-fixtures.ts";
-import type { UploadAnswer } from "./upload-route.ts";
 
 /**
  * Downloads of stored names: the type from the bytes and never sniffed, conditional requests, the

@@ -4,10 +4,10 @@ import type { Request, Response } from "express";
 import { LRUCache } from "lru-cache";
 import type { MediaConfig } from "#common/config/media-schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { notFound } from "#common/errors.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { isKey } from "#common/media/keys.ts";
 import { MissingObjectError, type Storage } from "#common/media/storage.ts";
+import { errors } from "../errors.ts";
 import { type AttachmentRow, findAttachment } from "./store.ts";
 
 /**
@@ -134,15 +134,7 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
       // an answer about this request, not the file: without the file's year-long `public` caching a shared
       // cache would keep this error for the URL
       clearHeaders(res);
-      res.status(416).setHeader("Content-Range", `bytes */${row.size}`);
-      res.setHeader("Accept-Ranges", "bytes");
-      res.json({
-        error: {
-          code: "range_not_satisfiable",
-          message: `The range is outside the file's ${row.size} bytes: ask for bytes 0-${Math.max(0, row.size - 1)}.`,
-        },
-      });
-      return;
+      throw errors.rangeNotSatisfiable(row.size);
     }
     // a malformed header (-2), another unit, or several ranges: the whole file, as `send` does
     const single =
@@ -169,7 +161,7 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
       // a row whose file is gone (deleted a moment ago by another process): no such attachment
       clearHeaders(res);
       res.status(200);
-      throw notFound("attachment");
+      throw errors.noAttachment();
     }
     if (small) {
       res.end(single ? small.subarray(start, end + 1) : small);

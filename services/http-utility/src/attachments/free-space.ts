@@ -1,6 +1,7 @@
 import type { Logger } from "#common/logger.ts";
 import type { Storage } from "#common/media/storage.ts";
-import { insufficientStorage, leavesReserve } from "./upload-policy.ts";
+import { errors } from "../errors.ts";
+import { leavesReserve } from "./upload-policy.ts";
 
 /**
  * `media.freeSpaceReserveBytes` for backends that know their free space (fs: statfs of the storage root).
@@ -20,6 +21,6 @@ export function createFreeSpaceCheck(storage: Storage, reserve: number, log: Log
       lastWarning = Date.now();
       log.warn({ free, reserve, coming }, "uploads refused: media storage is below its free-space reserve");
     }
-    throw insufficientStorage();
+    throw errors.insufficientStorage();
   };
 }

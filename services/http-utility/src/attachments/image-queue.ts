@@ -1,4 +1,4 @@
-import { HttpError } from "#common/errors.ts";
+import { errors } from "../errors.ts";
 import type { Images } from "./images.ts";
 import { createSlots, type SlotLimits, type Slots } from "./slots.ts";
 
@@ -11,19 +11,11 @@ import { createSlots, type SlotLimits, type Slots } from "./slots.ts";
 /** Seconds a refused client waits: a queue of a few images drains in about this long on two cores. */
 export const BUSY_RETRY_AFTER_S = 5;
 
-export const imagesBusy = () =>
-  new HttpError(
-    503,
-    "images_busy",
-    `The server is processing as many images as it can right now; retry in ${BUSY_RETRY_AFTER_S} s.`,
-    { "retry-after": String(BUSY_RETRY_AFTER_S) },
-  );
-
 export function queuedImages(images: Images, limits: SlotLimits): Images & { slots: Slots } {
   const slots = createSlots(limits);
   async function inSlot<T>(work: () => Promise<T>): Promise<T> {
     const outcome = await slots.run(work);
-    if (!outcome.ran) throw imagesBusy();
+    if (!outcome.ran) throw errors.imagesBusy(BUSY_RETRY_AFTER_S);
     return outcome.value;
   }
   return {

@@ -1,21 +1,32 @@
-import { type NextFunction, type Request, type Response, Router } from "express";
-import { LRUCache } from "lru-cache";
+import type { ErrorRequestHandler, Request } from "express";
+import type { UploadKind } from "#common/config/media-schema.ts";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { notFound } from "#common/errors.ts";
-import { createRateLimit } from "#common/http/rate-limit.ts";
-import { validated } from "#common/http/validate.ts";
+import { defineRoute, type Route } from "#common/http/route.ts";
 import { isKey } from "#common/media/keys.ts";
 import { createUploadBudget } from "#common/media/upload-budget.ts";
 import { validateNode } from "#common/users/jid.ts";
-import { type Callers, callerOf } from "../callers.ts";
+import { type CallerPolicy, caller } from "../callers.ts";
+import { errors } from "../errors.ts";
 import { createDownloads } from "./downloads.ts";
-import { identicon, identiconEtag } from "./identicon.ts";
+import { createGeneratedAvatars } from "./generated-avatars.ts";
+import { AVATAR_CACHE, downloadResponses, generatedResponses, IMAGES } from "./responses.ts";
 import {
+  AS_STORED,
+  AVATAR_DOMAIN,
+  avatarNameParams,
+  MEDIA_DEFAULTS as DEFAULTS,
   encodeCursor,
+  generatedNameParams,
   generatedQuery,
   generatedThumbnailQuery,
+  list,
+  PICTURE_DOMAIN,
+  SMALLEST,
+  storedNameParams,
+  type VideoList,
   variantQuery,
+  videoList,
   videoListQuery,
 } from "./schema.ts";
 import {
@@ -30,7 +41,7 @@ import type { EngineDeps } from "./upload-engine.ts";
 import { uploadRoute } from "./upload-route.ts";
 
 /**
- * The attachment endpoints (legacy-api.md "Attachments"). Uploads are for app callers; downloads are public
+ * The attachment endpoints (docs/attachments.md). Uploads are for app callers; downloads are public
  * because a stored name is a capability (144 random bits); a user's avatar is public by their node.
  */
 
@@ -38,18 +49,33 @@ import { uploadRoute } from "./upload-route.ts";
 export interface AttachmentsDeps extends EngineDeps {
   config: Pick<Config, "domains" | "services">;
   pool: Pool;
-  callers: Callers;
 }
 
 const PREFIX = "/api/v1/attachments";
 /** An avatar by node changes when its owner uploads another: a minute, then revalidate with the ETag. */
 const BY_NODE = "public, max-age=60, must-revalidate";
-const GENERATED = "public, max-age=86400";
 
-export function attachmentsRouter(deps: AttachmentsDeps): Router {
+const HEAD_AND_CACHE =
+  "HEAD answers the same headers without the body. Answers `ETag`, `Last-Modified` and `Accept-Ranges: bytes`: " +
+  "send `If-None-Match` (or `If-Modified-Since`, ignored beside it) for a `304`, and one `Range` " +
+  "(`bytes=<start>-<end>`, `bytes=<start>-` or `bytes=-<suffix length>`) for a `206` (seeking, resuming); " +
+  "several ranges, another unit or a malformed header answer the whole file, as does a `Range` whose " +
+  "`If-Range` (an ETag or an HTTP date) no longer names this content.";
+/** What generated-avatars.ts counts (faces drawn before are answered from memory, uncounted). */
+const DRAWING_LIMIT =
+  " New faces are drawn for an address at most as often as `services.httpUtility.rateLimits.generatedAvatarsPerIp` allows (faces this process drew already are not counted).";
+const STORED_NAME = "Public: the stored name is the capability.";
+const downloadErrors = [errors.rangeNotSatisfiable];
+const GENERATED = DEFAULTS.generated;
+
+export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] {
   const { pool, media } = deps;
   const downloads = createDownloads({ pool, storage: deps.storage, media });
-  const router = Router();
+  const generated = createGeneratedAvatars({
+    pool,
+    media,
+    perIp: deps.config.services.httpUtility.rateLimits.generatedAvatarsPerIp,
+  });
   const urlOf = (group: string) => (req: Request, name: string) =>
     `${req.protocol}://${req.get("host")}${PREFIX}/${group}/${name}`;
   const uploadDeps = {
@@ -57,19 +83,11 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
     onDeleted: (names: string[]) => downloads.forget(names),
     budget: createUploadBudget(pool, media.dailyUploadBytes),
   };
-  // Drawing a face costs an SVG render; a cached one (or a 304) costs nothing and is never counted, so only
-  // a stream of new names (one render each) meets the limit.
-  const generatedPerIp = createRateLimit(
-    pool,
-    "generatedAvatarsPerIp",
-    deps.config.services.httpUtility.rateLimits.generatedAvatarsPerIp,
-    (s) => `Too many new generated avatars from your address; retry in ${s} s.`,
-  );
 
   /** A stored name of this kind (an original or one of its variants), or 404. */
   async function stored(name: string, kind: AttachmentKind): Promise<AttachmentRow> {
     const row = await downloads.lookup(name);
-    if (!row || row.kind !== kind) throw notFound("attachment");
+    if (!row || row.kind !== kind) throw errors.noAttachment();
     return row;
   }
 
@@ -77,39 +95,18 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
   async function sized(row: AttachmentRow, size: number | undefined): Promise<AttachmentRow> {
     if (size === undefined) return row;
     const variant = await findVariant(pool, row.parent ?? row.name, String(size));
-    if (!variant) throw notFound(`${size} px thumbnail`);
+    if (!variant) throw errors.noThumbnail(size);
     return variant;
   }
 
   const smallest = () => media.images.thumbnailSizes[0] as number;
-  const variantParams = variantQuery(media.images);
-
-  // ---- pictures
-  router.post("/pictures", deps.callers.app, ...uploadRoute("pictures", uploadDeps, urlOf("pictures")));
-  router.get(
-    "/pictures/thumbnails/:filename",
-    validated({ query: variantParams }, async ({ query }, req, res) => {
-      const row = await stored(String(req.params.filename), "picture");
-      await downloads.send(req, res, await sized(row, query.size ?? smallest()));
-    }),
-  );
-  router.get(
-    "/pictures/:filename",
-    validated({ query: variantParams }, async ({ query }, req, res) => {
-      const row = await stored(String(req.params.filename), "picture");
-      await downloads.send(req, res, await sized(row, query.size));
-    }),
-  );
-
-  // ---- avatars
-  router.post("/avatars", deps.callers.app, ...uploadRoute("avatars", uploadDeps, urlOf("avatars")));
 
   /** An avatar by stored name (immutable) or by its owner's node (changes), or undefined for a node without. */
   async function avatar(filename: string, domain: string | undefined) {
     if (isKey(filename)) return { row: await stored(filename, "avatar"), cacheControl: undefined };
     const [node, at] = filename.split("@", 2);
     // not a stored name, and not a user part either (`../x`, a NUL): no such avatar, not a generated face
-    if (validateNode(node ?? "")) throw notFound("avatar");
+    if (validateNode(node ?? "")) throw errors.noAvatar();
     const wanted = domain ?? at;
     const domains = wanted ? [wanted] : Object.keys(deps.config.domains);
     const rows = await findAvatar(pool, (node ?? "").toLowerCase(), domains);
@@ -126,130 +123,213 @@ export function attachmentsRouter(deps: AttachmentsDeps): Router {
     return wanted ? `${node}@${wanted}` : filename;
   }
 
-  async function generated(
-    req: Request,
-    res: Response,
-    name: string,
-    size: number,
-    format: "png" | "webp",
-    cacheControl = GENERATED,
-  ) {
-    const etag = identiconEtag(name, size, format);
-    res.setHeader("Content-Type", `image/${format}`);
-    res.setHeader("X-Content-Type-Options", "nosniff");
-    res.setHeader("ETag", etag);
-    res.setHeader("Cache-Control", cacheControl);
-    if (req.fresh) {
-      res.status(304).end();
-      return;
-    }
-    let data = generatedCache.get(etag);
-    if (!data) {
-      await generatedPerIp.consume(req.ip ?? req.socket.remoteAddress ?? "unknown").catch((err) => {
-        // the refusal must not carry the image's headers (a day of public caching)
-        for (const h of ["Content-Type", "X-Content-Type-Options", "ETag", "Cache-Control"])
-          res.removeHeader(h);
-        throw err;
-      });
-      data = await identicon(name, size, format);
-      generatedCache.set(etag, data);
-    }
-    res.setHeader("Content-Length", String(data.length));
-    res.end(req.method === "HEAD" ? undefined : data);
-  }
-  const generatedCache = new LRUCache<string, Buffer>({
-    maxSize: Math.max(1, Math.min(16 * 1024 * 1024, media.cache.maxBytes)),
-    sizeCalculation: (b) => b.length,
-  });
+  const upload = (kind: UploadKind, summary: string, description: string) =>
+    uploadRoute(kind, uploadDeps, urlOf(kind), { path: `${PREFIX}/${kind}`, summary, description });
 
   /**
    * A stored avatar (the original, or `size`), or the generated face of a node without one: the same URL
    * serves the real avatar once its owner uploads one, so the face is revalidated like it.
    */
   const avatarRoute = (thumbnail: boolean) =>
-    validated({ query: variantParams }, async ({ query }, req, res) => {
-      const filename = String(req.params.filename);
-      const found = await avatar(filename, query.domain);
-      if (!found) {
-        const size = thumbnail ? media.generated.thumbnailSize : media.generated.defaultSize;
-        await generated(req, res, drawnFrom(filename, query.domain), size, "png", BY_NODE);
-        return;
-      }
-      const size = thumbnail ? (query.size ?? smallest()) : query.size;
-      await downloads.send(req, res, await sized(found.row, size), found.cacheControl);
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/avatars${thumbnail ? "/thumbnails" : ""}/{filename}`,
+      summary: thumbnail
+        ? "An avatar's thumbnail, by stored name or by user"
+        : "An avatar, by stored name or by user; a generated one for a user without",
+      description: thumbnail
+        ? "As `GET /api/v1/attachments/avatars/{filename}`, the smallest thumbnail by default; a user without an " +
+          `avatar gets the generated avatar at \`media.generated.thumbnailSize\` (${GENERATED.thumbnailSize} px by default). ` +
+          HEAD_AND_CACHE +
+          DRAWING_LIMIT
+        : "`{filename}` is a stored avatar name (immutable, cached a year), or a user's node or `node@domain` " +
+          "(their current avatar, `Cache-Control: public, max-age=60, must-revalidate`). A user without an avatar, " +
+          `or a node found in several domains without \`domain\`, gets the generated avatar of that name (PNG, ${GENERATED.defaultSize} px by default). ` +
+          HEAD_AND_CACHE +
+          DRAWING_LIMIT,
+      caller: caller.public,
+      request: {
+        params: avatarNameParams,
+        query: variantQuery(media.images, thumbnail ? SMALLEST : AS_STORED("avatar"), AVATAR_DOMAIN),
+      },
+      responses: downloadResponses(
+        IMAGES,
+        `${thumbnail ? "The thumbnail" : "The avatar"}, or the generated avatar (PNG, \`Cache-Control: public, max-age=86400\`, no ranges)`,
+        { cache: AVATAR_CACHE, orGenerated: true },
+      ),
+      errors: [
+        ...downloadErrors,
+        errors.noAttachment,
+        errors.noAvatar,
+        errors.noThumbnail,
+        errors.rateLimited,
+      ],
+      async handler({ params, query, req, res }) {
+        const found = await avatar(params.filename, query.domain);
+        if (!found) {
+          const size = thumbnail ? media.generated.thumbnailSize : media.generated.defaultSize;
+          await generated.send(req, res, drawnFrom(params.filename, query.domain), size, "png", BY_NODE);
+          return;
+        }
+        const size = thumbnail ? (query.size ?? smallest()) : query.size;
+        await downloads.send(req, res, await sized(found.row, size), found.cacheControl);
+      },
     });
-  router.get("/avatars/thumbnails/:filename", avatarRoute(true));
-  router.get("/avatars/:filename", avatarRoute(false));
 
-  // ---- generated avatars
-  router.get(
-    "/gravatar",
-    validated({ query: generatedQuery(media.generated) }, async ({ query }, req, res) => {
-      await generated(req, res, query.name, query.size, query.format);
+  const pictureRoute = (thumbnail: boolean) =>
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/pictures${thumbnail ? "/thumbnails" : ""}/{filename}`,
+      summary: thumbnail ? "A picture's thumbnail" : "A picture, or one of its thumbnails",
+      description: `${thumbnail ? "The smallest thumbnail by default. " : ""}${STORED_NAME} ${HEAD_AND_CACHE}`,
+      caller: caller.public,
+      request: {
+        params: storedNameParams,
+        query: variantQuery(media.images, thumbnail ? SMALLEST : AS_STORED("picture"), PICTURE_DOMAIN),
+      },
+      responses: downloadResponses(IMAGES, thumbnail ? "The thumbnail" : "The picture"),
+      errors: [...downloadErrors, errors.noAttachment, errors.noThumbnail],
+      async handler({ params, query, req, res }) {
+        const row = await stored(params.filename, "picture");
+        const size = thumbnail ? (query.size ?? smallest()) : query.size;
+        await downloads.send(req, res, await sized(row, size));
+      },
+    });
+
+  return [
+    // ---- pictures
+    upload(
+      "pictures",
+      "Store pictures",
+      "Stores each picture (its type decided from its bytes: " +
+        `${list(DEFAULTS.uploads.pictures.types)} by default) with its metadata removed and its orientation applied, and makes its ` +
+        `thumbnails (\`media.images.thumbnailSizes\`: ${list(DEFAULTS.images.thumbnailSizes)} px by default, longest side). ` +
+        "A request is stored whole or not at all.",
+    ),
+    pictureRoute(true),
+    pictureRoute(false),
+
+    // ---- avatars
+    upload(
+      "avatars",
+      "Set the caller's avatar",
+      "Stores one picture as the caller's avatar, cropped square, with its square thumbnails " +
+        `(${list(DEFAULTS.images.thumbnailSizes)} px by default). The previous avatar and its thumbnails are deleted.`,
+    ),
+    avatarRoute(true),
+    avatarRoute(false),
+
+    // ---- generated avatars
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/gravatar`,
+      summary: "A generated default avatar",
+      description:
+        "An identicon for `name`, the same for the same name, size and format (deterministic): what apps show " +
+        "for a user without an avatar. HEAD answers the headers only; send `If-None-Match` for a `304`." +
+        DRAWING_LIMIT,
+      caller: caller.public,
+      request: { query: generatedQuery(media.generated) },
+      responses: generatedResponses("The generated avatar"),
+      errors: [errors.rateLimited],
+      async handler({ query, req, res }) {
+        await generated.send(req, res, query.name, query.size, query.format);
+      },
     }),
-  );
-  router.get(
-    "/gravatar/thumbnails/:filename",
-    validated({ query: generatedThumbnailQuery }, async ({ query }, req, res) => {
-      // `<name>.png` or `<name>.webp` names the format; a bare name is PNG
-      const filename = String(req.params.filename);
-      const ext = /\.(png|webp)$/.exec(filename);
-      const format = query.format ?? (ext?.[1] as "png" | "webp" | undefined) ?? "png";
-      const name = ext ? filename.slice(0, ext.index) : filename;
-      if (name.length === 0 || name.length > 320) throw notFound("generated avatar");
-      await generated(req, res, name, media.generated.thumbnailSize, format);
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/gravatar/thumbnails/{filename}`,
+      summary: "The thumbnail of a generated avatar",
+      description:
+        `The generated avatar of \`{filename}\` at \`media.generated.thumbnailSize\` (${GENERATED.thumbnailSize} px by default). ` +
+        "A filename ending in `.png` or `.webp` names the format (the name is what comes before); a bare name is PNG. " +
+        "Send `If-None-Match` for a `304`." +
+        DRAWING_LIMIT,
+      caller: caller.public,
+      request: { params: generatedNameParams, query: generatedThumbnailQuery },
+      responses: generatedResponses("The generated thumbnail"),
+      errors: [errors.noGeneratedAvatar, errors.rateLimited],
+      async handler({ params, query, req, res }) {
+        // `<name>.png` or `<name>.webp` names the format; a bare name is PNG
+        const ext = /\.(png|webp)$/.exec(params.filename);
+        const format = query.format ?? (ext?.[1] as "png" | "webp" | undefined) ?? "png";
+        const name = ext ? params.filename.slice(0, ext.index) : params.filename;
+        if (name.length === 0 || name.length > 320) throw errors.noGeneratedAvatar();
+        await generated.send(req, res, name, media.generated.thumbnailSize, format);
+      },
     }),
-  );
 
-  // ---- videos
-  router.post("/videos", deps.callers.app, ...uploadRoute("videos", uploadDeps, urlOf("videos")));
-  router.get(
-    "/videos",
-    deps.callers.app,
-    validated({ query: videoListQuery }, async ({ query }, req, res) => {
-      const caller = callerOf(res);
-      if (caller.kind !== "app") throw new Error("video list reached without an app caller");
-      const rows = await listAttachments(pool, caller.jid, "video", {
-        limit: query.limit + 1,
-        before: query.before,
-      });
-      const page = rows.slice(0, query.limit);
-      const variants = await variantsOf(
-        pool,
-        page.map((r) => r.name),
-      );
-      const url = urlOf("videos");
-      res.json({
-        videos: page.map((r) => {
-          const poster = variants.find((v) => v.parent === r.name && v.variant === String(smallest()));
-          return {
-            name: r.originalName ?? null,
-            fileName: r.name,
-            url: url(req, r.name),
-            thumbnailUrl: poster ? url(req, poster.name) : null,
-            contentType: r.contentType,
-            size: r.size,
-            sha256: r.sha256,
-            created: r.created.toISOString(),
-          };
-        }),
-        next: rows.length > query.limit && page.at(-1) ? encodeCursor(page.at(-1) as AttachmentRow) : null,
-      });
+    // ---- videos
+    upload(
+      "videos",
+      "Store videos",
+      "Streams each video to storage as sent (never buffered whole), its type decided from its first bytes " +
+        `(${list(DEFAULTS.uploads.videos.types)} by default). Where ffmpeg is installed and storage is local, ` +
+        "poster thumbnails are made from a frame (`thumbnailUrl`, `thumbnails`); without them the upload still succeeds.",
+    ),
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/videos`,
+      summary: "The caller's videos, newest first, a page at a time",
+      description:
+        "Pass the answer's `next` as `before` (with the same `limit`) for the next, older page; `next` is null on the last page.",
+      caller: caller.app,
+      request: { query: videoListQuery },
+      responses: { 200: { description: "One page", schema: videoList } },
+      async handler({ query, caller: who, req, res }) {
+        const rows = await listAttachments(pool, who.jid, "video", {
+          limit: query.limit + 1,
+          before: query.before,
+        });
+        const page = rows.slice(0, query.limit);
+        const variants = await variantsOf(
+          pool,
+          page.map((r) => r.name),
+        );
+        const url = urlOf("videos");
+        const answer: VideoList = {
+          videos: page.map((r) => {
+            const poster = variants.find((v) => v.parent === r.name && v.variant === String(smallest()));
+            return {
+              name: r.originalName ?? null,
+              fileName: r.name,
+              url: url(req, r.name),
+              thumbnailUrl: poster ? url(req, poster.name) : null,
+              contentType: r.contentType,
+              size: r.size,
+              sha256: r.sha256,
+              created: r.created.toISOString(),
+            };
+          }),
+          next: rows.length > query.limit && page.at(-1) ? encodeCursor(page.at(-1) as AttachmentRow) : null,
+        };
+        res.json(answer);
+      },
     }),
-  );
-  router.get("/videos/:filename", async (req, res, next) => {
-    try {
-      await downloads.send(req, res, await stored(String(req.params.filename), "video"));
-    } catch (err) {
-      next(err);
-    }
-  });
-
-  // a name that is not even valid percent-encoding (`..%c0%af`) names no attachment: the same 404 as any
-  // other name without a row, rather than express's 400 for a parameter it cannot decode
-  router.use((err: unknown, _req: Request, _res: Response, next: NextFunction) => {
-    next(err instanceof URIError ? notFound("attachment") : err);
-  });
-
-  return router;
+    defineRoute({
+      method: "get",
+      path: `${PREFIX}/videos/{filename}`,
+      summary: "A video (or its poster thumbnail), with byte ranges for seeking",
+      description: `${STORED_NAME} ${HEAD_AND_CACHE}`,
+      caller: caller.public,
+      request: { params: storedNameParams },
+      responses: downloadResponses(
+        ["video/*", "image/*"],
+        "The video (a poster thumbnail's name answers the image)",
+      ),
+      errors: [...downloadErrors, errors.noAttachment],
+      async handler({ params, req, res }) {
+        await downloads.send(req, res, await stored(params.filename, "video"));
+      },
+    }),
+  ];
 }
+
+/**
+ * Mounted after the attachments' routes: a name that is not even valid percent-encoding (`..%c0%af`) names no
+ * attachment, the same 404 as any other name without a row, rather than express's 400 for a parameter it
+ * cannot decode.
+ */
+export const undecodableName: ErrorRequestHandler = (err, _req, _res, next) => {
+  next(err instanceof URIError ? errors.noAttachment() : err);
+};

@@ -2,9 +2,9 @@ import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from "@aws
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
 import { s3rverCredentials, startS3Server, type TestS3Server } from "../../../../test/support/s3-server.ts";
+import type { UploadAnswer } from "./schema.ts";
 import { ALICE, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import { fakeMp4, sidewaysPhoto } from "./test-fixtures.ts";
-import type { UploadAnswer } from "./upload-route.ts";
 
 /**
  * The app on the s3 backend (s3rver on loopback): an upload, its download and a range, and a refused

@@ -1,7 +1,7 @@
 import type { Pool } from "#common/db/pool.ts";
 import { inTransaction } from "#common/db/transaction.ts";
-import { HttpError } from "#common/errors.ts";
 import type { Jid } from "#common/users/jid.ts";
+import { errors } from "../errors.ts";
 
 /** The attachments and avatars tables (migrations/1763800000004_attachments.sql). */
 
@@ -31,14 +31,6 @@ export interface AttachmentRow extends StoredFile {
   originalName?: string | undefined;
   created: Date;
 }
-
-export const quotaExceeded = (quota: number, used: number, adding: number) =>
-  new HttpError(
-    413,
-    "quota_exceeded",
-    `This upload (${adding} bytes) would take you over your storage quota of ${quota} bytes (${used} used). ` +
-      "The quota does not reset by itself: space comes back as older attachments are deleted (or expire); delete some first.",
-  );
 
 const columns = (t = "") =>
   `${t}name, ${t}parent, ${t}variant, ${t}domain, ${t}node, ${t}kind, ${t}original_name, ${t}content_type, ${t}size, encode(${t}sha256, 'hex') AS sha256, ${t}width, ${t}height, ${t}created_at`;
@@ -113,7 +105,7 @@ export async function recordAttachments(
         ).rows[0]?.used ?? 0,
       );
       const adding = attachments.reduce((n, a) => n + bytesOf(a), 0);
-      if (used + adding > quotaBytes) throw quotaExceeded(quotaBytes, used, adding);
+      if (used + adding > quotaBytes) throw errors.quotaExceeded(quotaBytes, used, adding);
     }
     const rows = attachments.flatMap((a) => [
       { ...a, parent: null, variant: null, originalName: a.originalName },

@@ -2,24 +2,19 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import { expect } from "vitest";
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
-import { type RunningServer, startServer } from "#common/http/server.ts";
-import { addUser } from "#common/users/web-users.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { createHttpUtilityApp } from "../app.ts";
-import { createPushDeps } from "../push/deps.ts";
-import { createRegistrationDeps } from "../registration/deps.ts";
-import { createMediaDeps, type MediaDeps } from "./media-deps.ts";
-import type { UploadAnswer } from "./upload-route.ts";
+import type { TestDatabase } from "../../../../test/support/database.ts";
+import { startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
+import type { MediaDeps } from "./media-deps.ts";
+import type { UploadAnswer } from "./schema.ts";
 
 /**
- * The http-utility app as the attachment tests run it: a database of its own, two users, the real auth
- * core and media deps built from config, listening on a free port, with its storage root and scratch
- * directory in one temporary directory, so that "nothing was left behind" is a directory listing.
+ * The http-utility app as the attachment tests run it (`startHttpUtilityApp`): a database of its own, two
+ * users, the real auth core and media deps built from config, listening on a free port, with its storage
+ * root and scratch directory in one temporary directory, so that "nothing was left behind" is a directory
+ * listing.
  */
 
 export const ALICE = { node: "306900000001", domain: "oyo.test", password: "alice pw" };
@@ -58,8 +53,6 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-const silent = pino({ level: "silent" });
-
 export const basic = (u: User) =>
   `Basic ${Buffer.from(`${u.node}@${u.domain}:${u.password}`).toString("base64")}`;
 
@@ -78,44 +71,23 @@ export async function startTestApp(
   media: Record<string, unknown> = {},
   options: TestAppOptions = {},
 ): Promise<TestApp> {
-  const log = options.log ?? silent;
   const dir = await mkdtemp(path.join(tmpdir(), "attachments-test-"));
   const root = path.join(dir, "store");
-  const db = await createTestDatabase();
-  const config = loadConfig({
-    env: { APP_ENV: "test" },
+  const started = await startHttpUtilityApp({
     overrides: {
       domains: { "oyo.test": { scramIterations: 4096 } },
       media: { storage: { kind: "fs", options: { root } }, tmpDir: path.join(dir, "scratch"), ...media },
       ...options.config,
     },
+    users: [ALICE, BOB],
+    ...(options.log ? { log: options.log } : {}),
   });
-  for (const u of [ALICE, BOB]) {
-    const domain = config.domains[u.domain];
-    if (!domain) throw new Error(`test config lacks ${u.domain}`);
-    await addUser(db.pool, u, { cleartext: u.password }, domain);
-  }
-  const core: AuthCore = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  const deps = await createMediaDeps(config, log);
-  const app = createHttpUtilityApp({
-    config,
-    log,
-    pool: db.pool,
-    core,
-    attachments: deps,
-    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-    registration: createRegistrationDeps({ config, log, pool: db.pool }),
-  });
-  const server: RunningServer = await startServer(app, {
-    name: "http-utility",
-    host: "127.0.0.1",
-    port: 0,
-    log,
-  });
-  const url = (rest: string) => `${server.url}/api/v1/attachments${rest}`;
+  const { config, db } = started;
+  const deps = started.deps.attachments;
+  const url = (rest: string) => started.url(`/api/v1/attachments${rest}`);
 
   return {
-    base: server.url,
+    base: started.base,
     config,
     db,
     media: deps,
@@ -140,10 +112,7 @@ export async function startTestApp(
       return r.rows.map((x) => x.name);
     },
     async close() {
-      await server.close(1000);
-      await core.close();
-      await deps.storage.close();
-      await db.drop();
+      await started.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -8,17 +8,17 @@ import type { Request } from "express";
 import { fileTypeFromBuffer } from "file-type";
 import type { StorageEngine } from "multer";
 import type { MediaConfig, UploadKind } from "#common/config/media-schema.ts";
-import { HttpError } from "#common/errors.ts";
 import type { Logger } from "#common/logger.ts";
 import { newKey } from "#common/media/keys.ts";
 import { bufferReleaser } from "#common/media/release-buffers.ts";
 import type { Storage } from "#common/media/storage.ts";
 import { StreamHash } from "#common/media/stream-hash.ts";
 import { fromRoot } from "#common/paths.ts";
+import { errors } from "../errors.ts";
 import type { FreeSpaceCheck } from "./free-space.ts";
-import { type EncodedImage, ImageError, type Images, readHeader } from "./images.ts";
+import { type EncodedImage, ImageError, type ImageErrorCode, type Images, readHeader } from "./images.ts";
 import type { StoredFile } from "./store.ts";
-import { acceptType, fileTooLarge, requestPixelsExceeded } from "./upload-policy.ts";
+import { acceptType } from "./upload-policy.ts";
 import type { createPosterMaker } from "./video-poster.ts";
 
 /**
@@ -43,6 +43,12 @@ export interface EngineDeps {
 
 const WHAT: Record<UploadKind, string> = { pictures: "pictures", avatars: "avatars", videos: "videos" };
 
+/** An image refused for what it is (images.ts): the sender's problem, answered with its catalogue entry. */
+const IMAGE_REFUSALS: Record<ImageErrorCode, (problem: string) => Error> = {
+  image_too_large: errors.imageTooLarge,
+  invalid_image: errors.invalidImage,
+};
+
 /**
  * Counts what passes, and hashes it when asked (videos: images are hashed as stored, after re-encoding);
  * errors (so nothing is committed) once more than `limit` bytes passed.
@@ -64,7 +70,7 @@ class Metered extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) {
-      done(fileTooLarge(this.what, this.limit));
+      done(errors.fileTooLarge(this.what, this.limit));
       return;
     }
     this.release(chunk.length);
@@ -166,7 +172,7 @@ export function createUploadEngine(
     );
     const total = (declaredPixels.get(req) ?? 0) + header.pixels;
     declaredPixels.set(req, total);
-    if (total > settings.requestPixels) throw requestPixelsExceeded(settings.requestPixels, total);
+    if (total > settings.requestPixels) throw errors.requestPixelsExceeded(settings.requestPixels, total);
   }
 
   /** Puts a buffer under a fresh name: originals and thumbnails made from images. */
@@ -193,7 +199,7 @@ export function createUploadEngine(
       .then(() => deps.images.process(input, kind === "avatars" ? "avatar" : "picture"))
       .catch((err) => {
         // a broken image or a decompression bomb is the sender's problem, said as such
-        if (err instanceof ImageError) throw new HttpError(422, err.code, err.message);
+        if (err instanceof ImageError) throw IMAGE_REFUSALS[err.code](err.message);
         throw err;
       });
     // the original and its thumbnails are written at once, each waiting on its own fsync; when one fails,

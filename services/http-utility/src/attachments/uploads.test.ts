@@ -2,6 +2,7 @@ import net from "node:net";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
+import type { UploadAnswer } from "./schema.ts";
 import { ALICE, basic, bytesOf, refused, startTestApp, type TestApp, uploaded } from "./test-app.ts";
 import {
   fakeMp4,
@@ -13,7 +14,6 @@ import {
   truncatedJpeg,
   webp,
 } from "./test-fixtures.ts";
-import type { UploadAnswer } from "./upload-route.ts";
 
 /**
  * Picture uploads through the app: what an app gets back and is served, and that every refusal

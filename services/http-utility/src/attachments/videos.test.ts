@@ -4,6 +4,7 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectSameBytes, sha256 } from "../../../../test/support/bytes.ts";
+import type { UploadAnswer } from "./schema.ts";
 import {
   ALICE,
   BOB,
@@ -16,7 +17,6 @@ import {
   uploaded,
 } from "./test-app.ts";
 import { fakeMp4, png, realVideo } from "./test-fixtures.ts";
-import type { UploadAnswer } from "./upload-route.ts";
 
 /**
  * Videos through the app: stored as sent, listed per user newest first in pages, served with ranges for

@@ -1,23 +1,14 @@
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
-import type { Config } from "#common/config/schema.ts";
-import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../../test/support/bytes.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { createHttpUtilityApp } from "../app.ts";
-import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createPushDeps } from "../push/deps.ts";
-import { createRegistrationDeps } from "../registration/deps.ts";
+import type { TestDatabase } from "../../../../test/support/database.ts";
+import { type HttpUtilityTestApp, startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
 
 /**
  * POST /api/v1/locations and its reads, against the real app, auth core and database: what an app and a
  * backend see (status, code, body) and what ends up in the locations table.
  */
 
-const log = pino({ level: "silent" });
 const MAX_BATCH = 5;
 const SKEW_SECONDS = 300;
 const READ_KEY = "sk_test_reader_0123456789";
@@ -30,15 +21,12 @@ const CAROL = { node: "306900000003", domain: "oyo.test", password: "carol pw" }
 const ALICE_ELSEWHERE = { node: "306900000001", domain: "other.test", password: "other pw" };
 type User = typeof ALICE;
 
+let app: HttpUtilityTestApp;
 let db: TestDatabase;
-let core: AuthCore;
-let server: RunningServer;
 let base: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const config: Config = loadConfig({
-    env: { APP_ENV: "test" },
+  app = await startHttpUtilityApp({
     overrides: {
       domains: { "oyo.test": { scramIterations: 4096 }, "other.test": { scramIterations: 4096 } },
       services: {
@@ -51,30 +39,14 @@ beforeAll(async () => {
         },
       },
     },
+    users: [ALICE, BOB, CAROL, ALICE_ELSEWHERE],
   });
-  for (const u of [ALICE, BOB, CAROL, ALICE_ELSEWHERE]) {
-    const domain = config.domains[u.domain];
-    if (!domain) throw new Error(`test config lacks ${u.domain}`);
-    await addUser(db.pool, u, { cleartext: u.password }, domain);
-  }
-  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  const app = createHttpUtilityApp({
-    config,
-    log,
-    pool: db.pool,
-    core,
-    attachments: await createMediaDeps(config, log),
-    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-    registration: createRegistrationDeps({ config, log, pool: db.pool }),
-  });
-  server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
-  base = `http://127.0.0.1:${server.port}/api/v1/locations`;
+  db = app.db;
+  base = app.url("/api/v1/locations");
 });
 
 afterAll(async () => {
-  await server?.close(100);
-  await core?.close();
-  await db?.drop();
+  await app?.close();
 });
 
 const basic = (u: User, password = u.password) =>

@@ -14,11 +14,16 @@ import { createTestDatabase, type TestDatabase } from "../../../../test/support/
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { appVersionRoutes } from "../app-version/routes.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
+import { attachmentsRoutes } from "../attachments/routes.ts";
 import { caller, createCallers } from "../callers.ts";
 import { errors } from "../errors.ts";
 import { locationsRoutes } from "../locations/routes.ts";
 import { createPushDeps } from "../push/deps.ts";
+import { deviceRoutes } from "../push/devices/routes.ts";
+import { mongooseImRoutes } from "../push/mongooseim/routes.ts";
+import { sendRoutes } from "../push/send/routes.ts";
 import { createRegistrationDeps } from "../registration/deps.ts";
+import { registrationRoutes } from "../registration/routes.ts";
 import { errorResponse, security } from "./components.ts";
 import { GROUP_NAMES, mergePaths, type OpenApiDocument, type RouteGroup } from "./document.ts";
 
@@ -439,12 +444,13 @@ describe("the OpenAPI document of http-utility", () => {
     await addUser(db.pool, USER, { cleartext: USER.password }, domain);
     core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
     const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
+    const media = await createMediaDeps(config, log);
     app = createHttpUtilityApp({
       config,
       log,
       pool: db.pool,
       core,
-      attachments: await createMediaDeps(config, log),
+      attachments: media,
       push,
       registration: createRegistrationDeps({ config, log, pool: db.pool }),
     });
@@ -457,8 +463,28 @@ describe("the OpenAPI document of http-utility", () => {
     // the route definitions the app mounts, made by the same factories from the same deps
     const deps = { config, pool: db.pool };
     declared = [
+      {
+        name: "users",
+        description: "",
+        routes: registrationRoutes({ ...deps, log, ...createRegistrationDeps({ ...deps, log }) }),
+      },
       { name: "locations", description: "", routes: locationsRoutes(deps) },
       { name: "app-version", description: "", routes: appVersionRoutes(deps) },
+      {
+        name: "attachments",
+        description: "",
+        routes: attachmentsRoutes({ ...deps, log, ...media, media: config.media }),
+      },
+      {
+        name: "notifications",
+        description: "",
+        routes: [...deviceRoutes({ ...deps, ...push }), ...sendRoutes({ ...deps, ...push })],
+      },
+      {
+        name: "mongooseim",
+        description: "",
+        routes: mongooseImRoutes({ ...deps, log, notifier: push.notifier }),
+      },
     ];
   });
   afterAll(async () => {

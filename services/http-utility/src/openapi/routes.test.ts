@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import { finishApp } from "#common/http/app-base.ts";
 import { appVersionRoutes } from "../app-version/routes.ts";
+import { createMediaDeps } from "../attachments/media-deps.ts";
+import { attachmentsRoutes } from "../attachments/routes.ts";
 import { locationsRoutes } from "../locations/routes.ts";
+import { createPushDeps } from "../push/deps.ts";
+import { deviceRoutes } from "../push/devices/routes.ts";
+import { mongooseImRoutes } from "../push/mongooseim/routes.ts";
+import { sendRoutes } from "../push/send/routes.ts";
+import { createRegistrationDeps } from "../registration/deps.ts";
+import { registrationRoutes } from "../registration/routes.ts";
 import { buildOpenApiDocument, routeGroups } from "./document.ts";
 import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 
@@ -21,8 +29,18 @@ import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 
 // the route definitions as app.ts makes them; building them queries nothing (the pool never connects)
 const deps = { config: loadConfig({ env: { APP_ENV: "test" } }), pool: new pg.Pool() };
+const log = pino({ level: "silent" });
+const push = await createPushDeps({ ...deps, log }, { workers: false });
+const media = await createMediaDeps(deps.config, log);
 const doc = buildOpenApiDocument(
-  routeGroups({ locations: locationsRoutes(deps), "app-version": appVersionRoutes(deps) }),
+  routeGroups({
+    users: registrationRoutes({ ...deps, log, ...createRegistrationDeps({ ...deps, log }) }),
+    locations: locationsRoutes(deps),
+    "app-version": appVersionRoutes(deps),
+    attachments: attachmentsRoutes({ ...deps, log, ...media, media: deps.config.media }),
+    notifications: [...deviceRoutes({ ...deps, ...push }), ...sendRoutes({ ...deps, ...push })],
+    mongooseim: mongooseImRoutes({ ...deps, log, notifier: push.notifier }),
+  }),
 );
 let base: string;
 let close: () => Promise<void>;
@@ -38,6 +56,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await close?.();
+  await push.close();
+  await media.storage.close();
   await deps.pool.end();
 });
 

@@ -2,10 +2,9 @@ import { Registry } from "prom-client";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
-import { createNotifier } from "./create-notifier.ts";
 import { createJobQueue } from "./jobs.ts";
 import { buddiesUrl, createRelay, type Relay } from "./mongooseim/relay.ts";
-import type { Notifier } from "./notifier.ts";
+import { createNotifier, type Notifier } from "./notifier.ts";
 import { type Broadcasts, createBroadcasts } from "./send/broadcast.ts";
 import { closePushSenders, createPushSenders, type ProviderEndpoints } from "./senders/registry.ts";
 

@@ -3,21 +3,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
-import type { Config } from "#common/config/schema.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
-import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../../test/support/bytes.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import type { TestDatabase } from "../../../../test/support/database.ts";
 import { type FakeApns, type FakeApnsAnswer, startFakeApns } from "../../../../test/support/fake-apns.ts";
 import { type FakeFcm, fcmAnswers, refuseDns, startFakeFcm } from "../../../../test/support/fake-fcm.ts";
-import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
-import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createRegistrationDeps } from "../registration/deps.ts";
-import { createPushDeps, type PushDeps } from "./deps.ts";
+import { type HttpUtilityTestApp, startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
+import { createHttpUtilityInternalApp } from "../app.ts";
+import { createPushDeps } from "./deps.ts";
 
 /**
  * The whole push stack as the service composes it (createPushDeps with workers): the HTTP routes, the
@@ -57,10 +51,8 @@ let dir: string;
 let dns: ReturnType<typeof refuseDns>;
 let apns: FakeApns;
 let fcm: FakeFcm;
+let app: HttpUtilityTestApp;
 let db: TestDatabase;
-let core: AuthCore;
-let push: PushDeps;
-let server: RunningServer;
 let internal: RunningServer;
 let base: string;
 let internalBase: string;
@@ -75,8 +67,8 @@ beforeAll(async () => {
   fcm = await startFakeFcm();
   const account = await fcm.addServiceAccount(path.join(dir, "oyo-chat.json"), PROJECT);
 
-  const config: Config = loadConfig({
-    env: { APP_ENV: "test" },
+  app = await startHttpUtilityApp({
+    log,
     overrides: {
       domains: { [DOMAIN]: { scramIterations: 4096 } },
       services: {
@@ -95,35 +87,23 @@ beforeAll(async () => {
         retry: { attempts: 3, initialMs: 10, maxMs: 200 },
       },
     },
+    users: [ALICE, BOB, CAROL, DAVE, ERIN, AUTHOR, ...SUBSCRIBERS],
+    push: ({ config, db, metrics }) =>
+      createPushDeps(
+        { config, log, pool: db.pool },
+        {
+          metrics: metrics.registry,
+          endpoints: {
+            fcmAgent: fcm.agent(),
+            apnsEndpoint: { address: "127.0.0.1", port: apns.port, ca: apns.ca },
+          },
+          workers: true,
+        },
+      ),
   });
-  db = await createTestDatabase();
-  const domain = config.domains[DOMAIN] as Config["domains"][string];
-  for (const u of [ALICE, BOB, CAROL, DAVE, ERIN, AUTHOR, ...SUBSCRIBERS]) {
-    await addUser(db.pool, u, { cleartext: u.password }, domain);
-  }
-  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  push = await createPushDeps(
-    { config, log, pool: db.pool },
-    {
-      metrics: new Registry(),
-      endpoints: {
-        fcmAgent: fcm.agent(),
-        apnsEndpoint: { address: "127.0.0.1", port: apns.port, ca: apns.ca },
-      },
-      workers: true,
-    },
-  );
-  const app = createHttpUtilityApp({
-    config,
-    log,
-    pool: db.pool,
-    core,
-    attachments: await createMediaDeps(config, log),
-    push,
-    registration: createRegistrationDeps({ config, log, pool: db.pool }),
-  });
-  server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });
-  base = `http://127.0.0.1:${server.port}`;
+  db = app.db;
+  base = app.base;
+  const { config, push } = app.deps;
   internal = await startServer(createHttpUtilityInternalApp({ config, log, pool: db.pool, push }), {
     name: "http-utility (internal)",
     host: "127.0.0.1",
@@ -134,13 +114,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await server?.close(100);
   await internal?.close(100);
-  await push?.close();
-  await core?.close();
+  await app?.close();
   await apns?.close();
   await fcm?.close();
-  await db?.drop();
   dns?.restore();
   await rm(dir, { recursive: true, force: true });
 });

@@ -3,14 +3,10 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AuthCore, createAuthCore } from "#auth";
-import { loadConfig } from "#common/config/load.ts";
-import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
-import { createHttpUtilityApp } from "../app.ts";
-import { createMediaDeps } from "../attachments/media-deps.ts";
-import { createPushDeps } from "../push/deps.ts";
+import type { AuthCore } from "#auth";
+import type { TestDatabase } from "../../../../test/support/database.ts";
+import { type HttpUtilityTestApp, startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
 import { clearEndedRetries } from "./challenges.ts";
-import { createRegistrationDeps } from "./deps.ts";
 
 /**
  * Registration through the real app, database and SMS senders: the `log` sender (the code read from the log,
@@ -32,9 +28,9 @@ const APPS = {
   Legacy: { minimumVersion: { android: "3", ios: "5" } },
 };
 
+let app: HttpUtilityTestApp;
 let db: TestDatabase;
 let core: AuthCore;
-let server: Server;
 let base: string;
 const logLines: Record<string, unknown>[] = [];
 
@@ -46,7 +42,6 @@ const gateway = {
 };
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   gateway.server = createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => {
@@ -60,8 +55,17 @@ beforeAll(async () => {
   await new Promise<void>((r) => gateway.server?.listen(0, "127.0.0.1", r));
   const gatewayPort = (gateway.server.address() as AddressInfo).port;
 
-  const config = loadConfig({
-    env: { APP_ENV: "test", DATABASE_URL: db.url },
+  const log = pino(
+    { level: "info" },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  app = await startHttpUtilityApp({
+    log,
     overrides: {
       // every request names its client in X-Forwarded-For, trusted from loopback as from a local proxy
       services: { httpUtility: { rateLimits: RATE_LIMITS, trustProxy: ["loopback"] } },
@@ -97,36 +101,12 @@ beforeAll(async () => {
       },
     },
   });
-  const log = pino(
-    { level: "info" },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
-  core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  const app = createHttpUtilityApp({
-    config,
-    log,
-    pool: db.pool,
-    core,
-    attachments: await createMediaDeps(config, log),
-    push: await createPushDeps({ config, log, pool: db.pool }, { workers: false }),
-    registration: createRegistrationDeps({ config, log, pool: db.pool }),
-  });
-  server = app.listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ db, core, base } = app);
 });
 
 afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
+  await app?.close();
   await new Promise((r) => gateway.server?.close(r));
-  await core?.close();
-  await db?.drop();
 });
 
 let clients = 0;

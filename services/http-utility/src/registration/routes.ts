@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { type RequestHandler, Router } from "express";
+import type { RequestHandler } from "express";
 import type { PoolClient } from "pg";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { HttpError } from "#common/errors.ts";
 import type { RateLimit } from "#common/http/rate-limit.ts";
-import { validated } from "#common/http/validate.ts";
+import { defineRoute, type Route } from "#common/http/route.ts";
 import type { Logger } from "#common/logger.ts";
 import type { Jid } from "#common/users/jid.ts";
 import { addUser, findUser, type NewSecret, setPassword } from "#common/users/web-users.ts";
@@ -16,121 +15,38 @@ import {
   overridesOf,
   resolveMinimum,
 } from "../app-version/versions.ts";
+import { type CallerPolicy, caller } from "../callers.ts";
+import { errors } from "../errors.ts";
 import { checkCode, claimSend, clearEndedRetries, commitSend, newCode, releaseSend } from "./challenges.ts";
 import { clientOf } from "./client-address.ts";
 import type { RegistrationDeps } from "./deps.ts";
 import { countryAllowed, normaliseNumber } from "./phone.ts";
-import { type AuthorizeAnswer, authorizeBody, type RegisterAnswer, registerBody } from "./schema.ts";
+import {
+  type AuthorizeAnswer,
+  appTooOldAnswer,
+  authorizeAnswer,
+  authorizeBody,
+  type RegisterAnswer,
+  registerAnswer,
+  registerBody,
+} from "./schema.ts";
 import type { SmsSender } from "./sms/sender.ts";
 
 /**
- * Registration by phone number (legacy-api.md "Users, locations, app version"), both public and rate-limited
- * per address, per number and per (number, address) through PostgreSQL: POST / sends a code by SMS through the
- * domain's sender, within the daily SMS budgets (sms-budget.ts); POST /authorize checks it, consumes it and
- * answers the account's JID and a fresh XMPP password, stored as SCRAM data in web_users. Sessions and their
- * limits: challenges.ts; the policy: docs/registration.md and docs/security.md. The code, the token and the
- * nonce never reach a log (but the code with the `log` sender).
+ * Registration by phone number (docs/registration.md "What the app sees"), both public and rate-limited
+ * per address, per number and per (number, address) through PostgreSQL: POST /api/v1/users sends a code by
+ * SMS through the domain's sender, within the daily SMS budgets (sms-budget.ts); POST /api/v1/users/authorize
+ * checks it, consumes it and answers the account's JID and a fresh XMPP password, stored as SCRAM data in
+ * web_users. Sessions and their limits: challenges.ts; the policy: docs/registration.md and
+ * docs/security.md. The code, the token and the nonce never reach a log (but the code with the `log` sender).
  */
 
 /** Both routes are public: no callers. The senders, budget and limits: `createRegistrationDeps`. */
-export interface UsersDeps extends RegistrationDeps {
+export interface RegistrationRoutesDeps extends RegistrationDeps {
   config: Pick<Config, "domains" | "apps">;
   log: Logger;
   pool: Pool;
 }
-
-const REGISTER = "POST /api/v1/users";
-const retryAfter = (s: number) => ({ "retry-after": String(s) });
-
-const errors = {
-  unknownDomain: (d: string) =>
-    new HttpError(404, "unknown_domain", `No XMPP domain "${d}" is served here: check domain.`),
-  registrationDisabled: (d: string) =>
-    new HttpError(
-      400,
-      "registration_disabled",
-      `The domain "${d}" does not accept registration by phone number.`,
-    ),
-  unknownApp: (app: string) =>
-    new HttpError(
-      400,
-      "unknown_app",
-      `No app "${app}" is configured: check appName (names are case-sensitive).`,
-    ),
-  invalidNumber: (message: string) => new HttpError(400, "invalid_number", message),
-  countryNotAllowed: (country: string | undefined, d: string, allowed: readonly string[]) =>
-    new HttpError(
-      400,
-      "country_not_allowed",
-      `node: numbers of ${country ?? "that calling code"} cannot register in "${d}" (allowed: ${allowed.join(", ")}).`,
-    ),
-  resendTooSoon: (s: number) =>
-    new HttpError(
-      429,
-      "resend_too_soon",
-      `A code was sent to this number a moment ago: enter it, or ask for another one in ${s} s.`,
-      retryAfter(s),
-    ),
-  tooManyCodes: (s: number) =>
-    new HttpError(
-      429,
-      "too_many_codes",
-      `No more codes for this number now: enter the last one received, or ask again in ${s} s.`,
-      retryAfter(s),
-    ),
-  smsBudgetExhausted: (scope: "global" | "prefix", prefix: string, s: number) =>
-    new HttpError(
-      503,
-      "sms_budget_exhausted",
-      `No registration codes can be sent ${scope === "global" ? "" : `to ${prefix} numbers `}right now: retry in ${s} s.`,
-      retryAfter(s),
-    ),
-  codeUsed: () =>
-    new HttpError(
-      410,
-      "code_used",
-      `This code has been used already and works only once: ask for a new code (${REGISTER}).`,
-    ),
-  smsFailed: () =>
-    new HttpError(502, "sms_failed", "The SMS could not be sent; retry in a minute.", retryAfter(60)),
-  claimLost: () =>
-    new HttpError(
-      409,
-      "registration_conflict",
-      "Another request for this number got in the way; ask for a new code.",
-    ),
-  noChallenge: () =>
-    new HttpError(
-      404,
-      "no_challenge",
-      `No code was sent to this number in this domain: ask for one first (${REGISTER}).`,
-    ),
-  challengeExpired: () =>
-    new HttpError(410, "challenge_expired", `The code has expired: ask for a new one (${REGISTER}).`),
-  wrongCode: (left: number) =>
-    new HttpError(
-      400,
-      "wrong_code",
-      `challengecode: wrong code; ${left} attempt${left === 1 ? "" : "s"} left before it stops working.`,
-    ),
-  tooManyAttempts: (s: number) =>
-    new HttpError(
-      429,
-      "too_many_attempts",
-      `Too many wrong codes: this code no longer works. Request a new code (${REGISTER}) in ${s} s.`,
-      retryAfter(s),
-    ),
-  accountDisabled: () =>
-    new HttpError(403, "account_disabled", "This account is disabled; contact the service's support."),
-  noRegistration: () =>
-    new HttpError(400, "registration_disabled", "No domain accepts registration by phone number here."),
-  domainRequired: () =>
-    new HttpError(
-      400,
-      "invalid_request",
-      "domain: required (this server accepts registration in several domains)",
-    ),
-};
 
 /** A fresh XMPP password: 24 random bytes, base64url (32 characters). */
 const newPassword = () => randomBytes(24).toString("base64url");
@@ -139,7 +55,7 @@ const newPassword = () => randomBytes(24).toString("base64url");
 const message = (template: string, values: { app: string; code: string }) =>
   template.replace(/\{(app|code)\}/g, (_, k: "app" | "code") => values[k]);
 
-export function usersRouter(deps: UsersDeps): Router {
+export function registrationRoutes(deps: RegistrationRoutesDeps): Route<CallerPolicy>[] {
   const { config, log, pool, senders, budget } = deps;
   const {
     registerPerIp,
@@ -187,7 +103,7 @@ export function usersRouter(deps: UsersDeps): Router {
   async function requiredMinimum(appName: string, platform: string | undefined): Promise<string | undefined> {
     const found = await minimumVersion(pool, config.apps, appName, platform);
     if (found.ok) return found.minimumVersion;
-    if (found.reason === "unknown_app") throw errors.unknownApp(appName);
+    if (found.reason === "unknown_app") throw errors.unknownRegistrationApp(appName);
     // no entry for this platform and no `default`: the lowest configured applies
     const overrides = await overridesOf(pool, appName);
     return found.known
@@ -198,132 +114,6 @@ export function usersRouter(deps: UsersDeps): Router {
       .sort(compareVersions)[0];
   }
 
-  const router = Router();
-
-  router.use(clearRetries);
-
-  router.post(
-    "/",
-    perIp(registerPerIp),
-    validated({ body: registerBody }, async ({ body }, req, res) => {
-      const domain = registrationDomain(body.domain);
-      const minimum = await requiredMinimum(body.appName, body.platform);
-      if (minimum !== undefined && isBelow(body.appVersionCode, minimum)) {
-        res.status(426).json({
-          error: {
-            code: "app_version_too_old",
-            message: `${body.appName} ${body.appVersionCode} is too old: update to ${minimum} or later.`,
-            minimumVersion: minimum,
-          },
-        });
-        return;
-      }
-      const number = normaliseNumber(body.node);
-      if (!number.ok) throw errors.invalidNumber(number.message);
-      const allowed = domain.config.registration.countries;
-      if (!countryAllowed(number.country, allowed)) {
-        throw errors.countryNotAllowed(number.country, body.domain, allowed);
-      }
-
-      const jid: Jid = { node: number.msisdn, domain: body.domain };
-      const rules = domain.config.registration;
-      const app = { name: body.appName, version: body.appVersionCode, platform: body.platform };
-      const claim = await claimSend(pool, jid, app, rules);
-      if (!claim.ok) {
-        throw claim.reason === "too_many_codes"
-          ? errors.tooManyCodes(claim.retryAfterS)
-          : errors.resendTooSoon(claim.retryAfterS);
-      }
-      const code = newCode();
-      try {
-        // a point per code that goes out (not per request): a user waiting for a resend loses nothing.
-        // Per (number, address) first: a stranger spends that budget, not the number's (the backstop)
-        await registerPerNumberIp.consume(`${number.msisdn}/${clientOf(req)}`);
-        await registerPerNumber.consume(number.msisdn);
-        const took = await budget.take(number.prefix);
-        if (!took.ok) throw errors.smsBudgetExhausted(took.scope, took.prefix, took.retryAfterS);
-        try {
-          await domain.sender.send(number.e164, message(rules.message, { app: body.appName, code }), code);
-        } catch (err) {
-          await budget.giveBack(took.scopes).catch(() => {});
-          log.warn(
-            { domain: jid.domain, node: jid.node, err: (err as Error).message },
-            "registration SMS not sent",
-          );
-          throw errors.smsFailed();
-        }
-      } catch (err) {
-        await releaseSend(pool, jid, claim.claimId).catch(() => {}); // else it lapses by itself
-        throw err;
-      }
-      const sent = await commitSend(pool, jid, claim.claimId, code, rules);
-      if (!sent) throw errors.claimLost();
-      log.info({ domain: jid.domain, node: jid.node, sends: sent.sends }, "registration code sent");
-      const answer: RegisterAnswer = {
-        node: jid.node,
-        domain: jid.domain,
-        expiresIn: sent.expiresInS,
-        resendAfter: sent.resendAfterS,
-      };
-      res.status(sent.sends === 1 ? 201 : 200).json(answer);
-    }),
-  );
-
-  router.post(
-    "/authorize",
-    perIp(authorizePerIp),
-    validated({ body: authorizeBody }, async ({ body }, req, res) => {
-      let name = body.domain;
-      if (name === undefined) {
-        if (enabledDomains.length > 1) throw errors.domainRequired();
-        name = enabledDomains[0];
-        if (name === undefined) throw errors.noRegistration();
-      }
-      const domain = registrationDomain(name);
-      const number = normaliseNumber(body.node);
-      if (!number.ok) throw errors.invalidNumber(number.message);
-      const jid: Jid = { node: number.msisdn, domain: name };
-      const client = clientOf(req);
-      // per (number, address) first: a stranger's checks stop there and leave the number's own budget alone
-      await authorizePerNumberIp.consume(`${number.msisdn}/${client}`);
-      await authorizePerNumber.consume(number.msisdn);
-
-      let created = false;
-      const check = await checkCode(
-        pool,
-        jid,
-        { code: body.challengecode, client, nonce: body.nonce },
-        domain.config.registration,
-        newPassword(),
-        async (tx, token) => {
-          // in the transaction that consumes the code: a refusal here leaves the code unspent
-          const existing = await findUser(pool, jid);
-          if (existing?.disabled) throw errors.accountDisabled();
-          created = !existing;
-          await saveUser(tx, jid, { cleartext: token }, domain.config);
-        },
-      );
-      if (!check.ok) {
-        if (check.reason === "no_challenge") throw errors.noChallenge();
-        if (check.reason === "challenge_expired") throw errors.challengeExpired();
-        if (check.reason === "code_used") throw errors.codeUsed();
-        if (check.reason === "wrong_code") throw errors.wrongCode(check.attemptsLeft);
-        throw errors.tooManyAttempts(check.retryAfterS);
-      }
-      log.info(
-        { domain: jid.domain, node: jid.node, created, replayed: check.replayed },
-        "registration authorized",
-      );
-      const answer: AuthorizeAnswer = {
-        jid: `${jid.node}@${jid.domain}`,
-        node: jid.node,
-        domain: jid.domain,
-        token: check.token,
-      };
-      res.json(answer);
-    }),
-  );
-
   /** Creates or updates the account; a concurrent creation of the same account ends as an update. */
   async function saveUser(tx: PoolClient, jid: Jid, secret: NewSecret, d: DomainConfig): Promise<void> {
     // web-users.ts only runs `query`, which a transaction's client has with the pool's signature
@@ -333,5 +123,188 @@ export function usersRouter(deps: UsersDeps): Router {
     if (!(await setPassword(db, jid, secret, d))) throw new Error("web_users row vanished while registering");
   }
 
-  return router;
+  return [
+    defineRoute({
+      method: "post",
+      path: "/api/v1/users",
+      summary: "Start a registration: send a code by SMS",
+      description:
+        "Checks the app and its version, normalises the phone number to E.164 and sends a 6-digit code through " +
+        "the domain's SMS sender. Asking again for the same number sends a new code (the previous one stops " +
+        "working) once `resendAfter` seconds have passed, a few times per session; a session ends when its " +
+        "last code expires. Public, rate-limited per address, per (number, address) and per number, within " +
+        "daily SMS budgets (global and per calling code).",
+      caller: caller.public,
+      // counted before the body is read: malformed requests spend the address's budget too
+      use: [clearRetries, perIp(registerPerIp)],
+      request: { body: registerBody },
+      responses: {
+        201: { description: "The first code of a session was sent", schema: registerAnswer },
+        200: { description: "Another code of the session was sent", schema: registerAnswer },
+        426: {
+          description: "The app is older than the minimum version of its platform",
+          schema: appTooOldAnswer,
+        },
+      },
+      errors: [
+        errors.invalidNumber,
+        errors.countryNotAllowed,
+        errors.unknownRegistrationApp,
+        errors.registrationDisabled,
+        errors.unknownDomain,
+        errors.registrationConflict,
+        errors.appVersionTooOld,
+        errors.resendTooSoon,
+        errors.tooManyCodes,
+        errors.rateLimited,
+        errors.smsFailed,
+        errors.smsBudgetExhausted,
+      ],
+      async handler({ body, req, res }) {
+        const domain = registrationDomain(body.domain);
+        const minimum = await requiredMinimum(body.appName, body.platform);
+        if (minimum !== undefined && isBelow(body.appVersionCode, minimum)) {
+          throw errors.appVersionTooOld(body.appName, body.appVersionCode, minimum);
+        }
+        const number = normaliseNumber(body.node);
+        if (!number.ok) throw errors.invalidNumber(number.message);
+        const allowed = domain.config.registration.countries;
+        if (!countryAllowed(number.country, allowed)) {
+          throw errors.countryNotAllowed(number.country, body.domain, allowed);
+        }
+
+        const jid: Jid = { node: number.msisdn, domain: body.domain };
+        const rules = domain.config.registration;
+        const app = { name: body.appName, version: body.appVersionCode, platform: body.platform };
+        const claim = await claimSend(pool, jid, app, rules);
+        if (!claim.ok) {
+          throw claim.reason === "too_many_codes"
+            ? errors.tooManyCodes(claim.retryAfterS)
+            : errors.resendTooSoon(claim.retryAfterS);
+        }
+        const code = newCode();
+        try {
+          // a point per code that goes out (not per request): a user waiting for a resend loses nothing.
+          // Per (number, address) first: a stranger spends that budget, not the number's (the backstop)
+          await registerPerNumberIp.consume(`${number.msisdn}/${clientOf(req)}`);
+          await registerPerNumber.consume(number.msisdn);
+          const took = await budget.take(number.prefix);
+          if (!took.ok) throw errors.smsBudgetExhausted(took.scope, took.prefix, took.retryAfterS);
+          try {
+            await domain.sender.send(number.e164, message(rules.message, { app: body.appName, code }), code);
+          } catch (err) {
+            await budget.giveBack(took.scopes).catch(() => {});
+            log.warn(
+              { domain: jid.domain, node: jid.node, err: (err as Error).message },
+              "registration SMS not sent",
+            );
+            throw errors.smsFailed();
+          }
+        } catch (err) {
+          await releaseSend(pool, jid, claim.claimId).catch(() => {}); // else it lapses by itself
+          throw err;
+        }
+        const sent = await commitSend(pool, jid, claim.claimId, code, rules);
+        if (!sent) throw errors.registrationConflict();
+        log.info({ domain: jid.domain, node: jid.node, sends: sent.sends }, "registration code sent");
+        const answer: RegisterAnswer = {
+          node: jid.node,
+          domain: jid.domain,
+          expiresIn: sent.expiresInS,
+          resendAfter: sent.resendAfterS,
+        };
+        res.status(sent.sends === 1 ? 201 : 200).json(answer);
+      },
+    }),
+
+    defineRoute({
+      method: "post",
+      path: "/api/v1/users/authorize",
+      summary: "Check the code; create or update the account",
+      description:
+        "The right code creates the account (or gives an existing one a new password) and answers its JID and " +
+        "XMPP password (`token`). A code works once: sent again after its success it answers 410 `code_used`, " +
+        "from any address.\n\n" +
+        "**Retrying a lost answer.** Make a `nonce` (at least 128 random bits, e.g. 22 base64url characters) " +
+        "once per registration, keep it in memory, and send it with the authorize request. When the answer is " +
+        "lost (timeout, connection cut), send the very same request again (same `node`, `challengecode`, " +
+        "`domain` and `nonce`) within `retryWindowSeconds` (30 s by default): it answers the same `token`. " +
+        "Without the nonce, with another one, or later, it answers 410 `code_used`: ask for a new code.\n\n" +
+        "Wrong codes count per client address: after `maxChecks` (5) from one address the code stops working " +
+        "for that address, after `maxChecksPerNumber` (15) from all addresses together for everyone.",
+      caller: caller.public,
+      use: [clearRetries, perIp(authorizePerIp)],
+      request: { body: authorizeBody },
+      responses: { 200: { description: "The account and its new XMPP password", schema: authorizeAnswer } },
+      errors: [
+        errors.invalidRequest,
+        errors.invalidNumber,
+        errors.wrongCode,
+        errors.registrationDisabled,
+        errors.noRegistration,
+        errors.accountDisabled,
+        errors.unknownDomain,
+        errors.noChallenge,
+        errors.challengeExpired,
+        errors.codeUsed,
+        errors.tooManyAttempts,
+        errors.rateLimited,
+      ],
+      async handler({ body, req, res }) {
+        let name = body.domain;
+        if (name === undefined) {
+          if (enabledDomains.length > 1) {
+            throw errors.invalidRequest(
+              "domain",
+              "required (this server accepts registration in several domains)",
+            );
+          }
+          name = enabledDomains[0];
+          if (name === undefined) throw errors.noRegistration();
+        }
+        const domain = registrationDomain(name);
+        const number = normaliseNumber(body.node);
+        if (!number.ok) throw errors.invalidNumber(number.message);
+        const jid: Jid = { node: number.msisdn, domain: name };
+        const client = clientOf(req);
+        // per (number, address) first: a stranger's checks stop there and leave the number's own budget alone
+        await authorizePerNumberIp.consume(`${number.msisdn}/${client}`);
+        await authorizePerNumber.consume(number.msisdn);
+
+        let created = false;
+        const check = await checkCode(
+          pool,
+          jid,
+          { code: body.challengecode, client, nonce: body.nonce },
+          domain.config.registration,
+          newPassword(),
+          async (tx, token) => {
+            // in the transaction that consumes the code: a refusal here leaves the code unspent
+            const existing = await findUser(pool, jid);
+            if (existing?.disabled) throw errors.accountDisabled();
+            created = !existing;
+            await saveUser(tx, jid, { cleartext: token }, domain.config);
+          },
+        );
+        if (!check.ok) {
+          if (check.reason === "no_challenge") throw errors.noChallenge();
+          if (check.reason === "challenge_expired") throw errors.challengeExpired();
+          if (check.reason === "code_used") throw errors.codeUsed();
+          if (check.reason === "wrong_code") throw errors.wrongCode(check.attemptsLeft);
+          throw errors.tooManyAttempts(check.retryAfterS);
+        }
+        log.info(
+          { domain: jid.domain, node: jid.node, created, replayed: check.replayed },
+          "registration authorized",
+        );
+        const answer: AuthorizeAnswer = {
+          jid: `${jid.node}@${jid.domain}`,
+          node: jid.node,
+          domain: jid.domain,
+          token: check.token,
+        };
+        res.json(answer);
+      },
+    }),
+  ];
 }

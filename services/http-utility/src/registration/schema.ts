@@ -3,7 +3,7 @@ import { platformField } from "../app-version/schema.ts";
 import { isVersion } from "../app-version/versions.ts";
 
 /**
- * POST /api/v1/users and /api/v1/users/authorize (legacy-api.md "Users, locations, app version"), as JSON or
+ * POST /api/v1/users and /api/v1/users/authorize (docs/registration.md "What the app sees"), as JSON or
  * form fields. Legacy apps send numbers where strings are meant (the msisdn, the code, `0.1`): both are taken.
  * The phone number is only shaped here; phone.ts decides whether it is one (400 invalid_number).
  */

@@ -1,10 +1,9 @@
-import { type Response, Router } from "express";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { HttpError } from "#common/errors.ts";
-import { validated } from "#common/http/validate.ts";
+import { defineRoute, type Route } from "#common/http/route.ts";
 import type { Jid } from "#common/users/jid.ts";
-import { appJid, type Callers } from "../../callers.ts";
+import { type CallerPolicy, caller } from "../../callers.ts";
+import { errors } from "../../errors.ts";
 import type { Notifier } from "../notifier.ts";
 import {
   deleteAllTokens,
@@ -17,11 +16,16 @@ import {
 import {
   channelBody,
   deleteAllTokensBody,
+  deletedAnswer,
   deleteTokenBody,
   type ResetBadgeAnswer,
+  resetBadgeAnswer,
   resetBadgeBody,
   type StoreTokenAnswer,
+  storeTokenAnswer,
   storeTokenBody,
+  subscribedAnswer,
+  unsubscribedAnswer,
 } from "./schema.ts";
 
 /**
@@ -33,146 +37,158 @@ import {
 /** Legacy apps send their msisdn as `node`, with or without the `+` their JID may have. */
 const bare = (node: string) => node.replace(/^\+/, "");
 
-const notYourDevices = (node: string) =>
-  new HttpError(
-    403,
-    "forbidden",
-    `node ${node} is not yours: you can only register your own devices (node is the user part of your JID).`,
-  );
-const notYourDomain = (domain: string) =>
-  new HttpError(
-    403,
-    "forbidden",
-    `domain ${domain} is not yours: you can subscribe in your own domain only (the domain of your JID).`,
-  );
-const noApp = (domain: string) =>
-  new HttpError(
-    422,
-    "no_app",
-    `No app is configured for ${domain}: send \`app\`, or ask the operator to set push.domains."${domain}".app in the config.`,
-  );
-const unknownApp = (app: string) =>
-  new HttpError(
-    422,
-    "unknown_app",
-    `The app "${app}" has no push credentials here: send one of the configured apps, or ask the operator to add push.apps."${app}".`,
-  );
-/** Says neither whose the token is nor when it was registered: only what the caller can do. */
-export const tokenInUse = (moveAfterDays: number) =>
-  new HttpError(
-    409,
-    "token_in_use",
-    `This device token is registered to another account. Send the deviceSecret this app install registered it with, or register it again once that registration is ${moveAfterDays} days old without renewal.`,
-  );
-const notYourToken = () =>
-  new HttpError(404, "not_found", "No such token among your devices: register it with store_token first.");
-
-export interface DeviceRoutesDeps {
-  pool: Pool;
-  config: Pick<Config, "push">;
-  callers: Callers;
-  notifier: Notifier;
+/** The caller's JID, once `node` (when given) is checked to be theirs. */
+function owner(jid: Jid, node: string | undefined): Jid {
+  if (node !== undefined && bare(node) !== bare(jid.node)) throw errors.nodeNotYours(node);
+  return jid;
 }
 
-export function deviceRoutes(deps: DeviceRoutesDeps): Router {
-  const { pool, callers, notifier } = deps;
-  const push = deps.config.push;
-  const router = Router();
+/** The caller, subscribing in their own domain: `domain`, when given, must be theirs. */
+function subscriber(jid: Jid, body: { node: string; domain?: string | undefined }): Jid {
+  owner(jid, body.node);
+  if (body.domain !== undefined && body.domain !== jid.domain) throw errors.domainNotYours(body.domain);
+  return jid;
+}
 
-  /** The caller's JID, once `node` (when given) is checked to be theirs. */
-  function owner(res: Response, node: string | undefined): Jid {
-    const jid = appJid(res);
-    if (!jid) throw new Error("notifications: a device route reached without an app caller");
-    if (node !== undefined && bare(node) !== bare(jid.node)) throw notYourDevices(node);
-    return jid;
-  }
+export function deviceRoutes(deps: {
+  pool: Pool;
+  config: Pick<Config, "push">;
+  notifier: Notifier;
+}): Route<CallerPolicy>[] {
+  const { pool, notifier } = deps;
+  const push = deps.config.push;
 
   function appOf(jid: Jid, given: string | undefined): string {
     const app = given ?? push.domains[jid.domain]?.app;
-    if (app === undefined) throw noApp(jid.domain);
-    if (!Object.hasOwn(push.apps, app)) throw unknownApp(app);
+    if (app === undefined) throw errors.noPushApp(jid.domain);
+    if (!Object.hasOwn(push.apps, app)) throw errors.unknownPushApp(app);
     return app;
   }
 
-  router.post(
-    "/store_token",
-    callers.app,
-    validated({ body: storeTokenBody }, async ({ body }, req, res) => {
-      const jid = owner(res, body.node);
-      const app = appOf(jid, body.app);
-      const r = await registerToken(
-        pool,
-        { ...jid, service: body.service, token: body.token, app },
-        push.maxTokensPerUser,
-        { moveAfterDays: push.tokenMoveAfterDays, deviceSecret: body.deviceSecret },
-      );
-      if (r.outcome === "refused") throw tokenInUse(push.tokenMoveAfterDays);
-      // whose it was is for the operator debugging a device, never for the caller (nor for info logs)
-      if (r.outcome === "moved") req.log?.debug({ service: body.service, from: r.from }, "push token moved");
-      const answer: StoreTokenAnswer = {
-        stored: true,
-        outcome: r.outcome === "refreshed" ? "refreshed" : "new",
-        app,
-        evicted: r.evicted,
-      };
-      res.json(answer);
+  return [
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/store_token",
+      summary: "Register a device token of the caller",
+      description:
+        "Idempotent: registering a token again makes it the caller's most recently registered device. A token " +
+        "(per `service`) belongs to one user: registered to another, it moves to the caller (badge back to 0) " +
+        "only with the `deviceSecret` it was registered with (the same app install) or once that registration " +
+        "is older than `push.tokenMoveAfterDays` (30 by default); otherwise 409 token_in_use. The answer never " +
+        "tells whether or whose the token was before. A user keeps at most `push.maxTokensPerUser` (10 by " +
+        "default) tokens per app; one more forgets the least recently registered. `app` defaults to " +
+        "`push.domains.<caller's domain>.app`.",
+      caller: caller.app,
+      request: { body: storeTokenBody },
+      responses: { 200: { description: "Stored", schema: storeTokenAnswer } },
+      errors: [errors.nodeNotYours, errors.tokenInUse, errors.noPushApp, errors.unknownPushApp],
+      async handler({ body, caller: who, req, res }) {
+        const jid = owner(who.jid, body.node);
+        const app = appOf(jid, body.app);
+        const r = await registerToken(
+          pool,
+          { ...jid, service: body.service, token: body.token, app },
+          push.maxTokensPerUser,
+          { moveAfterDays: push.tokenMoveAfterDays, deviceSecret: body.deviceSecret },
+        );
+        if (r.outcome === "refused") throw errors.tokenInUse(push.tokenMoveAfterDays);
+        // whose it was is for the operator debugging a device, never for the caller (nor for info logs)
+        if (r.outcome === "moved")
+          req.log?.debug({ service: body.service, from: r.from }, "push token moved");
+        const answer: StoreTokenAnswer = {
+          stored: true,
+          outcome: r.outcome === "refreshed" ? "refreshed" : "new",
+          app,
+          evicted: r.evicted,
+        };
+        res.json(answer);
+      },
     }),
-  );
 
-  router.post(
-    "/delete_token",
-    callers.app,
-    validated({ body: deleteTokenBody }, async ({ body }, _req, res) => {
-      res.json({ deleted: await deleteToken(pool, owner(res, body.node), body.token) });
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/delete_token",
+      summary: "Forget one of the caller's device tokens",
+      description:
+        "Whatever its service. A token that is not the caller's (another user's, or unknown) is left alone: `deleted` is 0.",
+      caller: caller.app,
+      request: { body: deleteTokenBody },
+      responses: {
+        200: { description: "Done: `deleted` is the number of tokens forgotten", schema: deletedAnswer },
+      },
+      errors: [errors.nodeNotYours],
+      async handler({ body, caller: who, res }) {
+        res.json({ deleted: await deleteToken(pool, owner(who.jid, body.node), body.token) });
+      },
     }),
-  );
 
-  router.post(
-    "/delete_all_tokens",
-    callers.app,
-    validated({ body: deleteAllTokensBody }, async ({ body }, _req, res) => {
-      res.json({ deleted: await deleteAllTokens(pool, owner(res, body.node)) });
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/delete_all_tokens",
+      summary: "Forget all the caller's device tokens",
+      description: "Of every app and service, e.g. at logout on every device.",
+      caller: caller.app,
+      request: { body: deleteAllTokensBody },
+      responses: {
+        200: { description: "Done: `deleted` is the number of tokens forgotten", schema: deletedAnswer },
+      },
+      errors: [errors.nodeNotYours],
+      async handler({ body, caller: who, res }) {
+        res.json({ deleted: await deleteAllTokens(pool, owner(who.jid, body.node)) });
+      },
     }),
-  );
 
-  router.post(
-    "/reset_badge",
-    callers.app,
-    validated({ body: resetBadgeBody }, async ({ body }, _req, res) => {
-      const rows = await resetBadge(pool, owner(res, body.node), body.token);
-      if (rows.length === 0) throw notYourToken();
-      // only an APNs alert carries the icon's badge; FCM apps and PushKit keep their count in the app
-      const apns = rows.find((r) => r.service === "apns");
-      const answer: ResetBadgeAnswer = {
-        reset: true,
-        update: apns ? await notifier.toToken(apns, { silent: true, badge: 0 }) : null,
-      };
-      res.json(answer);
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/reset_badge",
+      summary: "Set the badge of one of the caller's devices back to 0",
+      description:
+        "The stored count restarts at 0 (the next alert shows 1); for an `apns` token a silent push sets the " +
+        "icon's badge to 0 now, and `update` says how that went. `node` is optional here.",
+      caller: caller.app,
+      request: { body: resetBadgeBody },
+      responses: { 200: { description: "Reset", schema: resetBadgeAnswer } },
+      errors: [errors.nodeNotYours, errors.noDevice],
+      async handler({ body, caller: who, res }) {
+        const rows = await resetBadge(pool, owner(who.jid, body.node), body.token);
+        if (rows.length === 0) throw errors.noDevice();
+        // only an APNs alert carries the icon's badge; FCM apps and PushKit keep their count in the app
+        const apns = rows.find((r) => r.service === "apns");
+        const answer: ResetBadgeAnswer = {
+          reset: true,
+          update: apns ? await notifier.toToken(apns, { silent: true, badge: 0 }) : null,
+        };
+        res.json(answer);
+      },
     }),
-  );
 
-  /** The caller, subscribing in their own domain: `domain`, when given, must be theirs. */
-  function subscriber(res: Response, body: { node: string; domain?: string | undefined }): Jid {
-    const jid = owner(res, body.node);
-    if (body.domain !== undefined && body.domain !== jid.domain) throw notYourDomain(body.domain);
-    return jid;
-  }
-
-  router.post(
-    "/channel_subscribe",
-    callers.app,
-    validated({ body: channelBody }, async ({ body }, _req, res) => {
-      res.json({ subscribed: await subscribe(pool, subscriber(res, body), body.channel) });
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/channel_subscribe",
+      summary: "Subscribe the caller to a broadcast channel of their domain",
+      description: "Idempotent: subscribing again changes nothing (`subscribed` is then false).",
+      caller: caller.app,
+      request: { body: channelBody },
+      responses: { 200: { description: "Subscribed", schema: subscribedAnswer } },
+      errors: [errors.nodeNotYours, errors.domainNotYours],
+      async handler({ body, caller: who, res }) {
+        res.json({ subscribed: await subscribe(pool, subscriber(who.jid, body), body.channel) });
+      },
     }),
-  );
 
-  router.post(
-    "/channel_unsubscribe",
-    callers.app,
-    validated({ body: channelBody }, async ({ body }, _req, res) => {
-      res.json({ unsubscribed: await unsubscribe(pool, subscriber(res, body), body.channel) });
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/channel_unsubscribe",
+      summary: "Unsubscribe the caller from a broadcast channel",
+      description:
+        "Idempotent: unsubscribing from a channel the caller is not subscribed to answers `unsubscribed: false`.",
+      caller: caller.app,
+      request: { body: channelBody },
+      responses: { 200: { description: "Not subscribed (any more)", schema: unsubscribedAnswer } },
+      errors: [errors.nodeNotYours, errors.domainNotYours],
+      async handler({ body, caller: who, res }) {
+        res.json({ unsubscribed: await unsubscribe(pool, subscriber(who.jid, body), body.channel) });
+      },
     }),
-  );
-
-  return router;
+  ];
 }

@@ -3,7 +3,7 @@ import { validateNode } from "#common/users/jid.ts";
 import { PUSH_SERVICES } from "../senders/sender.ts";
 
 /**
- * The app's device endpoints under /api/v1/notifications (legacy-api.md "Notifications"): bodies as JSON or
+ * The app's device endpoints under /api/v1/notifications (docs/push.md "App endpoints"): bodies as JSON or
  * as a form, so every field may come as a string, and an msisdn as a JSON number too.
  */
 

@@ -4,13 +4,15 @@ import { validateNode } from "#common/users/jid.ts";
 import type { PushMessage } from "../senders/sender.ts";
 
 /**
- * What MongooseIM sends us (../shared/mongooseim-contract.md §3 and §4) and what it means as a PushMessage:
- * the chat-message hook of `mod_http_notification` (2.1.0) / `mod_event_pusher_http` (6.x), and the JSON
- * body of the MongoosePush API that `mod_push_service_mongoosepush` calls.
+ * What MongooseIM sends us (docs/push.md "MongooseIM") and what it means as a PushMessage: the chat-message
+ * hook of `mod_http_notification` (2.1.0) / `mod_event_pusher_http` (6.x,
+ * https://esl.github.io/MongooseDocs/latest/modules/mod_event_pusher_http/), and the JSON body of the
+ * MongoosePush API (https://esl.github.io/MongoosePush/v2.3.0/http_api.html) that
+ * `mod_push_service_mongoosepush` calls (https://esl.github.io/MongooseDocs/latest/modules/mod_push_service_mongoosepush/).
  */
 
 // ---------------------------------------------------------------------------------------------------------
-// §3: `author=<localpart>&server=<domain>&receiver=<localpart>&message=<body>`
+// The chat-message hook: `author=<localpart>&server=<domain>&receiver=<localpart>&message=<body>`
 
 export interface ChatHook {
   author: string;
@@ -134,7 +136,7 @@ export function chatNotification(hook: ChatHook): PushMessage {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// §4: the MongoosePush v2/v3 body. 2.1.0 sends `null` for what it lacks, 6.x some numbers and booleans as
+// The MongoosePush v2/v3 body. 2.1.0 sends `null` for what it lacks, 6.x some numbers and booleans as
 // strings: null is read as absent, numeric and "true"/"false" strings as what they say.
 
 const absent = <T extends z.ZodType>(schema: T) =>

@@ -10,6 +10,7 @@ import { type AuthCore, createAuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
+import { routesRouter } from "#common/http/route.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../../../test/support/bytes.ts";
@@ -17,9 +18,9 @@ import { createTestDatabase, type TestDatabase } from "../../../../../test/suppo
 import { eventually } from "../../../../../test/support/eventually.ts";
 import { ScriptedPushSender, sendersOf } from "../../../../../test/support/scripted-push-sender.ts";
 import { createCallers } from "../../callers.ts";
-import { createNotifier } from "../create-notifier.ts";
 import { createJobQueue } from "../jobs.ts";
 import { createRelay, type Relay } from "../mongooseim/relay.ts";
+import { createNotifier } from "../notifier.ts";
 import type { PushService } from "../senders/sender.ts";
 import { storeToken, subscribe } from "../token-store.ts";
 import { type Broadcasts, createBroadcasts } from "./broadcast.ts";
@@ -133,21 +134,25 @@ beforeAll(async () => {
   await relay.start();
 
   const callers = createCallers({ core, apiKeys: config.services.httpUtility.apiKeys });
-  const deps = { pool: db.pool, callers, notifier, broadcasts, relay };
+  const deps = { pool: db.pool, notifier, broadcasts, relay };
+  const mount = { base: "/api/v1", resolveCaller: callers.resolve };
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });
   const parsers = [express.json(), express.urlencoded({ extended: false })];
   // config/test.json serves `localhost` too: two domains
-  app.use("/api/v1/notifications", ...parsers, sendRoutes({ ...deps, config }));
+  app.use("/api/v1", ...parsers, routesRouter(sendRoutes({ ...deps, config }), mount));
   app.use(
-    "/single/api/v1/notifications",
+    "/single/api/v1",
     ...parsers,
-    sendRoutes({
-      ...deps,
-      config: {
-        domains: { "oyo.test": config.domains["oyo.test"] as Config["domains"][string] },
-        push: config.push,
-      },
-    }),
+    routesRouter(
+      sendRoutes({
+        ...deps,
+        config: {
+          domains: { "oyo.test": config.domains["oyo.test"] as Config["domains"][string] },
+          push: config.push,
+        },
+      }),
+      mount,
+    ),
   );
   finishApp(app, log);
   server = await startServer(app, { name: "http-utility", host: "127.0.0.1", port: 0, log });

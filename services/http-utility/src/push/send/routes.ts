@@ -1,63 +1,48 @@
-import { randomUUID } from "node:crypto";
-import { type Response, Router } from "express";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { HttpError } from "#common/errors.ts";
 import { createOutboundPolicy, OutboundRefused } from "#common/http/outbound-address.ts";
-import { validated } from "#common/http/validate.ts";
-import { type Callers, callerOf } from "../../callers.ts";
+import { defineRoute, type Route } from "#common/http/route.ts";
+import { type AppCaller, type CallerPolicy, caller } from "../../callers.ts";
+import { errors } from "../../errors.ts";
 import type { Origin, Relay } from "../mongooseim/relay.ts";
+import { findNotification, recordNotification } from "../notification-store.ts";
 import type { Notifier } from "../notifier.ts";
 import { tokensOf } from "../token-store.ts";
 import type { Broadcasts } from "./broadcast.ts";
 import {
   broadcastBody,
   broadcastParams,
+  broadcastProgress,
+  broadcastQueued,
   originOf,
   pushMessage,
+  relayQueued,
   replyBody,
   resolveBody,
+  sendAnswer,
   sendBody,
 } from "./schema.ts";
 
 /**
- * What servers send and what users answer (legacy-api.md "Notifications"): `send` to one user (scope
- * `push`), channel broadcasts (scope `broadcast`), and the replies and resolves an app user types into a
- * notification, relayed to the notification's origin. Paths are relative to /api/v1/notifications.
+ * What servers send and what users answer (docs/push.md "Server endpoints", "App endpoints"): `send` to
+ * one user (scope `push`), channel broadcasts (scope `broadcast`), and the replies and resolves an app user
+ * types into a notification, relayed to the notification's origin.
  */
 
-const noTokens = (node: string, domain: string, token: string | undefined) =>
-  new HttpError(
-    404,
-    "no_tokens",
-    token
-      ? `${node}@${domain} has no device with that token: check the token, or leave it out to push to every device.`
-      : `${node}@${domain} has no device registered for push (store_token).`,
-  );
-const noNotification = () =>
-  new HttpError(404, "not_found", "No such notification of yours: check the id (the data's notificationId).");
-const noOrigin = () =>
-  new HttpError(
-    409,
-    "no_origin",
-    "This notification was sent without callbackUrl or buddy: there is nowhere to relay to.",
-  );
-const refusedCallback = (why: string) =>
-  new HttpError(400, "forbidden_callback", `callbackUrl: ${why} (docs/security.md).`);
-const noBroadcast = () => new HttpError(404, "not_found", "No such broadcast: check the id.");
+const RELAY_DESCRIPTION =
+  "Relayed to the notification's origin, at least once, with retries (`push.relay.attempts`, each bounded " +
+  "by `push.relay.timeoutMs`), surviving a restart: a `callbackUrl` receives a POST with the JSON " +
+  '`{ notificationId, action: "reply" | "resolve", text?, from: "<jid>", at }`; a `buddy` receives the same ' +
+  "body at its `notification-action` hook on the buddies service. Only the notification's recipient may act on it.";
 
-export interface SendRoutesDeps {
+export function sendRoutes(deps: {
   pool: Pool;
   config: Pick<Config, "domains" | "push">;
-  callers: Callers;
   notifier: Notifier;
   broadcasts: Broadcasts;
   relay: Relay;
-}
-
-export function sendRoutes(deps: SendRoutesDeps): Router {
-  const { pool, callers, notifier, broadcasts, relay } = deps;
-  const router = Router();
+}): Route<CallerPolicy>[] {
+  const { pool, notifier, broadcasts, relay } = deps;
   const callbacks = createOutboundPolicy(deps.config.push.relay.allowTargets, "push.relay.allowTargets");
 
   /**
@@ -69,7 +54,7 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
     try {
       callbacks.checkUrl(url);
     } catch (err) {
-      if (err instanceof OutboundRefused) throw refusedCallback(err.message);
+      if (err instanceof OutboundRefused) throw errors.forbiddenCallback(err.message);
       throw err;
     }
   }
@@ -79,15 +64,13 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
     const served = Object.keys(deps.config.domains);
     if (given === undefined) {
       if (served.length === 1) return served[0] as string;
-      throw new HttpError(
-        400,
-        "invalid_request",
-        `domain: required: this server serves several domains (${served.join(", ")})`,
+      throw errors.invalidRequest(
+        "domain",
+        `required: this server serves several domains (${served.join(", ")})`,
       );
     }
-    if (!served.includes(given)) {
-      throw new HttpError(400, "invalid_request", `domain: ${given} is not a domain of this server`);
-    }
+    if (!served.includes(given))
+      throw errors.invalidRequest("domain", `${given} is not a domain of this server`);
     return given;
   }
 
@@ -98,89 +81,116 @@ export function sendRoutes(deps: SendRoutesDeps): Router {
   async function recipient(domain: string, node: string, token: string | undefined) {
     const owner = { domain, node };
     if ((await tokensOf(pool, owner, token)).length > 0) return owner;
-    throw noTokens(node, domain, token);
+    throw errors.noTokens(node, domain, token);
   }
-
-  router.post(
-    "/send",
-    callers.server("push"),
-    validated({ body: sendBody }, async ({ body }, _req, res) => {
-      checkCallback(body.callbackUrl);
-      const owner = await recipient(domainOf(body.domain), body.node, body.token);
-      const id = randomUUID();
-      await pool.query("INSERT INTO push_notifications (id, domain, node, origin) VALUES ($1, $2, $3, $4)", [
-        id,
-        owner.domain,
-        owner.node,
-        originOf(body),
-      ]);
-      const message = pushMessage(body);
-      message.data = { ...message.data, notificationId: id };
-      const results = await notifier.toUser(owner, message, body.token);
-      // the user's last device went away between the check and the push
-      if (results.length === 0) throw noTokens(owner.node, owner.domain, body.token);
-      res.json({ id, results });
-    }),
-  );
-
-  router.post(
-    "/channel_broadcast",
-    callers.server("broadcast"),
-    validated({ body: broadcastBody }, async ({ body }, _req, res) => {
-      const id = await broadcasts.enqueue({
-        domain: domainOf(body.domain),
-        channel: body.channel,
-        message: pushMessage(body),
-      });
-      res.status(202).json({ id, status: "queued" });
-    }),
-  );
-
-  router.get(
-    "/channel_broadcast/:id",
-    callers.server("broadcast"),
-    validated({ params: broadcastParams }, async ({ params }, _req, res) => {
-      const progress = await broadcasts.progress(params.id);
-      if (!progress) throw noBroadcast();
-      res.json(progress);
-    }),
-  );
 
   /** The origin of a notification sent to the calling app user; only its recipient may act on it. */
-  async function originFor(res: Response, id: string): Promise<{ origin: Origin; from: string }> {
-    const caller = callerOf(res);
-    if (caller.kind !== "app") throw new Error("notifications: a reply reached without an app caller");
-    const { rows } = await pool.query<{ origin: Origin | null }>(
-      "SELECT origin FROM push_notifications WHERE id = $1 AND domain = $2 AND node = $3",
-      [id, caller.jid.domain, caller.jid.node],
-    );
-    const row = rows[0];
-    if (!row) throw noNotification();
-    if (!row.origin) throw noOrigin();
-    return { origin: row.origin, from: `${caller.jid.node}@${caller.jid.domain}` };
+  async function originFor(who: AppCaller, id: string): Promise<{ origin: Origin; from: string }> {
+    const found = await findNotification(pool, id, who.jid);
+    if (!found) throw errors.noNotification();
+    if (!found.origin) throw errors.noOrigin();
+    return { origin: found.origin, from: `${who.jid.node}@${who.jid.domain}` };
   }
 
-  router.post(
-    "/replies",
-    callers.app,
-    validated({ body: replyBody }, async ({ body }, _req, res) => {
-      const { origin, from } = await originFor(res, body.id);
-      const at = new Date().toISOString();
-      await relay.enqueue(origin, { notificationId: body.id, action: "reply", text: body.text, from, at });
-      res.status(202).json({ relayed: "queued" });
+  return [
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/send",
+      summary: "Push a notification to a user's devices",
+      description:
+        "Pushes to every device the user registered (or the one `token` names), in parallel, and answers " +
+        "what happened to each. A provider that is busy (429, 5xx) is retried with exponential backoff, " +
+        "honouring its Retry-After up to `push.retry.maxMs`; a device the provider says is gone is forgotten. " +
+        "An alert without `badge` shows one more than the device's last count; a given `badge` becomes the " +
+        "count. The notification's id is added to its data as `notificationId`; replies and resolves typed " +
+        "into it are relayed to `callbackUrl` or `buddy` when one is given. `node` is taken as written: " +
+        "`+X` and `X` are two users. A `callbackUrl` reaches public addresses only, unless the operator " +
+        "lists it in `push.relay.allowTargets`.",
+      caller: caller.server("push"),
+      request: { body: sendBody },
+      responses: { 200: { description: "Pushed: one result per device (see `status`)", schema: sendAnswer } },
+      errors: [errors.forbiddenCallback, errors.noTokens],
+      async handler({ body, res }) {
+        checkCallback(body.callbackUrl);
+        const owner = await recipient(domainOf(body.domain), body.node, body.token);
+        const id = await recordNotification(pool, owner, originOf(body));
+        const message = pushMessage(body);
+        message.data = { ...message.data, notificationId: id };
+        const results = await notifier.toUser(owner, message, body.token);
+        // the user's last device went away between the check and the push
+        if (results.length === 0) throw errors.noTokens(owner.node, owner.domain, body.token);
+        res.json({ id, results });
+      },
     }),
-  );
 
-  router.post(
-    "/resolves",
-    callers.app,
-    validated({ body: resolveBody }, async ({ body }, _req, res) => {
-      const { origin, from } = await originFor(res, body.id);
-      const at = new Date().toISOString();
-      await relay.enqueue(origin, { notificationId: body.id, action: "resolve", from, at });
-      res.status(202).json({ relayed: "queued" });
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/channel_broadcast",
+      summary: "Push a notification to every subscriber of a channel",
+      description:
+        "Queued as a durable job and answered at once; the devices of the channel's subscribers are pushed " +
+        "in batches, each device once even when the job is resumed after a crash. Follow it with " +
+        "GET …/channel_broadcast/{id}.",
+      caller: caller.server("broadcast"),
+      request: { body: broadcastBody },
+      responses: { 202: { description: "Queued", schema: broadcastQueued } },
+      async handler({ body, res }) {
+        const id = await broadcasts.enqueue({
+          domain: domainOf(body.domain),
+          channel: body.channel,
+          message: pushMessage(body),
+        });
+        res.status(202).json({ id, status: "queued" });
+      },
     }),
-  );
 
-  return router;
+    defineRoute({
+      method: "get",
+      path: "/api/v1/notifications/channel_broadcast/{id}",
+      summary: "The progress of a channel broadcast",
+      caller: caller.server("broadcast"),
+      request: { params: broadcastParams },
+      responses: { 200: { description: "Its state and counts so far", schema: broadcastProgress } },
+      errors: [errors.noBroadcast],
+      async handler({ params, res }) {
+        const progress = await broadcasts.progress(params.id);
+        if (!progress) throw errors.noBroadcast();
+        res.json(progress);
+      },
+    }),
+
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/replies",
+      summary: "A reply typed into a notification",
+      description: RELAY_DESCRIPTION,
+      caller: caller.app,
+      request: { body: replyBody },
+      responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
+      errors: [errors.noNotification, errors.noOrigin],
+      async handler({ body, caller: who, res }) {
+        const { origin, from } = await originFor(who, body.id);
+        const at = new Date().toISOString();
+        await relay.enqueue(origin, { notificationId: body.id, action: "reply", text: body.text, from, at });
+        res.status(202).json({ relayed: "queued" });
+      },
+    }),
+
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/resolves",
+      summary: "Resolve (acknowledge) a notification",
+      description: RELAY_DESCRIPTION,
+      caller: caller.app,
+      request: { body: resolveBody },
+      responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
+      errors: [errors.noNotification, errors.noOrigin],
+      async handler({ body, caller: who, res }) {
+        const { origin, from } = await originFor(who, body.id);
+        const at = new Date().toISOString();
+        await relay.enqueue(origin, { notificationId: body.id, action: "resolve", from, at });
+        res.status(202).json({ relayed: "queued" });
+      },
+    }),
+  ];
 }

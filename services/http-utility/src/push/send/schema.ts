@@ -5,9 +5,9 @@ import type { Origin } from "../mongooseim/relay.ts";
 import { PUSH_SERVICES, type PushMessage } from "../senders/sender.ts";
 
 /**
- * Bodies of `send`, `channel_broadcast`, `replies` and `resolves` (legacy-api.md "Notifications"), as JSON
- * or as a form: in a form every value is a string, so numbers, booleans and `data` (a JSON object) are also
- * accepted as text.
+ * Bodies of `send`, `channel_broadcast`, `replies` and `resolves` (docs/push.md "Server endpoints", "App
+ * endpoints"), as JSON or as a form: in a form every value is a string, so numbers, booleans and `data` (a
+ * JSON object) are also accepted as text.
  */
 
 const MAX_DATA_KEYS = 100;

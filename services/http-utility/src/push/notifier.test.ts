@@ -4,8 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { PushConfig } from "#common/config/push-schema.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { ScriptedPushSender, sendersOf } from "../../../../test/support/scripted-push-sender.ts";
-import { createNotifier } from "./create-notifier.ts";
-import type { Notifier } from "./notifier.ts";
+import { createNotifier, type Notifier } from "./notifier.ts";
 import type { PushService } from "./senders/sender.ts";
 import { storeToken, type TokenRow, tokensOf } from "./token-store.ts";
 
