@@ -10,7 +10,7 @@ import { identicon, identiconEtag } from "./identicon.ts";
  * day of public caching; drawn faces are kept in a small LRU.
  */
 
-export const GENERATED_CACHE = "public, max-age=86400";
+const GENERATED_CACHE = "public, max-age=86400";
 
 export interface GeneratedAvatars {
   /** Answers GET/HEAD with the face of `name`, or 304 when the client's copy is current. */

@@ -1,7 +1,6 @@
 import type { ZodOpenApiResponseObject } from "zod-openapi";
 import { errorResponses } from "#common/http/route-openapi.ts";
 import { caller } from "../callers.ts";
-import { errors } from "../errors.ts";
 
 /**
  * The pieces a group's hand-written `openapi.ts` uses, until the group is declared as route definitions
@@ -19,6 +18,3 @@ export const callerErrors = {
   server: errorResponses(caller.server("push").errors),
   appOrServer: errorResponses(caller.appOrServer("push").errors),
 } satisfies Record<string, Record<string, ZodOpenApiResponseObject>>;
-
-/** `400 invalid_request` from `validated()` (common/src/http/validate.ts): "<field>: <problem>". */
-export const invalidRequest = errorResponses([errors.invalidRequest, errors.invalidBody]);
