@@ -6,9 +6,10 @@ import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import { finishApp } from "#common/http/app-base.ts";
 import { createMetrics } from "#common/http/metrics.ts";
+import { defineRoute, routesRouter } from "#common/http/route.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { createAuthApp } from "../../services/auth/src/app.ts";
-import { callerOf, createCallers } from "../../services/http-utility/src/callers.ts";
+import { caller, createCallers } from "../../services/http-utility/src/callers.ts";
 import type { TestDatabase } from "./database.ts";
 
 /**
@@ -53,9 +54,15 @@ export async function startAuthStack(
   const core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
   const callers = createCallers({ core, apiKeys: {} });
   const app = express();
-  app.get("/api/v1/me", callers.app, (_req, res) => {
-    res.json(callerOf(res));
+  const me = defineRoute({
+    method: "get",
+    path: "/api/v1/me",
+    summary: "the app caller, as the public API's routes get it",
+    caller: caller.app,
+    responses: { 200: { description: "the caller" } },
+    handler: ({ caller: c, res }) => res.json(c),
   });
+  app.use(routesRouter([me], { resolveCaller: callers.resolve }));
   finishApp(app, log);
   const api = await startServer(app, { name: "api", host: "127.0.0.1", port: 0, log });
   const auth = await startServer(

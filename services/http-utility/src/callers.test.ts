@@ -8,11 +8,12 @@ import { type AuthApi, type AuthCore, createAuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import { finishApp } from "#common/http/app-base.ts";
+import { defineRoute, routesRouter } from "#common/http/route.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { sha256 } from "../../../test/support/bytes.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
-import { caller, callerOf, createCallers, resolveInternalCaller } from "./callers.ts";
+import { type CallerPolicy, caller, createCallers, resolveInternalCaller } from "./callers.ts";
 
 /**
  * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
@@ -97,21 +98,36 @@ beforeAll(async () => {
   };
   const callers = createCallers({ core: counted, apiKeys: config.services.httpUtility.apiKeys });
   const app = express();
-  const whoIs: express.RequestHandler = (_req, res) => {
-    const c = callerOf(res);
-    res.json(c.kind === "app" ? c : { kind: c.kind, key: c.key, scopes: [...c.scopes] });
-  };
-  app.get("/app", callers.app, whoIs);
-  app.get("/server", callers.server("push"), whoIs);
-  app.get("/either", callers.appOrServer("locations:read"), whoIs);
-  // a public policy, as route definitions resolve it: no caller, whatever the request says
-  app.get("/anyone", async (req, res, next) => {
-    try {
-      res.json({ caller: (await callers.resolve(caller.public, req)) ?? null });
-    } catch (err) {
-      next(err);
-    }
-  });
+  // as the app mounts its route definitions: the policy resolved before the handler, which gets the caller
+  const whoIs = (path: string, policy: CallerPolicy) =>
+    defineRoute({
+      method: "get",
+      path,
+      summary: path,
+      caller: policy,
+      responses: { 200: { description: "who is calling" } },
+      handler: ({ caller: c, res }) => {
+        res.json(
+          c === undefined
+            ? { caller: null }
+            : c.kind === "app"
+              ? c
+              : { kind: c.kind, key: c.key, scopes: [...c.scopes] },
+        );
+      },
+    });
+  app.use(
+    routesRouter(
+      [
+        whoIs("/app", caller.app),
+        whoIs("/server", caller.server("push")),
+        whoIs("/either", caller.appOrServer("locations:read")),
+        // a public policy: no caller, whatever the request says
+        whoIs("/anyone", caller.public),
+      ],
+      { resolveCaller: callers.resolve },
+    ),
+  );
   finishApp(app, log);
   const server = app.listen(0, "127.0.0.1");
   await new Promise((resolve) => server.once("listening", resolve));

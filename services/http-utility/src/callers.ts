@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import type { Request, RequestHandler, Response } from "express";
+import type { Request } from "express";
 import type { ZodOpenApiSecuritySchemeObject } from "zod-openapi";
 import type { AppLogin, AuthApi } from "#auth";
 import type { ApiScope, Config } from "#common/config/schema.ts";
@@ -16,9 +16,8 @@ import { errors } from "./errors.ts";
  * success cache, failures counted per client address: docs/security.md).
  * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
  * MongooseIM, on the internal listener: no credentials, its connection's address (`caller.internal`).
- * A route definition names its policy (`caller: caller.app`) and its handler receives the caller, typed by
- * that policy; a router mounted by hand puts a middleware of `createCallers` in front and reads the caller
- * from `res.locals` with `callerOf(res)`.
+ * A route definition names its policy (`caller: caller.app`); `routesRouter` resolves it with
+ * `createCallers(…).resolve` before the handler runs, and the handler receives the caller, typed by that policy.
  */
 export type AppCaller = { kind: "app"; jid: Jid };
 export type ServerCaller = { kind: "server"; key: string; scopes: ReadonlySet<ApiScope> };
@@ -116,18 +115,6 @@ export function resolveInternalCaller(policy: InternalPolicy, req: Request): und
   return undefined;
 }
 
-export function callerOf(res: Response): Caller {
-  const found = res.locals.caller as Caller | undefined;
-  if (!found) throw new Error("callerOf: no caller middleware ran on this route");
-  return found;
-}
-
-/** The JID of an app caller; server callers (who act for anyone their scope allows) get undefined. */
-export function appJid(res: Response): Jid | undefined {
-  const c = callerOf(res);
-  return c.kind === "app" ? c.jid : undefined;
-}
-
 // fatal: bytes that are not UTF-8 are refused, not turned into U+FFFD (two different passwords would then
 // be one, and a client sending Latin-1 would count failures toward a lockout with a password it never had)
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -153,12 +140,6 @@ function basicCredentials(header: string): { jid: Jid; password: string } | unde
 export interface Callers {
   /** The caller of `req` under `policy` (undefined for a public or internal one), or the error that refuses it. */
   resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined>;
-  /** Middleware for a router mounted by hand: an app user (Basic). */
-  app: RequestHandler;
-  /** A server with `scope` (Bearer). */
-  server(scope: ApiScope): RequestHandler;
-  /** Either: an app user (acting on their own data) or a server with `scope`. */
-  appOrServer(scope: ApiScope): RequestHandler;
 }
 
 export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Callers {
@@ -208,21 +189,5 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
     return appCaller(header, req.ip ?? req.socket.remoteAddress ?? "unknown");
   }
 
-  function middleware(policy: CallerPolicy): RequestHandler {
-    return async (req, res, next) => {
-      try {
-        res.locals.caller = await resolve(policy, req);
-        next();
-      } catch (err) {
-        next(err);
-      }
-    };
-  }
-
-  return {
-    resolve,
-    app: middleware(caller.app),
-    server: (scope) => middleware(caller.server(scope)),
-    appOrServer: (scope) => middleware(caller.appOrServer(scope)),
-  };
+  return { resolve };
 }

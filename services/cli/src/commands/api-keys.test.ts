@@ -8,10 +8,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { AuthApi } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import { finishApp } from "#common/http/app-base.ts";
+import { defineRoute, routesRouter } from "#common/http/route.ts";
 import { projectRoot } from "#common/paths.ts";
 import { sha256 } from "../../../../test/support/bytes.ts";
 import { type CliResult, runSidecars } from "../../../../test/support/cli.ts";
-import { createCallers } from "../../../http-utility/src/callers.ts";
+import { caller, createCallers } from "../../../http-utility/src/callers.ts";
 
 /** `sidecars api-keys`, run as operators run it (bin/sidecars.js), and its keys checked by the real callers.ts. */
 
@@ -63,8 +64,18 @@ describe("sidecars api-keys create", () => {
     const config = loadConfig({ env: { APP_ENV: "test", CONFIG_DIR: configWith(entry) } });
     const callers = createCallers({ core: {} as AuthApi, apiKeys: config.services.httpUtility.apiKeys });
     const app = express();
-    app.post("/push", callers.server("push"), (_req, res) => res.json({ ok: true }));
-    app.post("/broadcast", callers.server("broadcast"), (_req, res) => res.json({ ok: true }));
+    const ok = (path: string, scope: "push" | "broadcast") =>
+      defineRoute({
+        method: "post",
+        path,
+        summary: path,
+        caller: caller.server(scope),
+        responses: { 200: { description: "ok" } },
+        handler: ({ res }) => res.json({ ok: true }),
+      });
+    app.use(
+      routesRouter([ok("/push", "push"), ok("/broadcast", "broadcast")], { resolveCaller: callers.resolve }),
+    );
     finishApp(app, pino({ level: "silent" }));
     const server = app.listen(0, "127.0.0.1");
     await new Promise((resolve) => server.once("listening", resolve));

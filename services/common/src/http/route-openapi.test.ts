@@ -166,3 +166,25 @@ describe("errorResponses", () => {
     ]);
   });
 });
+
+describe("documented request headers", () => {
+  it("lists the headers a handler reads as header parameters, without validating them", () => {
+    const route = defineRoute({
+      method: "get",
+      path: "/api/v1/files/{name}",
+      summary: "A file",
+      caller: anyone,
+      request: {
+        params: z.object({ name: z.string() }),
+        headers: z.object({ Range: z.string().optional().meta({ description: "bytes=<start>-<end>" }) }),
+      },
+      responses: { 200: { description: "The file" } },
+      handler: () => {},
+    });
+    const op = render(routePaths([route], JSON_AND_FORM))["paths"]["/api/v1/files/{name}"].get;
+    expect(op.parameters).toContainEqual(
+      expect.objectContaining({ in: "header", name: "Range", description: "bytes=<start>-<end>" }),
+    );
+    expect(op.parameters).toContainEqual(expect.objectContaining({ in: "path", name: "name" }));
+  });
+});

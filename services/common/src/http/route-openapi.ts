@@ -71,7 +71,7 @@ function success(r: RouteResponse): ZodOpenApiResponseObject {
 }
 
 export function routeOperation(route: Route, options: RoutePathsOptions): ZodOpenApiOperationObject {
-  const { params, query, body, documentedBody } = route.request ?? {};
+  const { params, query, body, documentedBody, headers } = route.request ?? {};
   const inputErrors = [
     ...(params || query || body ? [commonErrors.invalidRequest] : []),
     ...(body ? [commonErrors.invalidBody, commonErrors.payloadTooLarge] : []),
@@ -96,11 +96,12 @@ export function routeOperation(route: Route, options: RoutePathsOptions): ZodOpe
     security: route.caller.security.map((requirement) =>
       Object.fromEntries(Object.entries(requirement).map(([scheme, scopes]) => [scheme, [...scopes]])),
     ),
-    ...(params || query
+    ...(params || query || headers
       ? {
           requestParams: {
             ...(params ? { path: params as z.ZodObject } : {}),
             ...(query ? { query: query as z.ZodObject } : {}),
+            ...(headers ? { header: headers } : {}),
           },
         }
       : {}),

@@ -42,6 +42,11 @@ export interface RouteRequest {
    * describes nothing by itself.
    */
   documentedBody?: Readonly<Record<string, z.ZodType>>;
+  /**
+   * Request headers the handler reads by itself (conditional requests, ranges), for the document only: HTTP's
+   * own rules decide what a malformed one means (RFC 9110 §13: it is ignored), not a 400.
+   */
+  headers?: z.ZodObject;
 }
 
 export interface RouteResponse {

@@ -15,6 +15,34 @@ const content = (types: readonly string[], description: string): ZodOpenApiConte
 
 export const IMAGES = ["image/*"];
 
+/** The conditional and range requests a stored file's download reads (downloads.ts). */
+export const downloadHeaders = z.object({
+  "If-None-Match": z.string().optional().meta({
+    description: "the `ETag` of a copy the client holds: `304 Not Modified` when it still names the content",
+    example: '"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"',
+  }),
+  "If-Modified-Since": z.string().optional().meta({
+    description:
+      "an HTTP date: `304 Not Modified` when the file is not newer (ignored when If-None-Match is sent)",
+  }),
+  Range: z.string().optional().meta({
+    description:
+      "`bytes=<start>-<end>`, `bytes=<start>-` or `bytes=-<suffix length>`: one range answers `206` with those bytes; several ranges, another unit or a malformed header answer the whole file",
+    example: "bytes=0-1048575",
+  }),
+  "If-Range": z.string().optional().meta({
+    description:
+      "an ETag or an HTTP date: the Range counts only while it still names this content, else the whole file",
+  }),
+});
+
+/** The conditional request a generated avatar reads (generated-avatars.ts). */
+export const generatedHeaders = z.object({
+  "If-None-Match": z.string().optional().meta({
+    description: "the `ETag` of a copy the client holds: `304 Not Modified` when it still names the picture",
+  }),
+});
+
 const etag = z
   .string()
   .meta({ description: "an entity tag of the content (for If-None-Match and If-Range)" });

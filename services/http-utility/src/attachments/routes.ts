@@ -10,7 +10,14 @@ import { type CallerPolicy, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
 import { createDownloads } from "./downloads.ts";
 import { createGeneratedAvatars } from "./generated-avatars.ts";
-import { AVATAR_CACHE, downloadResponses, generatedResponses, IMAGES } from "./responses.ts";
+import {
+  AVATAR_CACHE,
+  downloadHeaders,
+  downloadResponses,
+  generatedHeaders,
+  generatedResponses,
+  IMAGES,
+} from "./responses.ts";
 import {
   AS_STORED,
   AVATAR_DOMAIN,
@@ -151,6 +158,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
       request: {
         params: avatarNameParams,
         query: variantQuery(media.images, thumbnail ? SMALLEST : AS_STORED("avatar"), AVATAR_DOMAIN),
+        headers: downloadHeaders,
       },
       responses: downloadResponses(
         IMAGES,
@@ -186,6 +194,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
       request: {
         params: storedNameParams,
         query: variantQuery(media.images, thumbnail ? SMALLEST : AS_STORED("picture"), PICTURE_DOMAIN),
+        headers: downloadHeaders,
       },
       responses: downloadResponses(IMAGES, thumbnail ? "The thumbnail" : "The picture"),
       errors: [...downloadErrors, errors.noAttachment, errors.noThumbnail],
@@ -229,7 +238,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
         "for a user without an avatar. HEAD answers the headers only; send `If-None-Match` for a `304`." +
         DRAWING_LIMIT,
       caller: caller.public,
-      request: { query: generatedQuery(media.generated) },
+      request: { query: generatedQuery(media.generated), headers: generatedHeaders },
       responses: generatedResponses("The generated avatar"),
       errors: [errors.rateLimited],
       async handler({ query, req, res }) {
@@ -246,7 +255,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
         "Send `If-None-Match` for a `304`." +
         DRAWING_LIMIT,
       caller: caller.public,
-      request: { params: generatedNameParams, query: generatedThumbnailQuery },
+      request: { params: generatedNameParams, query: generatedThumbnailQuery, headers: generatedHeaders },
       responses: generatedResponses("The generated thumbnail"),
       errors: [errors.noGeneratedAvatar, errors.rateLimited],
       async handler({ params, query, req, res }) {
@@ -312,7 +321,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
       summary: "A video (or its poster thumbnail), with byte ranges for seeking",
       description: `${STORED_NAME} ${HEAD_AND_CACHE}`,
       caller: caller.public,
-      request: { params: storedNameParams },
+      request: { params: storedNameParams, headers: downloadHeaders },
       responses: downloadResponses(
         ["video/*", "image/*"],
         "The video (a poster thumbnail's name answers the image)",

@@ -15,7 +15,7 @@ import { createHttpUtilityApp, createHttpUtilityInternalApp } from "../app.ts";
 import { appVersionRoutes } from "../app-version/routes.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { attachmentsRoutes } from "../attachments/routes.ts";
-import { caller, createCallers } from "../callers.ts";
+import { type CallerPolicy, caller, createCallers } from "../callers.ts";
 import { errors } from "../errors.ts";
 import { locationsRoutes } from "../locations/routes.ts";
 import { createPushDeps } from "../push/deps.ts";
@@ -24,7 +24,6 @@ import { mongooseImRoutes } from "../push/mongooseim/routes.ts";
 import { sendRoutes } from "../push/send/routes.ts";
 import { createRegistrationDeps } from "../registration/deps.ts";
 import { registrationRoutes } from "../registration/routes.ts";
-import { errorResponse, security } from "./components.ts";
 import { GROUP_NAMES, mergePaths, type OpenApiDocument, type RouteGroup } from "./document.ts";
 
 /**
@@ -252,13 +251,14 @@ describe("appRoutes / openApiPaths (the walker the coverage test relies on)", ()
       core: { checkPassword: async () => false } as unknown as AuthCore,
       apiKeys: {},
     });
+    const pass: express.RequestHandler = (_req, _res, next) => next();
     const app = express();
     app.get("/healthz", (_req, res) => res.end());
     const inner = Router();
     inner.get("/", (_req, res) => res.end());
-    inner.post("/:id/items{/:item}", callers.app, (_req, res) => res.end());
+    inner.post("/:id/items{/:item}", pass, (_req, res) => res.end());
     const guarded = Router();
-    guarded.use(callers.server("push"));
+    guarded.use(pass);
     guarded.route("/send").post((_req, res) => res.end());
     const api = Router();
     api.use(express.json());
@@ -331,11 +331,20 @@ describe("openApiProblems (the structural check)", () => {
 });
 
 describe("mergePaths", () => {
-  const op = { security: security.public, responses: { "200": { description: "ok" } } };
-  it("tags each operation with its group, adds the common answers, refuses a path described twice", () => {
+  const route = (method: "get" | "post", path: string, policy = caller.public as CallerPolicy) =>
+    defineRoute({
+      method,
+      path,
+      summary: `${method} ${path}`,
+      caller: policy,
+      responses: { 200: { description: "ok" } },
+      handler: () => {},
+    });
+
+  it("tags each operation with its group, adds the caller's answers, refuses a path described twice", () => {
     const merged = mergePaths([
-      { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
-      { name: "two", description: "", paths: { "/api/v1/a": { post: { ...op, security: security.app } } } },
+      { name: "one", description: "", routes: [route("get", "/api/v1/a")] },
+      { name: "two", description: "", routes: [route("post", "/api/v1/a", caller.app)] },
     ]);
     expect(merged["/api/v1/a"]?.get?.tags).toEqual(["one"]);
     expect(Object.keys(merged["/api/v1/a"]?.get?.responses ?? {})).toEqual(["200", "default"]);
@@ -348,36 +357,17 @@ describe("mergePaths", () => {
     ]);
     expect(() =>
       mergePaths([
-        { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
-        { name: "two", description: "", paths: { "/api/v1/a": { get: op } } },
+        { name: "one", description: "", routes: [route("get", "/api/v1/a")] },
+        { name: "two", description: "", routes: [route("get", "/api/v1/a")] },
       ]),
     ).toThrow("GET /api/v1/a is described twice");
-    expect(() => mergePaths([{ name: "one", description: "", paths: { "/users": { get: op } } }])).toThrow(
+    expect(() => mergePaths([{ name: "one", description: "", routes: [route("get", "/users")] }])).toThrow(
       /not a full public path/,
     );
   });
 
-  it("keeps a group's own answer for a status over the common one", () => {
-    const merged = mergePaths([
-      {
-        name: "one",
-        description: "",
-        paths: {
-          "/api/v1/a": {
-            get: {
-              ...op,
-              security: security.app,
-              responses: { ...op.responses, "401": errorResponse("mine") },
-            },
-          },
-        },
-      },
-    ]);
-    expect(merged["/api/v1/a"]?.get?.responses["401"]).toMatchObject({ description: "mine" });
-  });
-
-  it("describes a group's route definitions, tagged with the group, beside hand-written groups", () => {
-    const route = defineRoute({
+  it("describes a route's input, answers and catalogue errors, tagged with its group", () => {
+    const b = defineRoute({
       method: "get",
       path: "/api/v1/b/{id}",
       summary: "A b",
@@ -387,18 +377,13 @@ describe("mergePaths", () => {
       errors: [errors.unknownApp],
       handler: () => {},
     });
-    const merged = mergePaths([
-      { name: "one", description: "", paths: { "/api/v1/a": { get: op } } },
-      { name: "two", description: "", routes: [route] },
-    ]);
-    const b = merged["/api/v1/b/{id}"]?.get;
-    expect(b?.tags).toEqual(["two"]);
-    expect(b?.security).toEqual(security.app);
-    expect(Object.keys(b?.responses ?? {})).toEqual(["200", "400", "401", "404", "429", "503", "default"]);
-    expect(b?.responses["404"]).toMatchObject({
+    const op = mergePaths([{ name: "two", description: "", routes: [b] }])["/api/v1/b/{id}"]?.get;
+    expect(op?.tags).toEqual(["two"]);
+    expect(op?.security).toEqual(caller.app.security);
+    expect(Object.keys(op?.responses ?? {})).toEqual(["200", "400", "401", "404", "429", "503", "default"]);
+    expect(op?.responses["404"]).toMatchObject({
       description: "- `unknown_app`: no app of that name is configured",
     });
-    expect(() => mergePaths([{ name: "none", description: "" }])).toThrow(/either its route definitions/);
   });
 });
 

@@ -1,15 +1,14 @@
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject } from "zod-openapi";
 import type { Route } from "#common/http/route.ts";
-import { routePaths } from "#common/http/route-openapi.ts";
+import { errorBody, routePaths } from "#common/http/route-openapi.ts";
 import pkg from "../../../../package.json" with { type: "json" };
-import { API_KEY, APP_BASIC, callerErrors, errorBody, errorResponse, securitySchemes } from "./components.ts";
+import { securitySchemes } from "../callers.ts";
 
 /**
- * The OpenAPI 3.1 description of the public API (https://spec.openapis.org/oas/v3.1.0). A group declared as
- * route definitions (common/src/http/route.ts) is described from the very definitions app.ts mounts
- * (`routeGroups`); a group not converted yet still describes its operations by hand in `<group>/openapi.ts`
- * (`export const paths: ZodOpenApiPathsObject`, keyed by the full public path, using ./components.ts).
- * A test (document.test.ts) fails when a route of the app is missing here or a path here has no route.
+ * The OpenAPI 3.1 description of the public API (https://spec.openapis.org/oas/v3.1.0), generated from the
+ * very route definitions app.ts mounts (common/src/http/route.ts): each group's operations come from its
+ * routes, their errors from the catalogue (../errors.ts). A test (document.test.ts) calls every documented
+ * operation on the real app.
  */
 
 export interface RouteGroup {
@@ -17,15 +16,10 @@ export interface RouteGroup {
   name: string;
   description: string;
   /** The group's route definitions, as mounted: its operations are generated from them. */
-  routes?: readonly Route[];
-  /** The operations of a group not declared as route definitions yet, written by hand. */
-  paths?: ZodOpenApiPathsObject;
+  routes: readonly Route[];
 }
 
-/**
- * The groups, in the order the document lists them. A group without `paths` is declared as route
- * definitions and gets its routes from the app (`routeGroups`); converting a group deletes its `paths`.
- */
+/** The groups, in the order the document lists them. */
 const GROUPS = [
   { name: "users", description: "Registration by phone number (SMS challenge)" },
   { name: "locations", description: "Location reports of app users" },
@@ -39,25 +33,16 @@ const GROUPS = [
     name: "mongooseim",
     description: "What MongooseIM calls (loopback and push.hooks.allow only): message hook, MongoosePush API",
   },
-] as const satisfies readonly RouteGroup[];
+] as const;
 
-/** The groups declared as route definitions, whose routes `routeGroups` takes. */
-export type DeclaredGroup = Exclude<(typeof GROUPS)[number], { paths: object }>["name"];
-
-/**
- * The groups still described by hand, alone (a document of only those, for their own tests). Widened first:
- * with every group declared, `"paths" in g` would narrow a group to one with `paths: unknown`.
- */
-export const ROUTE_GROUPS: readonly RouteGroup[] = (GROUPS as readonly RouteGroup[]).filter(
-  (g) => "paths" in g,
-);
+export type GroupName = (typeof GROUPS)[number]["name"];
 
 /** The names of every group, in the document's order. */
-export const GROUP_NAMES: readonly string[] = GROUPS.map((g) => g.name);
+export const GROUP_NAMES: readonly GroupName[] = GROUPS.map((g) => g.name);
 
-/** Every group, those declared as route definitions with the routes the app mounts. */
-export function routeGroups(routes: Readonly<Record<DeclaredGroup, readonly Route[]>>): RouteGroup[] {
-  return GROUPS.map((g): RouteGroup => ("paths" in g ? (g as RouteGroup) : { ...g, routes: routes[g.name] }));
+/** Every group with the routes the app mounts for it. */
+export function routeGroups(routes: Readonly<Record<GroupName, readonly Route[]>>): RouteGroup[] {
+  return GROUPS.map((g) => ({ ...g, routes: routes[g.name] }));
 }
 
 /** The types a body is accepted in: the public API's body parsers (app.ts). */
@@ -67,39 +52,11 @@ const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "tr
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
 
-/**
- * Answers every hand-written operation has whether its group says so or not: who-is-calling errors, and any
- * other error. (A route definition's operation has them from its caller policy already.)
- */
-function withCommonAnswers(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
-  const schemes = new Set((op.security ?? []).flatMap((requirement) => Object.keys(requirement)));
-  const byCaller =
-    schemes.has(APP_BASIC) && schemes.has(API_KEY)
-      ? callerErrors.appOrServer
-      : schemes.has(APP_BASIC)
-        ? callerErrors.app
-        : schemes.has(API_KEY)
-          ? callerErrors.server
-          : {};
-  return {
-    ...op,
-    responses: {
-      ...byCaller,
-      ...op.responses,
-      default: op.responses.default ?? errorResponse("Any other error, in the common error format"),
-    },
-  };
-}
-
-/** The groups' paths as one object; a path and method described by two groups is a mistake. */
+/** The groups' paths as one object, each operation tagged with its group; one operation in two groups is a mistake. */
 export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject {
   const merged: ZodOpenApiPathsObject = {};
   for (const group of groups) {
-    if (!group.routes === !group.paths) {
-      throw new Error(`group ${group.name}: give either its route definitions or its hand-written paths`);
-    }
-    const paths = group.routes ? routePaths(group.routes, { bodyTypes: BODY_TYPES }) : (group.paths ?? {});
-    for (const [path, item] of Object.entries(paths)) {
+    for (const [path, item] of Object.entries(routePaths(group.routes, { bodyTypes: BODY_TYPES }))) {
       // MongoosePush's own paths are what MongooseIM calls, so they keep MongoosePush's layout
       if (!path.startsWith("/api/") && !/^\/v[23]\/notification\//.test(path)) {
         throw new Error(`group ${group.name}: "${path}" is not a full public path (/api/v1/…)`);
@@ -113,7 +70,7 @@ export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject
         }
         if (into[method]) throw new Error(`${method.toUpperCase()} ${path} is described twice`);
         const op = value as ZodOpenApiOperationObject;
-        into[method] = { ...(group.routes ? op : withCommonAnswers(op)), tags: op.tags ?? [group.name] };
+        into[method] = { ...op, tags: op.tags ?? [group.name] };
       }
       merged[path] = into;
     }
