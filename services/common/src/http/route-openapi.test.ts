@@ -181,7 +181,7 @@ describe("documented request headers", () => {
       responses: { 200: { description: "The file" } },
       handler: () => {},
     });
-    const op = render(routePaths([route], JSON_AND_FORM))["paths"]["/api/v1/files/{name}"].get;
+    const op = render(routePaths([route], JSON_AND_FORM)).paths["/api/v1/files/{name}"].get;
     expect(op.parameters).toContainEqual(
       expect.objectContaining({ in: "header", name: "Range", description: "bytes=<start>-<end>" }),
     );
