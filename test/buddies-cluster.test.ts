@@ -12,7 +12,7 @@ import { eventually } from "./support/eventually.ts";
 import { messageFrom } from "./support/xmpp-user.ts";
 
 /**
- * Buddies in a cluster (architecture.md "Cluster"), end to end: two runner processes on one database share
+ * Buddies in a cluster (docs/buddies.md "Cluster"), end to end: two runner processes on one database share
  * the buddies so that each is connected exactly once (as the admin API and ejabberd itself tell), and when
  * one runner is killed with SIGKILL the other takes its buddies over within 15 s.
  */

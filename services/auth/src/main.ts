@@ -3,7 +3,7 @@ import { runService } from "#common/service.ts";
 import { createAuthApp } from "./app.ts";
 import { createAuthCore } from "./core/auth-core.ts";
 
-/** The auth service's composition root (conventions.md 1): the auth core and MongooseIM's contract over it. */
+/** The auth service's composition root (docs/architecture.md "A service is a value"): the auth core and MongooseIM's contract over it. */
 await runService({
   name: "auth",
   listen: (config) => ({

@@ -7,7 +7,7 @@ import { Runner } from "./runner/runner.ts";
 import { serviceStatusChecker } from "./runner/service-status.ts";
 
 /**
- * The buddies composition root (conventions.md 1): kinds, the runner of this process and the admin app.
+ * The buddies composition root (docs/architecture.md "A service is a value"): kinds, the runner of this process and the admin app.
  * Several of these processes, on one machine or many, share the buddies through PostgreSQL leases.
  */
 await runService({

@@ -16,7 +16,7 @@ import { deadPort } from "../../../test/support/free-port.ts";
 import { type CallerPolicy, caller, createCallers, resolveInternalCaller } from "./callers.ts";
 
 /**
- * Who is calling (architecture.md "Security model"), through a small Express app with the real callers, the
+ * Who is calling (docs/api.md "Who is calling"), through a small Express app with the real callers, the
  * real auth core (per-domain authenticators, success cache, failures per address) and a real database. Every
  * refusal is checked for its status, its exact body and its exact WWW-Authenticate challenge.
  */

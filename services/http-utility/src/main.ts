@@ -7,7 +7,7 @@ import { createPushDeps } from "./push/deps.ts";
 import { createRegistrationDeps } from "./registration/deps.ts";
 
 /**
- * The http-utility composition root (conventions.md 1): the auth core it shares with the auth service's
+ * The http-utility composition root (docs/architecture.md "A service is a value"): the auth core it shares with the auth service's
  * code (on this process's LISTEN connection), and each feature of the app, built once here.
  */
 await runService({

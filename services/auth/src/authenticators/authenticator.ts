@@ -8,7 +8,7 @@ import type { Jid } from "#common/users/jid.ts";
 import type { NewSecret } from "#common/users/web-users.ts";
 
 /**
- * What decides, for one domain, whether a user may log in (conventions.md 5 and 6). "No" is a value;
+ * What decides, for one domain, whether a user may log in (docs/architecture.md "Plugins"). "No" is a value;
  * an exception means the backend could not answer (down, timed out, answered nonsense). The kinds
  * (`domains.<d>.authenticator.kind`) are the definitions of registry.ts; this file is the contract only and
  * imports none of them.

@@ -6,7 +6,7 @@ import type { PluginDefinition } from "#common/plugins/definition.ts";
 import type { PluginPoint } from "#common/plugins/registry.ts";
 
 /**
- * What a buddy kind is (conventions.md 6 and 8): a plugin (common/plugins/definition.ts) whose `create`
+ * What a buddy kind is (docs/architecture.md "Plugins"): a plugin (common/plugins/definition.ts) whose `create`
  * wires one buddy's behaviour the way xmpp.js wires a client: koa-style middleware over incoming messages,
  * commands with an automatic `help`, and optional HTTP hooks. Built-in kinds live next to this file;
  * third-party kinds are the same shape, loaded from `buddies.kindsDir` (kinds/registry.ts).

@@ -9,7 +9,7 @@ import notify from "./notify.ts";
 import service from "./service.ts";
 
 /**
- * Buddy kinds by name (conventions.md 6): the built-ins, then third-party kinds from a folder
+ * Buddy kinds by name (docs/architecture.md "Plugins"): the built-ins, then third-party kinds from a folder
  * (common/plugins/folder.ts), read on every `get` so that a kind added or edited there is used by the next
  * buddy that starts, without a restart. A built-in name always means the built-in: a file in the folder
  * cannot replace what operators rely on.

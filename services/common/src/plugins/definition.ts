@@ -1,7 +1,7 @@
 import type { z } from "zod";
 
 /**
- * What a plugin is, at every plugin point (conventions.md 6): authenticators, storage backends, push
+ * What a plugin is, at every plugin point (docs/architecture.md "Plugins"): authenticators, storage backends, push
  * senders, SMS senders, buddy kinds. A definition names its `kind` (the word config uses), says in one line
  * what it is, owns the schema of its options and the capabilities its instances have, and creates an
  * instance from options already parsed. Config holds `{ "kind": "<kind>", "options": { … } }`; the point's

@@ -6,7 +6,8 @@ import {
 } from "libphonenumber-js/max";
 
 /**
- * Phone numbers as apps send them (the `node` of legacy-api.md), normalised to E.164 with libphonenumber-js.
+ * Phone numbers as apps send them (the `node` of docs/registration.md), normalised to E.164 with
+ * libphonenumber-js.
  * The `max` metadata: it tells valid numbers from merely well-sized ones and finds the country of a number
  * whose calling code several countries share (+1, +44, +7).
  *

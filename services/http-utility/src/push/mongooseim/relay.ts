@@ -4,8 +4,8 @@ import { createOutboundPolicy, outboundRequest } from "#common/http/outbound-add
 import type { Logger } from "#common/logger.ts";
 
 /**
- * Replies and resolves typed into a notification, relayed to where it came from (legacy-api.md
- * "Notifications"): a callback URL given at send, or a buddy (its `notification-action` hook on the
+ * Replies and resolves typed into a notification, relayed to where it came from (docs/push.md
+ * "Server endpoints"): a callback URL given at send, or a buddy (its `notification-action` hook on the
  * buddies service). At least once: one durable pg-boss job per action, tried `push.relay.attempts` times
  * with backoff, each try bounded by `push.relay.timeoutMs`, a try lost to a restart retried by pg-boss.
  * The receiver may see an action twice and should key on `notificationId` and `at`.

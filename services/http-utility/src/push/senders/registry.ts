@@ -13,7 +13,7 @@ export type { ProviderEndpoints } from "./sender.ts";
 export const pushSenderKinds = createRegistry(pushSenderPoint, [fcm, apns]);
 
 /**
- * The senders of every app in `push.apps` (conventions.md 6): FCM when `fcm` is set, APNs alert and VoIP
+ * The senders of every app in `push.apps` (docs/architecture.md "Plugins"): FCM when `fcm` is set, APNs alert and VoIP
  * senders when `apns` is. Every problem of every app (a credential file that cannot be read, a key that
  * cannot sign) is in the one StartupProblems thrown before the service listens, each naming its key; tests
  * pass `endpoints` to point the real SDKs at local provider servers.

@@ -5,7 +5,7 @@ import { pluginDefiner } from "#common/plugins/definition.ts";
 import type { PluginPoint } from "#common/plugins/registry.ts";
 
 /**
- * How a notification reaches a device (conventions.md 5 and 6): one `PushSender` per app and service,
+ * How a notification reaches a device (docs/architecture.md "Plugins"): one `PushSender` per app and service,
  * built at startup from `push.apps` by the definitions of registry.ts (fcm.ts, apns.ts; this file imports
  * none of them). A sender answers with what happened to that token, as a value; it
  * throws only for a bug or a broken configuration. The orchestrator (push/send/routes.ts) decides about
