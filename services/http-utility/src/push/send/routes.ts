@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { createOutboundPolicy, OutboundRefused } from "#common/http/outbound-address.ts";
@@ -92,6 +93,30 @@ export function sendRoutes(deps: {
     return { origin: found.origin, from: `${who.jid.node}@${who.jid.domain}` };
   }
 
+  /** A reply or a resolve of a notification the caller received: queued for relaying to its origin. */
+  const relayRoute = <B extends z.ZodType<{ id: string }>>(
+    name: "replies" | "resolves",
+    summary: string,
+    schema: B,
+    action: (body: z.output<B>) => { action: "reply"; text: string } | { action: "resolve" },
+  ) =>
+    defineRoute({
+      method: "post",
+      path: `/api/v1/notifications/${name}`,
+      summary,
+      description: RELAY_DESCRIPTION,
+      caller: caller.app,
+      request: { body: schema },
+      responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
+      errors: [errors.noNotification, errors.noOrigin],
+      async handler({ body, caller: who, res }) {
+        const { origin, from } = await originFor(who, body.id);
+        const at = new Date().toISOString();
+        await relay.enqueue(origin, { notificationId: body.id, ...action(body), from, at });
+        res.status(202).json({ relayed: "queued" });
+      },
+    });
+
   return [
     defineRoute({
       method: "post",
@@ -159,38 +184,12 @@ export function sendRoutes(deps: {
       },
     }),
 
-    defineRoute({
-      method: "post",
-      path: "/api/v1/notifications/replies",
-      summary: "A reply typed into a notification",
-      description: RELAY_DESCRIPTION,
-      caller: caller.app,
-      request: { body: replyBody },
-      responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
-      errors: [errors.noNotification, errors.noOrigin],
-      async handler({ body, caller: who, res }) {
-        const { origin, from } = await originFor(who, body.id);
-        const at = new Date().toISOString();
-        await relay.enqueue(origin, { notificationId: body.id, action: "reply", text: body.text, from, at });
-        res.status(202).json({ relayed: "queued" });
-      },
-    }),
-
-    defineRoute({
-      method: "post",
-      path: "/api/v1/notifications/resolves",
-      summary: "Resolve (acknowledge) a notification",
-      description: RELAY_DESCRIPTION,
-      caller: caller.app,
-      request: { body: resolveBody },
-      responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
-      errors: [errors.noNotification, errors.noOrigin],
-      async handler({ body, caller: who, res }) {
-        const { origin, from } = await originFor(who, body.id);
-        const at = new Date().toISOString();
-        await relay.enqueue(origin, { notificationId: body.id, action: "resolve", from, at });
-        res.status(202).json({ relayed: "queued" });
-      },
-    }),
+    relayRoute("replies", "A reply typed into a notification", replyBody, (body) => ({
+      action: "reply",
+      text: body.text,
+    })),
+    relayRoute("resolves", "Resolve (acknowledge) a notification", resolveBody, () => ({
+      action: "resolve",
+    })),
   ];
 }
