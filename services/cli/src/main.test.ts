@@ -234,3 +234,38 @@ describe("sidecars CLI", () => {
     expect(r.stdout).toMatch(/bob@localhost/);
   });
 });
+
+describe("sidecars loads only the command it runs", () => {
+  it("extauth, which ejabberd starts, loads no S3 SDK, no buddy kinds and no http-utility", () => {
+    // a fresh process, whose module graph is only what this script imports; the hook sees every module
+    const main = JSON.stringify(path.join(import.meta.dirname, "main.ts"));
+    const context = JSON.stringify(path.join(import.meta.dirname, "context.ts"));
+    const script = `
+      import { registerHooks } from "node:module";
+      import { pathToFileURL } from "node:url";
+      const urls = [];
+      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); urls.push(r.url); return r; } });
+      const { buildProgram } = await import(pathToFileURL(${main}).href);
+      const { createCliContext } = await import(pathToFileURL(${context}).href);
+      const loaded = () => ({
+        s3: urls.some((u) => u.includes("/@aws-sdk/")),
+        buddies: urls.some((u) => u.includes("/services/buddies/")),
+        httpUtility: urls.some((u) => u.includes("/services/http-utility/")),
+        auth: urls.some((u) => u.includes("/services/auth/")),
+      });
+      const program = await buildProgram(createCliContext({}), ["extauth", "--timeout-ms", "100"]);
+      const extauth = { commands: program.commands.map((c) => c.name()), ...loaded() };
+      await buildProgram(createCliContext({}), ["--help"]);
+      process.stdout.write(JSON.stringify({ extauth, help: loaded() }));
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      cwd: projectRoot,
+    });
+    expect(JSON.parse(out)).toEqual({
+      extauth: { commands: ["extauth"], s3: false, buddies: false, httpUtility: false, auth: true },
+      // help loads every command (the S3 SDK still waits for an s3 storage to be created)
+      help: { s3: false, buddies: true, httpUtility: true, auth: true },
+    });
+  });
+});
