@@ -20,7 +20,8 @@ export const errors = {
     noAdminKeys: {
       status: 401,
       code: "invalid_credentials",
-      description: "no admin key is configured at all: the operator must make one; comes with `WWW-Authenticate: Basic`",
+      description:
+        "no admin key is configured at all: the operator must make one; comes with `WWW-Authenticate: Basic`",
       message:
         "No admin key is configured: run `sidecars buddies admin-key <name>`, add the entry it prints to services.buddies.admins, reload.",
       headers: { "www-authenticate": ADMIN_REALM },

@@ -1,6 +1,5 @@
 import express, { type Express, type RequestHandler } from "express";
 import type { AuthApi } from "#auth";
-import { HttpError } from "#common/errors.ts";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
 import type { Metrics } from "#common/http/metrics.ts";
 import { routesRouter } from "#common/http/route.ts";
@@ -9,6 +8,7 @@ import { appVersionRoutes } from "./app-version/routes.ts";
 import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRoutes, undecodableName } from "./attachments/routes.ts";
 import { createCallers, resolveInternalCaller } from "./callers.ts";
+import { errors } from "./errors.ts";
 import { locationsRoutes } from "./locations/routes.ts";
 import { buildOpenApiDocument, routeGroups } from "./openapi/document.ts";
 import { apiDocsRouter } from "./openapi/routes.ts";
@@ -37,13 +37,6 @@ export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool">
 
 const BODY_LIMIT = "256kb";
 
-const proxyWithoutForwardedFor = () =>
-  new HttpError(
-    400,
-    "missing_forwarded_for",
-    "This request came through a trusted proxy (services.httpUtility.trustProxy) without X-Forwarded-For: the proxy must append the client's address (nginx: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; see docs/operations.md).",
-  );
-
 /**
  * A proxy the operator trusts that does not say who its client is (nginx's default config, stunnel, haproxy
  * in TCP mode) would make every client look like the proxy: one shared per-address limit for everyone. So
@@ -53,7 +46,7 @@ function requireForwardedFor(trusted: (address: string, hop: number) => boolean)
   return (req, _res, next) => {
     const address = req.socket.remoteAddress;
     const named = req.headers["x-forwarded-for"];
-    next(address !== undefined && trusted(address, 0) && !named ? proxyWithoutForwardedFor() : undefined);
+    next(address !== undefined && trusted(address, 0) && !named ? errors.missingForwardedFor() : undefined);
   };
 }
 

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
 import type { Config } from "#common/config/schema.ts";
 import { hashBytes } from "#common/credentials/hmac.ts";
-import { HttpError } from "#common/errors.ts";
+import { errors } from "../errors.ts";
 
 /**
  * Who may use the admin API and page: the holders of the keys under `services.buddies.admins` (made by
@@ -12,18 +12,6 @@ import { HttpError } from "#common/errors.ts";
  */
 
 type Admins = Config["services"]["buddies"]["admins"];
-
-const REALM = 'Basic realm="xmpp-sidecars buddies admin", charset="UTF-8"';
-
-const unauthorized = (none: boolean) =>
-  new HttpError(
-    401,
-    "invalid_credentials",
-    none
-      ? "No admin key is configured: run `sidecars buddies admin-key <name>`, add the entry it prints to services.buddies.admins, reload."
-      : "Send an admin key: HTTP Basic `<name>:<key>` or `Authorization: Bearer <key>`.",
-    { "www-authenticate": REALM },
-  );
 
 const sha256 = (s: string) => hashBytes("sha256", s);
 
@@ -57,7 +45,7 @@ export function requireAdmin(admins: () => Admins): RequestHandler {
     const current = admins();
     const admin = adminOf(current, req.headers.authorization);
     if (!admin) {
-      next(unauthorized(Object.keys(current).length === 0));
+      next(Object.keys(current).length === 0 ? errors.noAdminKeys() : errors.invalidAdminKey());
       return;
     }
     res.locals.admin = admin;
@@ -86,7 +74,7 @@ export const sameOrigin: RequestHandler = (req, _res, next) => {
     foreignOrigin ||
     origin === "null"
   ) {
-    next(new HttpError(403, "cross_origin", "Admin actions are accepted only from the admin page itself."));
+    next(errors.crossOrigin());
     return;
   }
   next();

@@ -1,9 +1,9 @@
 import express, { type Request, type Response, Router } from "express";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
-import { HttpError, notFound } from "#common/errors.ts";
 import { validated } from "#common/http/validate.ts";
 import { parseOptions } from "#common/plugins/problems.ts";
+import { errors } from "../errors.ts";
 import type { KindRegistry } from "../kinds/registry.ts";
 import { requestAction } from "../runner/actions.ts";
 import {
@@ -35,18 +35,14 @@ const FORWARDED = "x-buddies-forwarded";
 
 function buddyJid(text: string): { username: string; domain: string; jid: string } {
   const parsed = parseBuddyJid(text);
-  if (typeof parsed === "string") throw new HttpError(400, "invalid_jid", parsed);
+  if (typeof parsed === "string") throw errors.invalidJid(parsed);
   return { ...parsed, jid: `${parsed.username}@${parsed.domain}` };
 }
 
 /** Sends the request on to the runner that owns the buddy, once (never from runner to runner again). */
 async function forward(req: Request, res: Response, url: string | null): Promise<void> {
   if (!url || req.headers[FORWARDED]) {
-    throw new HttpError(
-      503,
-      "owner_unreachable",
-      "The runner that owns this buddy has no reachable admin address; retry on that machine.",
-    );
+    throw errors.ownerWithoutAddress();
   }
   const headers: Record<string, string> = { [FORWARDED]: "1" };
   for (const h of ["authorization", "content-type"]) {
@@ -56,11 +52,7 @@ async function forward(req: Request, res: Response, url: string | null): Promise
   const init: RequestInit = { method: req.method, headers, signal: AbortSignal.timeout(5000) };
   if (req.method !== "GET" && req.body !== undefined) init.body = JSON.stringify(req.body);
   const answer = await fetch(`${url}${req.originalUrl}`, init).catch(() => {
-    throw new HttpError(
-      503,
-      "owner_unreachable",
-      "The runner that owns this buddy did not answer; retry in a few seconds.",
-    );
+    throw errors.ownerNotAnswering();
   });
   res.status(answer.status).type(answer.headers.get("content-type") ?? "application/json");
   res.send(Buffer.from(await answer.arrayBuffer()));
@@ -75,7 +67,7 @@ export function adminRouter(deps: AdminDeps): Router {
     clusterView(pool, runner, await loadDefinitions(pool, config), config.buddies.cluster.leaseSeconds);
   const one = async (jid: string): Promise<BuddyView> => {
     const b = (await view()).buddies.find((x) => x.jid === jid);
-    if (!b) throw notFound(`buddy ${jid}`);
+    if (!b) throw errors.notFound(`buddy ${jid}`);
     return b;
   };
   const notifyRunners = async () => {
@@ -114,12 +106,12 @@ export function adminRouter(deps: AdminDeps): Router {
     validated({ params: jidParams, body: definitionBody }, async ({ params, body }, _req, res) => {
       const { username, domain, jid } = buddyJid(params.jid);
       const problem = definitionProblem(config, domain, username);
-      if (problem) throw new HttpError(422, "domain_not_served", problem);
+      if (problem) throw errors.domainNotServed(problem);
       const kind = await deps.kinds.get(body.kind).catch((err: Error) => {
-        throw new HttpError(422, "unknown_kind", err.message);
+        throw errors.unknownKind(err.message);
       });
       const options = parseOptions(kind.options, body.options, "options");
-      if (!options.ok) throw new HttpError(422, "invalid_options", options.problems.join("; "));
+      if (!options.ok) throw errors.invalidOptions(options.problems);
       const created = await saveDefinition(pool, domain, username, body);
       await notifyRunners();
       res.status(created ? 201 : 200).json({ buddy: await one(jid) });
@@ -133,13 +125,9 @@ export function adminRouter(deps: AdminDeps): Router {
       if (!(await deleteDefinition(pool, domain, username))) {
         const known = (await loadDefinitions(pool, config)).get(jid);
         if (known) {
-          throw new HttpError(
-            409,
-            "defined_in_config",
-            `${jid} is defined in config: remove it from buddies.domains.${domain}.definitions and reload`,
-          );
+          throw errors.definedInConfig(jid, domain);
         }
-        throw notFound(`buddy ${jid}`);
+        throw errors.notFound(`buddy ${jid}`);
       }
       await notifyRunners();
       res.status(204).end();
@@ -201,20 +189,13 @@ export function hooksRouter(deps: Pick<AdminDeps, "pool" | "runner">): Router {
       if (!session) {
         const elsewhere = await ownerUrl(deps.pool, deps.runner, jid);
         if (elsewhere !== undefined && !req.headers[FORWARDED]) return forward(req, res, elsewhere);
-        throw new HttpError(
-          503,
-          "buddy_offline",
-          `${jid} is not running; start it, or retry once it is online.`,
-          { "retry-after": "10" },
-        );
+        throw errors.buddyNotRunning(jid);
       }
       const handler = session.bot?.hooks.get(params.hook);
       if (!session.bot) {
-        throw new HttpError(503, "buddy_offline", `${jid} is ${session.state}; retry once it is online.`, {
-          "retry-after": "10",
-        });
+        throw errors.buddyNotOnline(jid, session.state);
       }
-      if (!handler) throw notFound(`hook ${params.hook} of ${jid}`);
+      if (!handler) throw errors.notFound(`hook ${params.hook} of ${jid}`);
       const answer = await handler({ body: req.body ?? {}, query: req.query as Record<string, string> });
       res.status(answer.status ?? 200).json(answer.body ?? { ok: true });
     }),

@@ -47,7 +47,10 @@ export interface HookRequest {
   query: Record<string, string>;
 }
 
-/** What it answers: a status (default 200) and a JSON body. Throw an HttpError for a 4xx. */
+/**
+ * What it answers: a status (default 200) and a JSON body. For a 4xx, throw an HttpError (common/errors.ts);
+ * the built-in kinds throw the entries of the buddies catalogue (../errors.ts), which are HttpErrors too.
+ */
 export interface HookResponse {
   status?: number;
   body?: unknown;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HttpError } from "#common/errors.ts";
+import { errors } from "../errors.ts";
 import { defineKind } from "./kind.ts";
 import { bareJid, createRecipients } from "./recipients.ts";
 import { installZabbix, zabbixOptionFields } from "./zabbix.ts";
@@ -78,11 +78,7 @@ export default defineKind({
       const a = actionBody.parse(req.body);
       const to = o.actionsTo ?? [];
       if (to.length === 0) {
-        throw new HttpError(
-          409,
-          "no_recipient",
-          `${ctx.buddy.jid} has nobody to tell: set options.actionsTo`,
-        );
+        throw errors.noActionRecipient(ctx.buddy.jid);
       }
       const text =
         a.action === "reply"

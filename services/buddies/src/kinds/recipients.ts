@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HttpError } from "#common/errors.ts";
+import { errors } from "../errors.ts";
 import type { BuddyIdentity } from "./kind.ts";
 
 /**
@@ -26,7 +26,7 @@ export interface Target {
 }
 
 export interface Recipients {
-  /** The target for `to`, or an HttpError (409 not_in_room, 400 invalid_request) saying what to change. */
+  /** The target for `to`, or a catalogue error (409 not_in_room, 400 invalid_request) saying what to change. */
   target(to: string, type?: MessageType): Target;
   deliver(targets: readonly Target[], body: string): Promise<void>;
 }
@@ -48,21 +48,12 @@ export function createRecipients(
       const jid = to.toLowerCase();
       if (rooms.has(jid)) {
         if (type === "chat") {
-          throw new HttpError(
-            400,
-            "invalid_request",
-            `type: ${jid} is a room; send it as groupchat or leave type out`,
-          );
+          throw errors.invalidRequest("type", `${jid} is a room; send it as groupchat or leave type out`);
         }
         return { to: jid, type: "groupchat" };
       }
       if (type === "groupchat" || looksLikeRoom(jid)) {
-        const known = rooms.size ? `it is in ${[...rooms].join(", ")}` : "it is in no room";
-        throw new HttpError(
-          409,
-          "not_in_room",
-          `${buddy.jid} is not in the room ${jid} (${known}): add the room to the buddy's rooms, or send to a user`,
-        );
+        throw errors.notInRoom(buddy.jid, jid, [...rooms]);
       }
       return { to: jid, type: "chat" };
     },

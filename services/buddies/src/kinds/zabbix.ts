@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { HttpError } from "#common/errors.ts";
+import { errors } from "../errors.ts";
 import type { KindContext, MessageContext } from "./kind.ts";
 import { bareJid, type Recipients } from "./recipients.ts";
 
@@ -187,11 +187,7 @@ export function installZabbix(ctx: KindContext<ZabbixOptions>, recipients: Recip
     const alert = zabbixWebhook.parse(req.body);
     const to = alert.to ?? ctx.options.to;
     if (!to) {
-      throw new HttpError(
-        400,
-        "no_recipient",
-        'no "to" in the body and none in the buddy\'s options.to: set one',
-      );
+      throw errors.noAlertRecipient();
     }
     const targets = to.map((jid) => recipients.target(jid));
     await recipients.deliver(targets, formatAlert(alert, ctx.options.report !== undefined));

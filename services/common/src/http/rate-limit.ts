@@ -1,7 +1,7 @@
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { RateLimitName } from "../config/schema.ts";
 import type { Pool } from "../db/pool.ts";
-import { HttpError } from "../errors.ts";
+import { commonErrors } from "./common-errors.ts";
 
 /**
  * Rate limits shared by every process through PostgreSQL (rate-limiter-flexible, table `rate_limits` from the
@@ -9,7 +9,7 @@ import { HttpError } from "../errors.ts";
  * propagates as the database error (503 database_unavailable), never as a silent pass.
  */
 export interface RateLimit {
-  /** Takes one point for `key`; throws HttpError 429 when none is left. */
+  /** Takes one point for `key`; throws 429 `rate_limited` (common-errors.ts) when none is left. */
   consume(key: string, points?: number): Promise<void>;
   /** Forgets `key` (e.g. after a successful login). */
   reset(key: string): Promise<void>;
@@ -37,9 +37,7 @@ export function createRateLimit(
       } catch (err) {
         if (!(err instanceof RateLimiterRes)) throw err;
         const retryAfterS = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-        throw new HttpError(429, "rate_limited", describe(retryAfterS), {
-          "retry-after": String(retryAfterS),
-        });
+        throw commonErrors.rateLimited(describe(retryAfterS), retryAfterS);
       }
     },
     async reset(key) {

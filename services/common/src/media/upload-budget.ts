@@ -1,6 +1,6 @@
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { Pool } from "../db/pool.ts";
-import { HttpError } from "../errors.ts";
+import { commonErrors } from "../http/common-errors.ts";
 import type { Jid } from "../users/jid.ts";
 
 /**
@@ -22,23 +22,6 @@ export interface UploadBudget {
   /** Gives back what `charge` took (the upload was refused after all). */
   refund(owner: Jid, bytes: number): Promise<void>;
 }
-
-const human = (bytes: number) =>
-  bytes >= 1024 ** 3
-    ? `${(bytes / 1024 ** 3).toFixed(1)} GiB`
-    : `${(bytes / 1024 ** 2).toFixed(bytes >= 10 * 1024 ** 2 ? 0 : 1)} MiB`;
-
-export const uploadBudgetExceeded = (dailyBytes: number, used: number, adding: number, resetsAt: Date) => {
-  const seconds = Math.max(1, Math.ceil((resetsAt.getTime() - Date.now()) / 1000));
-  return new HttpError(
-    429,
-    "upload_budget_exceeded",
-    `This upload (${adding} bytes) would take you over your daily upload budget of ${dailyBytes} bytes ` +
-      `(${human(dailyBytes)}; ${human(used)} used): the budget resets at ${resetsAt.toISOString()} ` +
-      `(in ${Math.ceil(seconds / 60)} min); send it then, or a smaller file.`,
-    { "retry-after": String(seconds) },
-  );
-};
 
 const keyOf = (owner: Jid) => `${owner.node}@${owner.domain}`;
 const kib = (bytes: number) => Math.max(1, Math.ceil(bytes / KiB));
@@ -79,7 +62,12 @@ export function createUploadBudget(pool: Pool, dailyBytes: number): UploadBudget
         // a refused consume has been counted all the same: give it back, the upload is not kept
         await limiter.reward(keyOf(owner), kib(bytes));
         const used = Math.max(0, err.consumedPoints - kib(bytes)) * KiB;
-        throw uploadBudgetExceeded(dailyBytes, used, bytes, new Date(Date.now() + err.msBeforeNext));
+        throw commonErrors.uploadBudgetExceeded(
+          dailyBytes,
+          used,
+          bytes,
+          new Date(Date.now() + err.msBeforeNext),
+        );
       }
     },
     async refund(owner, bytes) {
