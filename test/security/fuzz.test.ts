@@ -156,7 +156,7 @@ beforeAll(async () => {
     log,
     metrics: metrics.registry,
   });
-  media = await createMediaDeps(config, log);
+  media = await createMediaDeps({ config, log, pool: db.pool });
   const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
   const registration = createRegistrationDeps({ config, log, pool: db.pool });
   const app = createHttpUtilityApp({

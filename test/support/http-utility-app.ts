@@ -70,7 +70,7 @@ export async function startHttpUtilityApp(o: HttpUtilityTestOptions = {}): Promi
   const deps: AppDeps = {
     ...ctx,
     core,
-    attachments: await createMediaDeps(config, log),
+    attachments: await createMediaDeps(ctx),
     push,
     registration: createRegistrationDeps(ctx, { metrics: metrics.registry }),
     metrics,

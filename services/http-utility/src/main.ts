@@ -22,7 +22,7 @@ await runService({
     const { config, log, pool } = ctx;
     const metrics = createMetrics("http-utility");
     const core = await createAuthCore({ ...ctx, metrics: metrics.registry });
-    const attachments = await createMediaDeps(config, log);
+    const attachments = await createMediaDeps(ctx);
     const push = await createPushDeps(ctx, { metrics: metrics.registry });
     const registration = createRegistrationDeps(ctx, { metrics: metrics.registry });
     const deps = { config, log, pool, core, attachments, push, registration, metrics };

@@ -1,23 +1,43 @@
 import type { Config } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
 import type { Storage } from "#common/media/storage.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
+import { createUploadBudget, type UploadBudget } from "#common/media/upload-budget.ts";
+import { createGeneratedAvatars, type GeneratedAvatars } from "./generated-avatars.ts";
 import { queuedImages } from "./image-queue.ts";
 import { createImagesOnWorker } from "./image-worker.ts";
 import type { Images } from "./images.ts";
 import { createPosterMaker } from "./video-poster.ts";
 
-/** What the attachment routes need, built from `media` config: the composition root's part for media. */
+/**
+ * What the attachment routes need, built once from `media` config by the composition root: storage, the
+ * image worker, video posters, the daily upload budget and the generated avatars (their cache and their
+ * per-address limit).
+ */
 export interface MediaDeps {
   storage: Storage;
   images: Images;
   posters: ReturnType<typeof createPosterMaker>;
+  budget: UploadBudget;
+  generated: GeneratedAvatars;
 }
 
-export async function createMediaDeps(config: Pick<Config, "media">, log: Logger): Promise<MediaDeps> {
+export async function createMediaDeps(ctx: {
+  config: Pick<Config, "media" | "services">;
+  log: Logger;
+  pool: Pool;
+}): Promise<MediaDeps> {
+  const { config, log, pool } = ctx;
   return {
     storage: await createStorage(config.media.storage, { log }),
     images: queuedImages(createImagesOnWorker(config.media.images), config.media.images),
     posters: createPosterMaker({ ffmpeg: config.media.ffmpeg, log, limits: config.media.posters }),
+    budget: createUploadBudget(pool, config.media.dailyUploadBytes),
+    generated: createGeneratedAvatars({
+      pool,
+      media: config.media,
+      perIp: config.services.httpUtility.rateLimits.generatedAvatarsPerIp,
+    }),
   };
 }

@@ -4,12 +4,12 @@ import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { defineRoute, type Route } from "#common/http/route.ts";
 import { isKey } from "#common/media/keys.ts";
-import { createUploadBudget } from "#common/media/upload-budget.ts";
+import type { UploadBudget } from "#common/media/upload-budget.ts";
 import { validateNode } from "#common/users/jid.ts";
 import { type CallerPolicy, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
 import { createDownloads } from "./downloads.ts";
-import { createGeneratedAvatars } from "./generated-avatars.ts";
+import type { GeneratedAvatars } from "./generated-avatars.ts";
 import {
   AVATAR_CACHE,
   downloadHeaders,
@@ -54,8 +54,10 @@ import { uploadRoute } from "./upload-route.ts";
 
 /** The media feature (`createMediaDeps`), the `media` section as `media`, and what else the routes read. */
 export interface AttachmentsDeps extends EngineDeps {
-  config: Pick<Config, "domains" | "services">;
+  config: Pick<Config, "domains">;
   pool: Pool;
+  budget: UploadBudget;
+  generated: GeneratedAvatars;
 }
 
 const PREFIX = "/api/v1/attachments";
@@ -78,17 +80,12 @@ const GENERATED = DEFAULTS.generated;
 export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] {
   const { pool, media } = deps;
   const downloads = createDownloads({ pool, storage: deps.storage, media });
-  const generated = createGeneratedAvatars({
-    pool,
-    media,
-    perIp: deps.config.services.httpUtility.rateLimits.generatedAvatarsPerIp,
-  });
+  const { generated } = deps;
   const urlOf = (group: string) => (req: Request, name: string) =>
     `${req.protocol}://${req.get("host")}${PREFIX}/${group}/${name}`;
   const uploadDeps = {
     ...deps,
     onDeleted: (names: string[]) => downloads.forget(names),
-    budget: createUploadBudget(pool, media.dailyUploadBytes),
   };
 
   /** A stored name of this kind (an original or one of its variants), or 404. */

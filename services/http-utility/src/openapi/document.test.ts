@@ -429,7 +429,7 @@ describe("the OpenAPI document of http-utility", () => {
     await addUser(db.pool, USER, { cleartext: USER.password }, domain);
     core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
     const push = await createPushDeps({ config, log, pool: db.pool }, { workers: false });
-    const media = await createMediaDeps(config, log);
+    const media = await createMediaDeps({ config, log, pool: db.pool });
     app = createHttpUtilityApp({
       config,
       log,

@@ -31,7 +31,7 @@ import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 const deps = { config: loadConfig({ env: { APP_ENV: "test" } }), pool: new pg.Pool() };
 const log = pino({ level: "silent" });
 const push = await createPushDeps({ ...deps, log }, { workers: false });
-const media = await createMediaDeps(deps.config, log);
+const media = await createMediaDeps({ ...deps, log });
 const doc = buildOpenApiDocument(
   routeGroups({
     users: registrationRoutes({ ...deps, log, ...createRegistrationDeps({ ...deps, log }) }),
