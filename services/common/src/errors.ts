@@ -95,6 +95,28 @@ export function defineError<S extends AnySpec>(spec: S): ErrorFactory<ArgsOf<S>>
   return Object.assign(make, { status, code, description });
 }
 
+const CODE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
+
+/**
+ * What is wrong with a catalogue, one line a problem: a code that is not snake_case, a status that is not an
+ * error, a description that is not one line, or one error declared twice (same status, code and
+ * description under two names). Each service's catalogue test expects none.
+ */
+export function catalogueProblems(catalogue: Readonly<Record<string, ErrorEntry>>): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, string>();
+  for (const [name, e] of Object.entries(catalogue)) {
+    if (!CODE.test(e.code)) problems.push(`${name}: code "${e.code}" is not snake_case`);
+    if (!(e.status >= 400 && e.status <= 599)) problems.push(`${name}: status ${e.status} is not an error`);
+    if (!/^\S[^\n]*$/.test(e.description)) problems.push(`${name}: the description must be one line`);
+    const key = `${e.status} ${e.code} ${e.description}`;
+    const first = seen.get(key);
+    if (first) problems.push(`${name} repeats ${first}`);
+    else seen.set(key, name);
+  }
+  return problems;
+}
+
 /** A service's catalogue: `defineErrors({ unknownApp: { status: 404, code: "unknown_app", … } })`. */
 export function defineErrors<C extends Record<string, AnySpec>>(
   specs: C,
