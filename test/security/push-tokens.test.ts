@@ -1,6 +1,4 @@
-import { Writable } from "node:stream";
 import express from "express";
-import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
@@ -13,6 +11,7 @@ import { createCallers } from "../../services/http-utility/src/callers.ts";
 import { deviceRoutes } from "../../services/http-utility/src/push/devices/routes.ts";
 import type { Notifier } from "../../services/http-utility/src/push/notifier.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { recordingLogger } from "../support/recording-logger.ts";
 
 /**
  * The attack: a device token is no secret (it travels in provider logs, crash reports, a shared phone's
@@ -31,16 +30,7 @@ const TOKEN = "fcm:APA91b-alices-phone-token";
 const ALICES_INSTALL = "k3J9-alice-install-secret-Zq81xw";
 const MOVE_AFTER_DAYS = 30;
 
-const logLines: { level: number; msg: string }[] = [];
-const log = pino(
-  { level: "debug" },
-  new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(JSON.parse(chunk.toString()));
-      done();
-    },
-  }),
-);
+const { log, lines: logLines, clear: clearLog } = recordingLogger({ level: "debug" });
 
 /** Never asked to push by these routes' registrations; present because the routes take one. */
 const notifier: Notifier = {
@@ -94,7 +84,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await db.pool.query("TRUNCATE push_tokens");
-  logLines.length = 0;
+  clearLog();
 });
 
 async function register(u: User, extra: Record<string, unknown> = {}) {

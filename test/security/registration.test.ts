@@ -2,14 +2,13 @@ import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import type { TestDatabase } from "../support/database.ts";
 import { type HttpUtilityTestApp, startHttpUtilityApp } from "../support/http-utility-app.ts";
 import { ROOT } from "../support/processes.ts";
+import { recordingLogger } from "../support/recording-logger.ts";
 
 /**
  * Registration by phone number, attacked (docs/security.md, "Registration codes"): each test is the request
@@ -29,18 +28,9 @@ let app: HttpUtilityTestApp;
 let db: TestDatabase;
 let core: AuthCore;
 let base: string;
-const logLines: Record<string, unknown>[] = [];
+const { log, lines: logLines } = recordingLogger({ level: "info" });
 
 beforeAll(async () => {
-  const log = pino(
-    { level: "info" },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
   app = await startHttpUtilityApp({
     log,
     overrides: {

@@ -1,7 +1,7 @@
 import http from "node:http";
 import net from "node:net";
-import { Writable } from "node:stream";
-import { pino } from "pino";
+import type { Logger } from "pino";
+import { type LogLine, recordingLogger } from "./recording-logger.ts";
 
 /**
  * The pieces of test/security/fuzz.test.ts that are not about what it generates: one request description
@@ -136,22 +136,12 @@ function viaSocket(port: number, r: FuzzRequest, timeoutMs: number): Promise<Fuz
 
 export interface CapturedLog {
   /** every line at level error (50) and above, parsed */
-  errors: Record<string, unknown>[];
-  log: pino.Logger;
+  errors: LogLine[];
+  log: Logger;
 }
 
 /** A pino logger at `warn` whose lines at level ≥ 50 are kept (the others are dropped). */
 export function capturingLogger(): CapturedLog {
-  const errors: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString("utf8").split("\n")) {
-        if (!line) continue;
-        const record = JSON.parse(line) as Record<string, unknown>;
-        if (typeof record.level === "number" && record.level >= 50) errors.push(record);
-      }
-      done();
-    },
-  });
-  return { errors, log: pino({ level: "warn" }, sink) };
+  const { lines, log } = recordingLogger({ level: "warn", keep: (line) => line.level >= 50 });
+  return { errors: lines, log };
 }

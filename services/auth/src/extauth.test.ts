@@ -2,6 +2,7 @@ import { PassThrough, Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Jid } from "#common/users/jid.ts";
+import { recordingLogger } from "../../../test/support/recording-logger.ts";
 import { type ExtauthApi, FALSE_ANSWER, parseRequest, runExtauth, TRUE_ANSWER } from "./extauth.ts";
 
 /** An in-memory API: `slow@…` never answers, `broken@…` throws (a database that is down). */
@@ -64,8 +65,7 @@ async function exchange(api: ExtauthApi, chunks: Buffer[], options: { timeoutMs?
   const output = new PassThrough();
   const written: Buffer[] = [];
   output.on("data", (c: Buffer) => written.push(c));
-  const lines: string[] = [];
-  const log = pino({ level: "debug" }, { write: (line: string) => lines.push(line) });
+  const { log, text } = recordingLogger({ level: "debug" });
   const done = runExtauth({ api, input, output, log, timeoutMs: options.timeoutMs ?? 1000 });
   for (const c of chunks) {
     input.write(c);
@@ -80,7 +80,7 @@ async function exchange(api: ExtauthApi, chunks: Buffer[], options: { timeoutMs?
     expect(a.equals(TRUE_ANSWER) || a.equals(FALSE_ANSWER), `answer bytes ${a.toString("hex")}`).toBe(true);
     answers.push(a.equals(TRUE_ANSWER));
   }
-  return { answers, log: lines.join("") };
+  return { answers, log: text() };
 }
 
 describe("parseRequest", () => {

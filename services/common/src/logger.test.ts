@@ -1,22 +1,10 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { recordingLogger } from "../../../test/support/recording-logger.ts";
 import { loggerOptions, REDACT_PATHS } from "./logger.ts";
-
-function capture(options: pino.LoggerOptions = { redact: { paths: REDACT_PATHS, censor: "[redacted]" } }) {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  return { log: pino(options, stream), lines };
-}
 
 describe("logger", () => {
   it("never writes a secret passed by name", () => {
-    const { log, lines } = capture();
+    const { log, lines } = recordingLogger({ redact: { paths: REDACT_PATHS, censor: "[redacted]" } });
     log.info(
       { password: "hunter2", pass: "p", token: "t", basicAuth: "u:p", databaseUrl: "postgres://u:pw@h/db" },
       "x",
@@ -35,7 +23,7 @@ describe("logger", () => {
 
   it("cuts phone numbers and JIDs outside debug, and keeps them whole at debug", () => {
     const at = (level: "info" | "debug") => {
-      const { log, lines } = capture(loggerOptions({ log: { level, pretty: false } }, "test"));
+      const { log, lines } = recordingLogger(loggerOptions({ log: { level, pretty: false } }, "test"));
       log.warn(
         { domain: "oyo.example", node: "306912345678", receiver: "306912345678@oyo.example", err: "x" },
         "registration SMS not sent",

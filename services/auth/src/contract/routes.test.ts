@@ -1,7 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import net, { type Socket } from "node:net";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
@@ -10,6 +8,7 @@ import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { deadPort } from "../../../../test/support/free-port.ts";
+import { recordingLogger } from "../../../../test/support/recording-logger.ts";
 import { createAuthApp } from "../app.ts";
 import { type AuthCore, createAuthCore } from "../core/auth-core.ts";
 
@@ -400,16 +399,7 @@ function fixtures(t: string) {
   return { users, legacy };
 }
 
-const logLines: string[] = [];
-const log = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk, _enc, done) {
-      logLines.push(String(chunk));
-      done();
-    },
-  }),
-);
+const { log, text: logText } = recordingLogger({ level: "info" });
 
 let db: TestDatabase;
 let config: Config;
@@ -1181,7 +1171,7 @@ describe("metrics and logs", () => {
       Buffer.from(BASIC_AUTH).toString("base64"),
       MISIO.storedKey,
     ];
-    const logs = logLines.join("");
+    const logs = logText();
     expect(logs.length).toBeGreaterThan(0);
     for (const s of secrets) {
       expect(text.includes(s), `metrics hold ${s}`).toBe(false);

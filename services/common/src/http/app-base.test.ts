@@ -1,10 +1,9 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../../test/support/free-port.ts";
+import { recordingLogger } from "../../../../test/support/recording-logger.ts";
 import { EmbeddedDatabase } from "../db/embedded.ts";
 import { createPool, type Pool } from "../db/pool.ts";
 import { HttpError } from "../errors.ts";
@@ -13,16 +12,7 @@ import { createBaseApp, finishApp } from "./app-base.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
 // the app's log, kept to check what a request line holds
-const logLines: Record<string, unknown>[] = [];
-const log = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk, _enc, done) {
-      logLines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  }),
-);
+const { log, lines: logLines } = recordingLogger({ level: "info" });
 
 // A database of this file's own: the test stops and restarts it.
 let dir: string;

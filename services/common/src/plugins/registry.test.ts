@@ -1,7 +1,6 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { recordingLogger } from "../../../../test/support/recording-logger.ts";
 import { StartupProblems } from "../errors.ts";
 import { definePlugin } from "./definition.ts";
 import { OptionError, ProblemCollector, parseOptions } from "./problems.ts";
@@ -107,17 +106,6 @@ function problemsOf(fn: () => unknown): string[] {
   throw new Error("no problem was thrown");
 }
 
-function logLines() {
-  const lines: Array<Record<string, unknown> & { msg: string }> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()));
-      done();
-    },
-  });
-  return { lines, log: pino({ level: "debug" }, stream) };
-}
-
 describe("a plugin registry", () => {
   it("creates the instance of a known kind from its parsed options", () => {
     const g = greeters.create(
@@ -198,7 +186,7 @@ describe("a plugin registry", () => {
 
 describe("capabilities", () => {
   it("logs at start what is lost without the capabilities an instance lacks (debug: what it has)", () => {
-    const { lines, log } = logLines();
+    const { lines, log } = recordingLogger({ level: "debug" });
     greeters.create("a.greeter", { kind: "polite", options: { greeting: "hi" } }, ctx, log);
     greeters.create("b.greeter", { kind: "quiet" }, ctx, log);
     expect(lines.map((l) => [l.level, l.msg, l.capabilities, l.lost])).toEqual([

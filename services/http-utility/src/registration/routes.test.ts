@@ -1,11 +1,10 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AuthCore } from "#auth";
 import type { TestDatabase } from "../../../../test/support/database.ts";
 import { type HttpUtilityTestApp, startHttpUtilityApp } from "../../../../test/support/http-utility-app.ts";
+import { recordingLogger } from "../../../../test/support/recording-logger.ts";
 import { clearEndedRetries } from "./challenges.ts";
 
 /**
@@ -32,7 +31,7 @@ let app: HttpUtilityTestApp;
 let db: TestDatabase;
 let core: AuthCore;
 let base: string;
-const logLines: Record<string, unknown>[] = [];
+const { log, lines: logLines } = recordingLogger({ level: "info" });
 
 // the http sender's gateway: records what it receives, answers `gateway.status`
 const gateway = {
@@ -55,15 +54,6 @@ beforeAll(async () => {
   await new Promise<void>((r) => gateway.server?.listen(0, "127.0.0.1", r));
   const gatewayPort = (gateway.server.address() as AddressInfo).port;
 
-  const log = pino(
-    { level: "info" },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
   app = await startHttpUtilityApp({
     log,
     overrides: {

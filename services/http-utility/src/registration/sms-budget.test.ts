@@ -1,23 +1,13 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
+import { recordingLogger } from "../../../../test/support/recording-logger.ts";
 import { createSmsBudget } from "./sms-budget.ts";
 
 /** The SMS budgets against a real PostgreSQL: exact under concurrency, one warning per window. */
 
 let db: TestDatabase;
-const lines: Record<string, unknown>[] = [];
-const log = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  }),
-);
+const { log, lines, clear: clearLog } = recordingLogger({ level: "info" });
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -60,7 +50,7 @@ describe("SMS budgets", () => {
 
   it("refuses on the global budget and gives the prefix's point back; giveBack returns what was taken", async () => {
     await db.pool.query("DELETE FROM sms_budgets");
-    lines.length = 0;
+    clearLog();
     const metrics = new Registry();
     const budget = createSmsBudget({
       pool: db.pool,

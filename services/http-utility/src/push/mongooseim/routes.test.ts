@@ -1,6 +1,4 @@
-import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createDocument } from "zod-openapi";
 import { loadConfig } from "#common/config/load.ts";
@@ -10,6 +8,7 @@ import { routesRouter } from "#common/http/route.ts";
 import { routePaths } from "#common/http/route-openapi.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
+import { recordingLogger } from "../../../../../test/support/recording-logger.ts";
 import { resolveInternalCaller } from "../../callers.ts";
 import type { Notifier, TokenResult } from "../notifier.ts";
 import type { PushMessage, PushService } from "../senders/sender.ts";
@@ -48,16 +47,7 @@ class RecordingNotifier implements Notifier {
   }
 }
 
-const logLines: string[] = [];
-const log = pino(
-  { level: "debug" },
-  new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(String(chunk));
-      done();
-    },
-  }),
-);
+const { log, text: logText, clear: clearLog } = recordingLogger({ level: "debug" });
 
 const APNS = { keyFile: "k.p8", keyId: "K", teamId: "T" };
 let db: TestDatabase;
@@ -112,7 +102,7 @@ beforeEach(() => {
   notifier.delayMs = 0;
   notifier.fail = false;
   notifier.next = { status: "sent" };
-  logLines.length = 0;
+  clearLog();
 });
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
@@ -188,8 +178,8 @@ describe("POST /api/v1/mongooseim/messages (mod_http_notification, mod_event_pus
   it("logs a failed push, never throws it", async () => {
     notifier.fail = true;
     expect((await hook(new URLSearchParams(fields).toString())).status).toBe(204);
-    await vi.waitFor(() => expect(logLines.join("")).toContain("chat message push failed"), SETTLED);
-    expect(logLines.join("")).not.toContain("Tom & Jerry");
+    await vi.waitFor(() => expect(logText()).toContain("chat message push failed"), SETTLED);
+    expect(logText()).not.toContain("Tom & Jerry");
   });
 
   it("refuses a body without a receiver or a message, at once", async () => {

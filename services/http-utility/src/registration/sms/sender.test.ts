@@ -1,21 +1,14 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { configSchema } from "#common/config/schema.ts";
 import { StartupProblems } from "#common/errors.ts";
+import { recordingLogger } from "../../../../../test/support/recording-logger.ts";
 import { createSmsSenders, smsSenderKinds } from "./registry.ts";
 
 /** The registry (one sender per domain that accepts registration) and the log sender. */
 
 function lines() {
-  const out: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      out.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { out, log: pino({ level: "info" }, stream) };
+  const { lines: out, log } = recordingLogger({ level: "info" });
+  return { out, log };
 }
 
 /** `domains` as the config loader would produce them (defaults filled in). */
