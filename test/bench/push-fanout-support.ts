@@ -153,6 +153,7 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
       : { [APP]: { fcm: { serviceAccountFile, projectId: PROJECT_ID } } },
     {
       log,
+      env: config.env,
       secrets: config.secrets,
       endpoints: {
         fcmAgent,

@@ -8,7 +8,7 @@ import { z } from "zod";
 const filePath = z.string().min(1);
 
 /**
- * The options of the push senders, by the key that chooses them (`fcm`, `apns`): the definitions of
+ * The options of the push senders, by the key that chooses them (`fcm`, `apns`, `log`): the definitions of
  * services/http-utility/src/push/senders/ take these schemas as theirs. Unlike the other plugin points the
  * kinds are keys here rather than a `kind` string, so config checks them when it loads.
  */
@@ -38,15 +38,32 @@ export const apnsCredentials = z
     message: "give keyFile, keyId and teamId (token auth) or certFile and certKeyFile (certificates)",
   });
 
+/** Development: no credentials, every push of the app is written to the service's log (docs/push.md). */
+export const logSenderOptions = z.object({}).strict();
+
 export const pushSchema = z
   .object({
     apps: z
       .record(
         z.string().regex(/^[\w.-]{1,100}$/, "an app name such as OyoChat"),
-        z.object({ fcm: fcmCredentials.optional(), apns: apnsCredentials.optional() }).strict(),
+        z
+          .object({
+            fcm: fcmCredentials.optional(),
+            apns: apnsCredentials.optional(),
+            log: logSenderOptions.optional(),
+          })
+          .strict()
+          // `log` takes every service of the app: beside fcm or apns, which one a token went to would depend on
+          // the order of the keys
+          .refine((a) => a.log === undefined || (a.fcm === undefined && a.apns === undefined), {
+            message: "`log` serves every service of the app: give it alone, or fcm and/or apns without it",
+            path: ["log"],
+          }),
       )
       .default({})
-      .describe("provider credentials by app: `fcm` and/or `apns`"),
+      .describe(
+        "provider credentials by app: `fcm` and/or `apns`; or `log` (`{}`, development only: each push is written to the http-utility log, refused in production)",
+      ),
     domains: z
       .record(z.string().regex(/^[a-z0-9.-]+$/), z.object({ app: z.string().min(1) }).strict())
       .default({})

@@ -27,6 +27,7 @@ export async function createPushDeps(
   const { config, log, pool } = ctx;
   const senders = createPushSenders(config.push.apps, {
     log,
+    env: config.env,
     secrets: config.secrets,
     ...(o.endpoints ? { endpoints: o.endpoints } : {}),
   });

@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { pushSchema } from "#common/config/push-schema.ts";
 import { Secrets } from "#common/config/secrets.ts";
 import { StartupProblems } from "#common/errors.ts";
 import { createPushSenders, pushSenderKinds } from "./registry.ts";
@@ -10,7 +11,12 @@ const log = pino({ level: "silent" });
 
 describe("createPushSenders", () => {
   it("has a kind for each key of push.apps.<app>", () => {
-    expect(pushSenderKinds.kinds).toEqual(["fcm", "apns"]);
+    expect(pushSenderKinds.kinds).toEqual(["fcm", "apns", "log"]);
+  });
+
+  it("has every kind named in the config reference (the config schema cannot import the registry)", () => {
+    const described = pushSchema.unwrap().shape.apps.description;
+    for (const kind of pushSenderKinds.kinds) expect(described).toContain(`\`${kind}\``);
   });
 
   it("stops the start listing every app's credential problem at its key", () => {
@@ -29,7 +35,7 @@ describe("createPushSenders", () => {
               },
             },
           },
-          { log, secrets: new Secrets({}) },
+          { log, env: "production", secrets: new Secrets({}) },
         );
       } catch (e) {
         return e;
@@ -47,7 +53,7 @@ describe("createPushSenders", () => {
   });
 
   it("makes no sender for an app without credentials", () => {
-    const senders = createPushSenders({ Bare: {} }, { log, secrets: new Secrets({}) });
+    const senders = createPushSenders({ Bare: {} }, { log, env: "production", secrets: new Secrets({}) });
     expect([...(senders.get("Bare")?.keys() ?? [])]).toEqual([]);
   });
 });

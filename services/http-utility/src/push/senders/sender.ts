@@ -1,4 +1,5 @@
 import type { PushConfig } from "#common/config/push-schema.ts";
+import type { Config } from "#common/config/schema.ts";
 import type { Secrets } from "#common/config/secrets.ts";
 import type { Logger } from "#common/logger.ts";
 import { pluginDefiner } from "#common/plugins/definition.ts";
@@ -6,8 +7,8 @@ import type { PluginPoint } from "#common/plugins/registry.ts";
 
 /**
  * How a notification reaches a device (docs/architecture.md "Plugins"): one `PushSender` per app and service,
- * built at startup from `push.apps` by the definitions of registry.ts (fcm.ts, apns.ts; this file imports
- * none of them). A sender answers with what happened to that token, as a value; it
+ * built at startup from `push.apps` by the definitions of registry.ts (fcm.ts, apns.ts, log-sender.ts; this
+ * file imports none of them). A sender answers with what happened to that token, as a value; it
  * throws only for a bug or a broken configuration. The orchestrator (push/send/routes.ts) decides about
  * retries, dead tokens and metrics from those values.
  */
@@ -71,6 +72,8 @@ export interface ProviderEndpoints {
 
 /** What a push sender's definition gets besides its options. */
 export interface PushSenderContext extends SenderDeps {
+  /** The config's environment: the `log` sender refuses production. */
+  env: Config["env"];
   /** Where secrets the options name are read (the APNs certificate's `passphraseEnv`). */
   secrets?: Pick<Secrets, "env">;
   endpoints?: ProviderEndpoints;
