@@ -1,6 +1,8 @@
 // `npm start`: the whole stack in the foreground. Config (APP_ENV, development by default), the embedded
 // PostgreSQL when DATABASE_URL is unset, migrations, then pm2-runtime with ecosystem.config.js.
-// Ctrl-C stops the services gracefully, then the embedded database if this run started it.
+// Ctrl-C stops the services gracefully, then the embedded database if this run started it. The pm2 home is
+// the one of every pm2 command of the project (scripts/pm2-home.ts); a stack already running is reloaded,
+// not started twice.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,8 +11,10 @@ import path from "node:path";
 import { loadConfig } from "#common/config/load.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { embeddedDatabase } from "#common/db/pool.ts";
+import { StartupError } from "#common/errors.ts";
 import { fromRoot, projectRoot } from "#common/paths.ts";
 import { exitOnStartupError } from "#common/service.ts";
+import { isOurs, locateStack, pm2Home, showHome } from "./pm2-home.ts";
 
 const env: NodeJS.ProcessEnv = { ...process.env, APP_ENV: process.env.APP_ENV ?? "development" };
 const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
@@ -32,6 +36,14 @@ async function waitForExit(pids: number[], ms: number): Promise<void> {
 }
 
 try {
+  const where = await locateStack(env);
+  if (where.at === "elsewhere" || (where.at === "home" && where.processes.some(isOurs))) {
+    const there = where.at === "elsewhere" ? where.elsewhere : showHome(where.home);
+    const withHome = where.at === "elsewhere" ? `PM2_HOME=${there} ` : "";
+    throw new StartupError(
+      `the stack already runs under pm2 home ${there}: reload it with \`${withHome}npm run reload\`, or stop it first`,
+    );
+  }
   // development gets a generated basic_auth secret for the auth service, kept in var/ (never in git)
   if (env.APP_ENV === "development" && !env.AUTH_BASIC_AUTH && !env.AUTH_BASIC_AUTH_FILE) {
     const file = fromRoot("var/secrets/auth-basic-auth");
@@ -61,18 +73,18 @@ try {
   // from here on, what pm2 and the services create (logs, media, scratch files) is not for other users of the
   // machine (the embedded PostgreSQL, which runs as another user, was started above and sets its own)
   process.umask(0o027);
-  const pm2Home = env.PM2_HOME ?? fromRoot("var/pm2");
+  const home = pm2Home(env);
   const pm2Runtime = createRequire(import.meta.url).resolve("pm2/bin/pm2-runtime");
   const child = spawn(process.execPath, [pm2Runtime, "start", "ecosystem.config.js", "--env", config.env], {
     cwd: projectRoot,
     stdio: "inherit",
-    env: { ...env, PM2_HOME: pm2Home },
+    env: { ...env, PM2_HOME: home },
   });
   // pm2-runtime may exit before its fork-mode apps (their own process group) finish shutting down: note the
   // apps' pids while they run, so this command returns only once every service has stopped.
   const appPids = new Set<number>();
   const notePids = () => {
-    const dir = path.join(pm2Home, "pids");
+    const dir = path.join(home, "pids");
     for (const f of existsSync(dir) ? readdirSync(dir) : []) {
       const pid = Number(readFileSync(path.join(dir, f), "utf8"));
       if (pid > 0) appPids.add(pid);
