@@ -1,6 +1,8 @@
-import { type Logger, pino } from "pino";
+import { hostname } from "node:os";
+import { type DestinationStream, type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 import type { Config } from "./config/schema.ts";
+import { withSyslog } from "./syslog.ts";
 
 export type { Logger };
 
@@ -56,33 +58,39 @@ function maskUsers(object: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** pino's options for a service: level, base fields, secrets redacted, users masked outside debug. */
+/**
+ * pino's options for a service: level, base fields, secrets redacted, users masked outside debug. With
+ * `log.syslog` the lines also carry `hostname`, which the syslog header's HOSTNAME field is taken from.
+ */
 export function loggerOptions(config: Pick<Config, "log">, service: string) {
   const debugging = config.log.level === "debug" || config.log.level === "trace";
   return {
     level: config.log.level,
-    base: { service, pid: process.pid },
+    base: config.log.syslog
+      ? { service, pid: process.pid, hostname: hostname() }
+      : { service, pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     ...(debugging ? {} : { formatters: { log: maskUsers } }),
   };
 }
 
-/** JSON lines for machines; readable lines in development. */
-/** `fd` 2 for programs whose stdout is a protocol (the extauth program). */
+/**
+ * JSON lines for machines; readable lines in development; with `log.syslog`, each line also to syslog.
+ * `fd` 2 for programs whose stdout is a protocol (the extauth program).
+ */
 export function createLogger(config: Pick<Config, "log">, service: string, fd: 1 | 2 = 1): Logger {
   const options = loggerOptions(config, service);
-  if (config.log.pretty) {
-    return pino(
-      options,
-      pretty({
+  const local: DestinationStream = config.log.pretty
+    ? pretty({
         destination: fd,
         colorize: fd === 1 ? process.stdout.isTTY : false,
         sync: true,
         singleLine: true,
         ignore: "pid,hostname,req,res",
-      }),
-    );
-  }
-  // synchronous writes: lines stay in order and the last ones survive a crash or process.exit
-  return pino(options, pino.destination({ dest: fd, sync: true }));
+      })
+    : // synchronous writes: lines stay in order and the last ones survive a crash or process.exit
+      pino.destination({ dest: fd, sync: true });
+  const syslog = config.log.syslog;
+  if (!syslog || config.log.level === "silent") return pino(options, local);
+  return pino(options, withSyslog(local, syslog, service, config.log.level));
 }

@@ -4,6 +4,7 @@ import type { Config } from "./config/schema.ts";
 import { type Listener, startListener } from "./db/listener.ts";
 import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
 import { StartupError } from "./errors.ts";
+import { createMetrics, type Metrics } from "./http/metrics.ts";
 import { type RunningServer, startServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./logger.ts";
 
@@ -17,6 +18,11 @@ export interface ServiceContext {
    * to it (the auth core's cache, the buddies runner), so a process holds one such connection, not one each.
    */
   listener: Listener;
+  /**
+   * The registry `/metrics` serves, labelled with the service's name: what the service counts goes in it,
+   * and ops/ (the Grafana dashboard and the alert rules) queries only what it holds (test/ops.test.ts).
+   */
+  metrics: Metrics;
 }
 
 export interface ListenOptions {
@@ -95,7 +101,7 @@ export async function startService(
   try {
     await checkDatabase(pool, url);
     listener = startListener({ connectionString: url, log });
-    const ctx: ServiceContext = { config, log, pool, listener };
+    const ctx: ServiceContext = { config, log, pool, listener, metrics: createMetrics(def.name) };
     const app = await def.createApp(ctx);
     const servers: RunningServer[] = [];
     try {

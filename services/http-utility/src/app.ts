@@ -20,7 +20,7 @@ import type { RegistrationDeps } from "./registration/deps.ts";
 import { registrationRoutes } from "./registration/routes.ts";
 
 /**
- * The features of the app, each built once by the composition root (main.ts), and the process's config, log
+ * The features of the app, each built once by the composition root (service.ts), and the process's config, log
  * and pool. Each route group is handed its own part of them, never the whole.
  */
 export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool"> {

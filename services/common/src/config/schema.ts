@@ -4,6 +4,7 @@ import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
 import { pushSchema } from "./push-schema.ts";
 import type { Secrets } from "./secrets.ts";
+import { syslogSchema } from "./syslog-schema.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -214,6 +215,7 @@ export const configSchema = z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).describe("pino level"),
         pretty: z.boolean().describe("human-readable lines instead of JSON (development)"),
+        syslog: syslogSchema.optional(),
       })
       .strict(),
     database: z

@@ -1,0 +1,31 @@
+import type { ServiceDefinition } from "#common/service.ts";
+import { createAuthApp } from "./app.ts";
+import { createAuthCore } from "./core/auth-core.ts";
+
+/** The auth service's composition root (docs/architecture.md "A service is a value"): the auth core and MongooseIM's contract over it. */
+export const authService: ServiceDefinition = {
+  name: "auth",
+  listen: (config) => ({
+    host: config.services.auth.host,
+    port: config.services.auth.port,
+    portEnv: "AUTH_PORT",
+    rawRequestBytes: true, // MongooseIM 2.1.0 sends UTF-8 unencoded in its queries
+  }),
+  async createApp(ctx) {
+    const core = await createAuthCore({ ...ctx, metrics: ctx.metrics.registry });
+    if (!ctx.config.services.auth.basicAuth) {
+      ctx.log.warn(
+        "no basic_auth configured: any local process may call the auth service (set AUTH_BASIC_AUTH)",
+      );
+    }
+    return {
+      handler: createAuthApp({ ...ctx, core }),
+      // SIGHUP: domains and their modules from the config files as they are now; requests keep flowing
+      async reload(config) {
+        await core.reload(config);
+        ctx.log.info("domains reloaded");
+      },
+      close: () => core.close(),
+    };
+  },
+};

@@ -1,0 +1,46 @@
+import { createAuthCore } from "#auth";
+import type { ServiceDefinition } from "#common/service.ts";
+import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
+import { createMediaDeps } from "./attachments/media-deps.ts";
+import { createPushDeps } from "./push/deps.ts";
+import { createRegistrationDeps } from "./registration/deps.ts";
+
+/**
+ * The http-utility composition root (docs/architecture.md "A service is a value"): the auth core it shares with the auth service's
+ * code (on this process's LISTEN connection), and each feature of the app, built once here.
+ */
+export const httpUtilityService: ServiceDefinition = {
+  name: "http-utility",
+  listen: (config) => ({
+    host: config.services.httpUtility.host,
+    port: config.services.httpUtility.port,
+    portEnv: "HTTP_UTILITY_PORT",
+    tls: config.services.httpUtility.tls,
+  }),
+  async createApp(ctx) {
+    const { config, log, pool, metrics } = ctx;
+    const core = await createAuthCore({ ...ctx, metrics: metrics.registry });
+    const attachments = await createMediaDeps(ctx);
+    const push = await createPushDeps(ctx, { metrics: metrics.registry });
+    const registration = createRegistrationDeps(ctx, { metrics: metrics.registry });
+    const deps = { config, log, pool, core, attachments, push, registration, metrics };
+    return {
+      handler: createHttpUtilityApp(deps),
+      // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
+      internal: {
+        listen: { ...config.services.httpUtility.internal, portEnv: "HTTP_UTILITY_INTERNAL_PORT" },
+        handler: createHttpUtilityInternalApp(deps),
+      },
+      // SIGHUP: domains (authenticators) from the config files as they are now
+      async reload(next) {
+        await core.reload(next);
+        log.info("domains reloaded");
+      },
+      async close() {
+        await core.close();
+        await attachments.storage.close();
+        await push.close();
+      },
+    };
+  },
+};
