@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   extauth: () => import("./commands/extauth.ts"),
   locations: () => import("./commands/locations.ts"),
   media: () => import("./commands/media.ts"),
+  purge: () => import("./commands/purge.ts"),
   apps: () => import("./commands/apps.ts"),
   "api-keys": () => import("./commands/api-keys.ts"),
   buddies: () => import("./commands/buddies.ts"),

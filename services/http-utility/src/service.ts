@@ -4,6 +4,7 @@ import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps } from "./attachments/media-deps.ts";
 import { createPushDeps } from "./push/deps.ts";
 import { createRegistrationDeps } from "./registration/deps.ts";
+import { startRetention } from "./retention/schedule.ts";
 
 /**
  * The http-utility composition root (docs/architecture.md "A service is a value"): the auth core it shares with the auth service's
@@ -23,6 +24,10 @@ export const httpUtilityService: ServiceDefinition = {
     const attachments = await createMediaDeps(ctx);
     const push = await createPushDeps(ctx, { metrics: metrics.registry });
     const registration = createRegistrationDeps(ctx, { metrics: metrics.registry });
+    if (push.jobs) {
+      const retention = config.retention;
+      await startRetention({ boss: push.jobs, pool, log, retention, storage: attachments.storage });
+    }
     const deps = { config, log, pool, core, attachments, push, registration, metrics };
     return {
       handler: createHttpUtilityApp(deps),
@@ -38,8 +43,9 @@ export const httpUtilityService: ServiceDefinition = {
       },
       async close() {
         await core.close();
-        await attachments.storage.close();
+        // the job queue first: a scheduled purge in progress may still delete media files
         await push.close();
+        await attachments.storage.close();
       },
     };
   },

@@ -2,7 +2,8 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import type { Storage } from "#common/media/storage.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
-import { countOlderThan, deleteOlderThan, knownNames } from "../../../http-utility/src/attachments/store.ts";
+import { deleteOldAttachments, removeFiles } from "../../../http-utility/src/attachments/gc.ts";
+import { countOlderThan, knownNames } from "../../../http-utility/src/attachments/store.ts";
 import { type CliContext, CliError } from "../context.ts";
 import { cutoffBefore, parseDuration } from "../durations.ts";
 
@@ -50,21 +51,19 @@ export function register(program: Command, ctx: CliContext): void {
             })
           : undefined;
         bar?.start(await countOlderThan(pool, cutoff), 0);
-        let attachments = 0;
-        let files = 0;
+        let deleted = { attachments: 0, files: 0 };
         try {
-          for (;;) {
-            const { originals, names } = await deleteOlderThan(pool, cutoff, batch);
-            if (names.length === 0) break;
-            await removeFiles(storage, names);
-            files += names.length;
-            attachments += originals;
-            if (bar && attachments > bar.getTotal()) bar.setTotal(attachments);
-            bar?.update(attachments);
-          }
+          deleted = await deleteOldAttachments(pool, storage, cutoff, {
+            batch,
+            onBatch(attachments) {
+              if (bar && attachments > bar.getTotal()) bar.setTotal(attachments);
+              bar?.update(attachments);
+            },
+          });
         } finally {
           bar?.stop();
         }
+        const { attachments, files } = deleted;
         const partial = await storage.sweepPartial(ORPHAN_GRACE_MS);
         const orphans = await sweepOrphans(storage, pool);
         ctx.out(
@@ -74,12 +73,6 @@ export function register(program: Command, ctx: CliContext): void {
         await storage.close();
       }
     });
-}
-
-async function removeFiles(storage: Storage, names: string[]) {
-  for (let i = 0; i < names.length; i += 16) {
-    await Promise.all(names.slice(i, i + 16).map((n) => storage.delete(n)));
-  }
 }
 
 /** Files older than the grace period that no row names. */

@@ -3,6 +3,7 @@ import { SCRAM_HASHES } from "../credentials/scram.ts";
 import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
 import { pushSchema } from "./push-schema.ts";
+import { retentionSchema } from "./retention-schema.ts";
 import type { Secrets } from "./secrets.ts";
 import { syslogSchema } from "./syslog-schema.ts";
 
@@ -426,6 +427,7 @@ export const configSchema = z
     media: mediaSchema,
     buddies: buddiesSchema,
     push: pushSchema,
+    retention: retentionSchema,
     apps: z
       .record(
         z.string().min(1).max(100),

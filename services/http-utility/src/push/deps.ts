@@ -1,3 +1,4 @@
+import type { PgBoss } from "pg-boss";
 import { Registry } from "prom-client";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
@@ -17,6 +18,8 @@ export interface PushDeps {
   notifier: Notifier;
   broadcasts: Broadcasts;
   relay: Relay;
+  /** The started job queue, for the other durable jobs of the process (the retention purge); none without workers. */
+  jobs?: PgBoss;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ export async function createPushDeps(
     notifier,
     broadcasts,
     relay,
+    ...(workers ? { jobs: boss } : {}),
     async close() {
       if (workers) {
         await broadcasts.stop();
