@@ -4,6 +4,7 @@ import type { Config } from "./config/schema.ts";
 import { type Listener, startListener } from "./db/listener.ts";
 import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
 import { StartupError } from "./errors.ts";
+import { type ClusterMetrics, pm2Cluster, startClusterMetrics } from "./http/cluster-metrics.ts";
 import { createMetrics, type Metrics } from "./http/metrics.ts";
 import { type RunningServer, startServer } from "./http/server.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -73,6 +74,12 @@ export interface StartedService extends ServiceContext {
   shutdown: (signal?: string) => Promise<void>;
 }
 
+/**
+ * How long a scrape waits for a sibling worker's metrics (cluster-metrics.ts) before it answers without them:
+ * well under Prometheus' default scrape_timeout of 10 s, and far over the few milliseconds a loaded worker takes.
+ */
+const SIBLING_METRICS_TIMEOUT_MS = 1000;
+
 /** Prints a startup failure as the one line (or list) it is and exits 1. */
 export function exitOnStartupError(err: unknown, log?: Logger): never {
   const message =
@@ -104,7 +111,22 @@ export async function startService(
     const ctx: ServiceContext = { config, log, pool, listener, metrics: createMetrics(def.name) };
     const app = await def.createApp(ctx);
     const servers: RunningServer[] = [];
+    let clusterMetrics: ClusterMetrics | undefined;
     try {
+      // before the servers listen: a worker that takes requests is one its siblings' scrapes count
+      const cluster = pm2Cluster(env);
+      if (cluster) {
+        clusterMetrics = await startClusterMetrics({
+          registry: ctx.metrics.registry,
+          service: def.name,
+          ...cluster,
+          timeoutMs: SIBLING_METRICS_TIMEOUT_MS,
+        }).catch((err) => {
+          log.warn({ err }, "metrics of the other workers unavailable: /metrics shows this worker's only");
+          return undefined;
+        });
+        if (clusterMetrics) ctx.metrics.scrape = clusterMetrics.scrape;
+      }
       const server = await startServer(app.handler, {
         name: def.name,
         ...def.listen(config),
@@ -132,6 +154,7 @@ export async function startService(
         done ??= (async () => {
           log.info({ signal }, "shutting down: finishing in-flight requests");
           await Promise.all(servers.map((s) => s.close(config.shutdown.timeoutMs)));
+          await clusterMetrics?.close();
           await app.close?.();
           await ctx.listener.close();
           await pool.end();
@@ -153,6 +176,7 @@ export async function startService(
       };
     } catch (err) {
       await Promise.all(servers.map((s) => s.close(0)));
+      await clusterMetrics?.close();
       await Promise.resolve(app.close?.()).catch((e) => log.warn({ err: e }, "cleanup after a failed start"));
       throw err;
     }

@@ -88,7 +88,15 @@ export function createBaseApp(deps: BaseDeps): Express {
       return;
     }
     res.setHeader("content-type", metrics.registry.contentType);
-    res.end(await metrics.registry.metrics());
+    if (!metrics.scrape) {
+      res.end(await metrics.registry.metrics());
+      return;
+    }
+    const scrape = await metrics.scrape();
+    // also in the body (sidecars_scrape_workers); the header is for whoever reads it with curl
+    res.setHeader("x-metrics-workers", `${scrape.answered}/${scrape.expected}`);
+    res.setHeader("x-metrics-worker", scrape.worker);
+    res.end(scrape.text);
   });
   return app;
 }

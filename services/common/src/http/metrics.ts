@@ -1,10 +1,16 @@
 import type { NextFunction, Request, Response } from "express";
 import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import type { ClusterScrape } from "./cluster-metrics.ts";
 
 export interface Metrics {
   registry: Registry;
   /** Observes every request's duration by method, route (the matched pattern, never the raw path) and status. */
   middleware: (req: Request, res: Response, next: NextFunction) => void;
+  /**
+   * Under pm2 cluster mode (service.ts), what /metrics serves instead of `registry` alone: the sum over the
+   * app's workers (cluster-metrics.ts).
+   */
+  scrape?: () => Promise<ClusterScrape>;
 }
 
 export function createMetrics(service: string): Metrics {
