@@ -2,7 +2,10 @@ import type { ServiceDefinition } from "#common/service.ts";
 import { createAuthApp } from "./app.ts";
 import { createAuthCore } from "./core/auth-core.ts";
 
-/** The auth service's composition root (docs/architecture.md "A service is a value"): the auth core and MongooseIM's contract over it. */
+/**
+ * The auth service's composition root (docs/architecture.md "A service is a value"): the auth core and
+ * MongooseIM's contract over it.
+ */
 export const authService: ServiceDefinition = {
   name: "auth",
   listen: (config) => ({
