@@ -1,5 +1,4 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import express from "express";
@@ -9,6 +8,7 @@ import type { AuthApi } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import { finishApp } from "#common/http/app-base.ts";
 import { defineRoute, routesRouter } from "#common/http/route.ts";
+import { startServer } from "#common/http/server.ts";
 import { projectRoot } from "#common/paths.ts";
 import { sha256 } from "../../../../test/support/bytes.ts";
 import { type CliResult, runSidecars } from "../../../../test/support/cli.ts";
@@ -77,9 +77,13 @@ describe("sidecars api-keys create", () => {
       routesRouter([ok("/push", "push"), ok("/broadcast", "broadcast")], { resolveCaller: callers.resolve }),
     );
     finishApp(app, pino({ level: "silent" }));
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise((resolve) => server.once("listening", resolve));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const server = await startServer(app, {
+      name: "test",
+      host: "127.0.0.1",
+      port: 0,
+      log: pino({ level: "silent" }),
+    });
+    const base = server.url;
     try {
       const call = (p: string) =>
         fetch(`${base}${p}`, { method: "POST", headers: { authorization: `Bearer ${key}` } });
@@ -88,7 +92,7 @@ describe("sidecars api-keys create", () => {
         error: { code: "insufficient_scope" },
       });
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await server.close(100);
     }
   });
 

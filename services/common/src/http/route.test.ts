@@ -1,8 +1,8 @@
-import type { AddressInfo } from "node:net";
 import express, { type Request } from "express";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
+import { startServer } from "#common/http/server.ts";
 import { defineError } from "../errors.ts";
 import { finishApp } from "./app-base.ts";
 import { type CallerPolicy, defineRoute, expressPath, type Route, routesRouter } from "./route.ts";
@@ -121,10 +121,14 @@ beforeAll(async () => {
   api.use(routesRouter(routes, { base: "/api/v1", resolveCaller }));
   app.use("/api/v1", api);
   finishApp(app, pino({ level: "silent" }));
-  const server = app.listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => new Promise((resolve) => server.close(() => resolve()));
+  const server = await startServer(app, {
+    name: "test",
+    host: "127.0.0.1",
+    port: 0,
+    log: pino({ level: "silent" }),
+  });
+  base = server.url;
+  close = () => server.close(100);
 });
 afterAll(async () => {
   await close?.();

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import express from "express";
@@ -9,6 +8,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "#common/config/load.ts";
 import { finishApp } from "#common/http/app-base.ts";
+import { startServer } from "#common/http/server.ts";
 import { appVersionRoutes } from "../app-version/routes.ts";
 import { createMediaDeps } from "../attachments/media-deps.ts";
 import { attachmentsRoutes } from "../attachments/routes.ts";
@@ -49,10 +49,14 @@ beforeAll(async () => {
   const app = express();
   app.use("/api/docs", apiDocsRouter(doc));
   finishApp(app, pino({ level: "silent" }));
-  const server = app.listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => new Promise((resolve) => server.close(() => resolve()));
+  const server = await startServer(app, {
+    name: "test",
+    host: "127.0.0.1",
+    port: 0,
+    log: pino({ level: "silent" }),
+  });
+  base = server.url;
+  close = () => server.close(100);
 });
 afterAll(async () => {
   await close?.();
