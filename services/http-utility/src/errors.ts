@@ -73,6 +73,15 @@ export const errors = {
     },
 
     // ---- app-version --------------------------------------------------------------------------------------
+    appNameRequired: {
+      status: 400,
+      code: "app_name_required",
+      description: "no `appName`, and no default app is configured (`apps.<name>.default`)",
+      message: (known: readonly string[]) =>
+        known.length > 0
+          ? `Send appName, one of ${known.join(", ")}; or the operator marks one app default (apps.<name>.default) for apps that send none.`
+          : "No app is configured: the operator adds one under apps in the config.",
+    },
     unknownApp: {
       status: 404,
       code: "unknown_app",

@@ -441,9 +441,24 @@ export const configSchema = z
               .describe(
                 "per platform (`android`, `ios`…; `default` for any other); `sidecars apps set-minimum` overrides",
               ),
+            default: z
+              .boolean()
+              .optional()
+              .describe(
+                "the app that answers `GET /api/v1/minimum_app_version` without `appName`, as installed legacy apps call it (one app at most; the only app configured is the default without it)",
+              ),
           })
           .strict(),
       )
+      .superRefine((apps, ctx) => {
+        const defaults = Object.keys(apps).filter((name) => apps[name]?.default);
+        if (defaults.length > 1) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${defaults.join(", ")} are all marked default: mark one app at most`,
+          });
+        }
+      })
       .describe("apps by appName: the minimum version each platform must run"),
     domains: z
       .record(

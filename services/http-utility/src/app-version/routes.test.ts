@@ -97,12 +97,18 @@ describe("GET /api/v1/minimum_app_version", () => {
     expect((await minimum("appName=Strict")).body.error.code).toBe("unknown_platform");
   });
 
-  it("answers 400 without an appName or with a malformed platform", async () => {
-    const none = await minimum("platform=android");
-    expect(none.status).toBe(400);
-    expect(none.body.error.code).toBe("invalid_request");
-    expect(none.body.error.message).toMatch(/^appName: required/);
-    expect((await minimum("appName=OyoChat&platform=and%20roid")).status).toBe(400);
+  it("answers 400 without an appName when no app is the default, and for a malformed platform", async () => {
+    for (const query of ["platform=android", "appName=&platform=android"]) {
+      const none = await minimum(query);
+      expect(none.status, query).toBe(400);
+      expect(none.body.error.code, query).toBe("app_name_required");
+      expect(none.body.error.message, query).toBe(
+        "Send appName, one of OyoChat, Strict; or the operator marks one app default (apps.<name>.default) for apps that send none.",
+      );
+    }
+    const malformed = await minimum("appName=OyoChat&platform=and%20roid");
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe("invalid_request");
   });
 
   it("follows `sidecars apps set-minimum` and `clear-minimum` at once, without a restart", async () => {
@@ -129,5 +135,39 @@ describe("GET /api/v1/minimum_app_version", () => {
     expect((await minimum("appName=OyoChat&platform=android")).body.minimumVersion).toBe("1.2.0");
     await sidecars(["apps", "clear-minimum", "Strict", "default"]);
     expect((await minimum("appName=Strict&platform=windows")).status).toBe(404);
+  });
+});
+
+describe("GET /api/v1/minimum_app_version as installed legacy apps call it (no appName)", () => {
+  let legacy: HttpUtilityTestApp;
+  beforeAll(async () => {
+    legacy = await startHttpUtilityApp({
+      configDir,
+      overrides: { apps: { Strict: { default: true } } },
+    });
+  });
+  afterAll(async () => {
+    await legacy?.close();
+  });
+
+  it("answers for the app marked default, in the same shape, for any platform it has", async () => {
+    const ask = async (query: string) => {
+      const r = await fetch(legacy.url(`/api/v1/minimum_app_version${query}`));
+      return { status: r.status, body: await r.json() };
+    };
+    expect(await ask("?platform=ios")).toEqual({
+      status: 200,
+      body: { appName: "Strict", platform: "ios", minimumVersion: "6" },
+    });
+    // an app named explicitly still answers for itself
+    expect((await ask("?appName=OyoChat")).body).toEqual({
+      appName: "OyoChat",
+      platform: "default",
+      minimumVersion: "1.0",
+    });
+    // the default app has no `default` platform: the answer says which platforms it has
+    const bare = await ask("");
+    expect(bare.status).toBe(404);
+    expect(bare.body.error.code).toBe("unknown_platform");
   });
 });

@@ -18,11 +18,16 @@ export function platformField(description: string) {
 
 export const minimumVersionQuery = z.object({
   appName: z
-    .string({ error: "required: the app's name, as configured under `apps` (e.g. OyoChat)" })
+    .string()
     .trim()
-    .min(1, "required: the app's name, as configured under `apps` (e.g. OyoChat)")
     .max(100)
-    .meta({ description: "the app, as named under `apps` in the config", example: "OyoChat" }),
+    .optional()
+    .transform((name) => (name ? name : undefined))
+    .meta({
+      description:
+        "the app, as named under `apps` in the config; without it (as installed legacy apps call), the default app (`apps.<name>.default`, or the only app configured)",
+      example: "OyoChat",
+    }),
   platform: platformField("android, ios…; without it, or for a platform with no entry, the `default` entry"),
 });
 

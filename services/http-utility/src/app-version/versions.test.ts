@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compareVersions, isBelow, isVersion, resolveMinimum } from "./versions.ts";
+import { compareVersions, defaultApp, isBelow, isVersion, resolveMinimum } from "./versions.ts";
 
 describe("compareVersions", () => {
   // each row: a < b
@@ -92,5 +92,18 @@ describe("resolveMinimum", () => {
       known: ["android", "ios"],
     });
     expect(resolveMinimum(apps, none, "Strict", undefined)).toMatchObject({ reason: "unknown_platform" });
+  });
+});
+
+describe("defaultApp: the app a request without appName means", () => {
+  const app = (isDefault?: boolean) => ({
+    minimumVersion: { default: "1.0" },
+    ...(isDefault === undefined ? {} : { default: isDefault }),
+  });
+  it("is the app marked default, else the only app, else none", () => {
+    expect(defaultApp({ A: app(), B: app(true) })).toBe("B");
+    expect(defaultApp({ A: app() })).toBe("A");
+    expect(defaultApp({ A: app(), B: app(false) })).toBeUndefined();
+    expect(defaultApp({})).toBeUndefined();
   });
 });

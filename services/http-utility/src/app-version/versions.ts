@@ -76,6 +76,15 @@ export function resolveMinimum(
   return { ok: false, reason: "unknown_platform", known: [...entries.keys()].sort() };
 }
 
+/**
+ * The app a request without `appName` means (installed legacy apps call `minimum_app_version` without it):
+ * the one marked `default`, else the only app configured; undefined when neither tells.
+ */
+export function defaultApp(apps: Apps): string | undefined {
+  const names = Object.keys(apps);
+  return names.find((name) => apps[name]?.default) ?? (names.length === 1 ? names[0] : undefined);
+}
+
 export async function minimumVersion(
   pool: Pool,
   apps: Apps,
