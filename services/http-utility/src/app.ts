@@ -87,11 +87,22 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   api.use(routesRouter(declared.users, mount));
   api.use(routesRouter(declared.locations, mount));
   api.use(routesRouter(declared["app-version"], mount));
-  api.use(routesRouter(declared.notifications, mount));
+  const [current, legacyRoot] = partition(declared.notifications, (r) => r.path.startsWith("/api/v1/"));
+  api.use(routesRouter(current, mount));
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
   const attachments = { base: "/api/v1/attachments", resolveCaller: callers.resolve };
   app.use("/api/v1/attachments", routesRouter(declared.attachments, attachments), undecodableName);
   app.use("/api/v1", api);
+  // the paths the legacy services answered at the root (`/replies`, `/resolves`), still called by installed apps
+  const legacy = express.Router();
+  for (const r of legacyRoot) {
+    legacy[r.method](
+      r.path,
+      express.json({ limit: BODY_LIMIT }),
+      express.urlencoded({ extended: false, limit: BODY_LIMIT }),
+    );
+  }
+  app.use(legacy.use(routesRouter(legacyRoot, { resolveCaller: callers.resolve })));
   app.use("/api/docs", apiDocsRouter(buildOpenApiDocument(routeGroups(declared))));
   return finishApp(app, deps.log);
 }
@@ -111,4 +122,8 @@ export function createHttpUtilityInternalApp(
   // the MongoosePush API refuses in MongoosePush's words, even before its route matches
   app.use(MONGOOSEPUSH_PREFIXES, mongoosePushErrors({ log }));
   return finishApp(app, deps.log);
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  return [items.filter(test), items.filter((item) => !test(item))];
 }

@@ -93,6 +93,7 @@ export function routeOperation(route: Route, options: RoutePathsOptions): ZodOpe
   return {
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
+    ...(route.deprecated ? { deprecated: true } : {}),
     security: route.caller.security.map((requirement) =>
       Object.fromEntries(Object.entries(requirement).map(([scheme, scopes]) => [scheme, [...scopes]])),
     ),

@@ -89,6 +89,8 @@ export interface RouteDefinition<
   path: string;
   summary: string;
   description?: string;
+  /** A path kept for installed apps that still call it, documented as deprecated next to its successor. */
+  deprecated?: boolean;
   caller: P;
   request?: R;
   /** The answers of a handler that succeeds, by status. */

@@ -56,11 +56,18 @@ export type OpenApiDocument = ReturnType<typeof createDocument>;
 export function mergePaths(groups: readonly RouteGroup[]): ZodOpenApiPathsObject {
   const merged: ZodOpenApiPathsObject = {};
   for (const group of groups) {
-    for (const [path, item] of Object.entries(routePaths(group.routes, { bodyTypes: BODY_TYPES }))) {
-      // MongoosePush's own paths are what MongooseIM calls, so they keep MongoosePush's layout
-      if (!path.startsWith("/api/") && !/^\/v[23]\/notification\//.test(path)) {
-        throw new Error(`group ${group.name}: "${path}" is not a full public path (/api/v1/…)`);
+    for (const route of group.routes) {
+      // MongoosePush's own paths are what MongooseIM calls, so they keep MongoosePush's layout; the legacy
+      // services' root paths that installed apps still call are deprecated routes
+      if (
+        !route.path.startsWith("/api/") &&
+        !/^\/v[23]\/notification\//.test(route.path) &&
+        !route.deprecated
+      ) {
+        throw new Error(`group ${group.name}: "${route.path}" is not a full public path (/api/v1/…)`);
       }
+    }
+    for (const [path, item] of Object.entries(routePaths(group.routes, { bodyTypes: BODY_TYPES }))) {
       const into = { ...(merged[path] ?? {}) };
       for (const [key, value] of Object.entries(item)) {
         const method = METHODS.find((m) => m === key);

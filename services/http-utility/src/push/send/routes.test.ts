@@ -139,7 +139,22 @@ beforeAll(async () => {
   const app = createBaseApp({ service: "http-utility", config, log, pool: db.pool });
   const parsers = [express.json(), express.urlencoded({ extended: false })];
   // config/test.json serves `localhost` too: two domains
-  app.use("/api/v1", ...parsers, routesRouter(sendRoutes({ ...deps, config }), mount));
+  const routes = sendRoutes({ ...deps, config });
+  const atRoot = routes.filter((r) => !r.path.startsWith("/api/v1/"));
+  app.use(
+    "/api/v1",
+    ...parsers,
+    routesRouter(
+      routes.filter((r) => !atRoot.includes(r)),
+      mount,
+    ),
+  );
+  // the legacy root paths, mounted at the root as app.ts does
+  app.use(
+    atRoot.map((r) => r.path),
+    ...parsers,
+  );
+  app.use(routesRouter(atRoot, { resolveCaller: callers.resolve }));
   app.use(
     "/single/api/v1",
     ...parsers,
@@ -150,7 +165,7 @@ beforeAll(async () => {
           domains: { "oyo.test": config.domains["oyo.test"] as Config["domains"][string] },
           push: config.push,
         },
-      }),
+      }).filter((r) => r.path.startsWith("/api/v1/")),
       mount,
     ),
   );
@@ -544,6 +559,28 @@ describe("POST /replies and /resolves", () => {
       from: `${ALICE.node}@${ALICE.domain}`,
       at: expect.any(String),
     });
+  });
+
+  it("answers at the root too, where the legacy services served /replies and /resolves", async () => {
+    const id = await toAlice({ callbackUrl: `${callbacks.url}/from-the-root` });
+    expect(await call("POST", "/replies", basic(ALICE), { id, text: "root" }, "")).toEqual({
+      status: 202,
+      body: { relayed: "queued" },
+    });
+    const form = new URLSearchParams({ notificationId: id });
+    expect(await call("POST", "/resolves", basic(ALICE), form, "")).toEqual({
+      status: 202,
+      body: { relayed: "queued" },
+    });
+    const received = await eventually(
+      async () => callbacks.received("/from-the-root").length === 2 && callbacks.received("/from-the-root"),
+      20_000,
+      "both actions from the root paths",
+    );
+    expect(received.map((b) => (b as { action: string }).action).sort()).toEqual(["reply", "resolve"]);
+    // the same callers and checks as under /api/v1/notifications
+    expect((await call("POST", "/replies", undefined, { id, text: "x" }, "")).status).toBe(401);
+    expect((await call("POST", "/resolves", basic(BOB), { id }, "")).status).toBe(404);
   });
 
   it("relays to a buddy's hook", async () => {

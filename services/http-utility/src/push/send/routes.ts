@@ -95,16 +95,19 @@ export function sendRoutes(deps: {
 
   /** A reply or a resolve of a notification the caller received: queued for relaying to its origin. */
   const relayRoute = <B extends z.ZodType<{ id: string }>>(
-    name: "replies" | "resolves",
+    path: `/${string}`,
     summary: string,
     schema: B,
     action: (body: z.output<B>) => { action: "reply"; text: string } | { action: "resolve" },
   ) =>
     defineRoute({
       method: "post",
-      path: `/api/v1/notifications/${name}`,
+      path,
       summary,
-      description: RELAY_DESCRIPTION,
+      description: path.startsWith("/api/")
+        ? RELAY_DESCRIPTION
+        : `${RELAY_DESCRIPTION} The legacy path, kept for installed apps: the same as \`/api/v1/notifications${path}\`.`,
+      ...(path.startsWith("/api/") ? {} : { deprecated: true }),
       caller: caller.app,
       request: { body: schema },
       responses: { 202: { description: "Queued for relaying", schema: relayQueued } },
@@ -184,12 +187,17 @@ export function sendRoutes(deps: {
       },
     }),
 
-    relayRoute("replies", "A reply typed into a notification", replyBody, (body) => ({
-      action: "reply",
-      text: body.text,
-    })),
-    relayRoute("resolves", "Resolve (acknowledge) a notification", resolveBody, () => ({
-      action: "resolve",
-    })),
+    // each at its path and at the root, where the legacy services answered them and installed apps call them
+    ...["/api/v1/notifications/replies", "/replies"].map((path) =>
+      relayRoute(path as `/${string}`, "A reply typed into a notification", replyBody, (body) => ({
+        action: "reply",
+        text: body.text,
+      })),
+    ),
+    ...["/api/v1/notifications/resolves", "/resolves"].map((path) =>
+      relayRoute(path as `/${string}`, "Resolve (acknowledge) a notification", resolveBody, () => ({
+        action: "resolve",
+      })),
+    ),
   ];
 }
