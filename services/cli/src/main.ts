@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   apps: () => import("./commands/apps.ts"),
   "api-keys": () => import("./commands/api-keys.ts"),
   buddies: () => import("./commands/buddies.ts"),
+  doctor: () => import("./commands/doctor.ts"),
 };
 
 /** The command names `argv` runs: its first word when that is a command, else all of them. */

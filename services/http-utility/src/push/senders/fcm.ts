@@ -43,6 +43,9 @@ export interface FcmSenderOptions {
   projectId?: string;
 }
 
+/** The token of `check()`'s dry run: well-formed, registered to no device. */
+const DRY_RUN_TOKEN = "sidecars-doctor-dry-run-token";
+
 /** One firebase-admin App per key file and project, shared by the senders using them. */
 const shared = new Map<string, { app: App; messaging: Messaging; users: number }>();
 
@@ -92,6 +95,26 @@ export function createFcmSender(
       if (outcome.status === "failed") log.warn(line, "fcm send failed");
       else log.debug(line, "fcm send");
       return outcome;
+    },
+    /**
+     * FCM's dry run (`validate_only`) to a made-up token: an answer about the token means the access token was
+     * granted and the project accepts our key; nothing reaches a device.
+     */
+    async check() {
+      let outcome: SendOutcome;
+      try {
+        outcome = {
+          status: "sent",
+          id: await messaging.send(toFcmMessage(DRY_RUN_TOKEN, { title: "check" }), true),
+        };
+      } catch (err) {
+        outcome = outcomeOf(err);
+      }
+      if (outcome.status === "sent" || outcome.status === "dead_token") {
+        return { status: "ok", detail: "credentials accepted (a dry run to a made-up token)" };
+      }
+      if (outcome.status === "retry") return { status: "unreachable", detail: `dry run: ${outcome.reason}` };
+      return { status: "refused", detail: `dry run refused: ${outcome.reason}` };
     },
     async close() {
       if (closed) return;

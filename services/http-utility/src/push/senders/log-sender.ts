@@ -55,6 +55,9 @@ export function createLogSender(
       );
       return { status: "sent", id };
     },
+    async check() {
+      return { status: "ok", detail: "the log sender (development): pushes are written to the log" };
+    },
     async close() {},
   };
 }

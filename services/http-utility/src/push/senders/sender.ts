@@ -52,9 +52,19 @@ export type SendOutcome =
   /** Refused for good, the token is fine (a payload too large, bad credentials): do not retry. */
   | { status: "failed"; reason: string };
 
+/** What a sender's credentials check found (`sidecars doctor`). */
+export type CheckOutcome =
+  | { status: "ok"; detail: string }
+  /** the provider refused our credentials or project */
+  | { status: "refused"; detail: string }
+  /** the provider could not be reached or failed: nothing said about the credentials */
+  | { status: "unreachable"; detail: string };
+
 export interface PushSender {
   readonly service: PushService;
   send(token: string, message: PushMessage): Promise<SendOutcome>;
+  /** The credentials tried without reaching a device (a provider's dry run), where the provider has one. */
+  check?(): Promise<CheckOutcome>;
   /** Closes connections (HTTP/2 sessions, agents) at shutdown. */
   close(): Promise<void>;
 }
