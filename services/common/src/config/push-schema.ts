@@ -106,6 +106,33 @@ export const pushSchema = z
           .describe(
             "addresses MongooseIM calls from (its hooks and MongoosePush API on the internal listener), checked on the connection, never a header; loopback always may",
           ),
+        sessions: z
+          .object({
+            url: z
+              .url({ protocol: /^https?$/, error: "an http(s) URL such as http://127.0.0.1:8088/api" })
+              .describe(
+                "MongooseIM 2.1.0's admin REST API (mod_commands), e.g. http://127.0.0.1:8088/api: `GET <url>/sessions/<host>`",
+              ),
+            cacheMs: z
+              .number()
+              .int()
+              .min(0)
+              .max(60_000)
+              .default(2000)
+              .describe("how long a host's session list is used before it is fetched again"),
+            timeoutMs: z.number().int().min(50).max(10_000).default(1000).describe("bound on one fetch"),
+            onError: z
+              .enum(["push", "skip"])
+              .default("push")
+              .describe(
+                "when the list cannot be had: `push` (fail open: a user may get a push while online) or `skip` (fail closed: an offline user may miss one)",
+              ),
+          })
+          .strict()
+          .optional()
+          .describe(
+            "MongooseIM 2.1.0 only: chat-message pushes only to receivers with no session, as MongooseIM's admin API lists them (6.x pushes for offline users by itself)",
+          ),
       })
       .strict()
       .prefault({}),

@@ -151,7 +151,8 @@ describe("GET /api/v1/minimum_app_version as installed legacy apps call it (no a
   });
 
   it("answers for the app marked default, in the same shape, for any platform it has", async () => {
-    const ask = async (query: string) => {
+    // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
+    const ask = async (query: string): Promise<{ status: number; body: any }> => {
       const r = await fetch(legacy.url(`/api/v1/minimum_app_version${query}`));
       return { status: r.status, body: await r.json() };
     };

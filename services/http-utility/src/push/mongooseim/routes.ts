@@ -23,6 +23,7 @@ import {
   type Reason,
   reasonAnswer,
 } from "./schema.ts";
+import { createSessionChecker } from "./sessions.ts";
 
 /**
  * What MongooseIM calls (docs/push.md "MongooseIM"): its chat-message hook
@@ -146,6 +147,14 @@ const mongoosePushResponses: Record<number, RouteResponse> = {
 export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] {
   const { pool, notifier } = deps;
   const fromMongooseIm = caller.internal(deps.config.push.hooks.allow);
+  const sessionsConfig = deps.config.push.hooks.sessions;
+  const sessions = sessionsConfig ? createSessionChecker(sessionsConfig, deps.log) : undefined;
+  /** Whether the receiver needs the push: with MongooseIM 2.1.0's session list, only when not connected. */
+  const needsPush = async (owner: { domain: string; node: string }): Promise<boolean> => {
+    if (!sessions || !sessionsConfig) return true;
+    const online = await sessions.online(owner);
+    return online === undefined ? sessionsConfig.onError === "push" : !online;
+  };
 
   const mongoosePush = (version: "v2" | "v3") =>
     defineRoute({
@@ -207,7 +216,9 @@ export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] 
         '`{ "type": "chat", "from": "author@server" }`, grouped per sender). 2.1.0 does not encode the ' +
         "values: everything after the first `&message=` is the message, taken as it is unless it is cleanly " +
         "form-encoded (6.x); at most 64 KB. On the internal listener only (`services.httpUtility.internal`, " +
-        "127.0.0.1:3001 by default; 404 on the public one), from loopback and `push.hooks.allow`.",
+        "127.0.0.1:3001 by default; 404 on the public one), from loopback and `push.hooks.allow`. With " +
+        "`push.hooks.sessions` (MongooseIM 2.1.0, which calls this for every message), a receiver with an open " +
+        "session gets no push.",
       caller: fromMongooseIm,
       request: {
         body: chatHookBody,
@@ -223,9 +234,18 @@ export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] 
         const owner = { domain: hook.server, node: hook.receiver };
         // a notifier that throws before its promise is a rejection too: the answer is gone, nothing may reach `next`
         Promise.resolve()
-          .then(() => notifier.toUser(owner, chatNotification(hook)))
+          .then(async () =>
+            (await needsPush(owner)) ? notifier.toUser(owner, chatNotification(hook)) : undefined,
+          )
           .then(
             (results) => {
+              if (!results) {
+                log.debug(
+                  { receiver: `${owner.node}@${owner.domain}` },
+                  "chat message not pushed: receiver online",
+                );
+                return;
+              }
               const statuses = results.map((r) => r.status);
               log.debug({ receiver: `${owner.node}@${owner.domain}`, statuses }, "chat message pushed");
             },
