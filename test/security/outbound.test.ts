@@ -148,10 +148,13 @@ async function startPushStack(allowTargets: string[]) {
   app.use(
     "/api/v1",
     express.json(),
-    routesRouter(sendRoutes({ pool: db.pool, config, notifier, broadcasts, relay }), {
-      base: "/api/v1",
-      resolveCaller: callers.resolve,
-    }),
+    routesRouter(
+      // the routes under /api/v1 (the legacy root /replies and /resolves are the same handlers)
+      sendRoutes({ pool: db.pool, config, notifier, broadcasts, relay }).filter((r) =>
+        r.path.startsWith("/api/v1/"),
+      ),
+      { base: "/api/v1", resolveCaller: callers.resolve },
+    ),
   );
   const server: RunningServer = await startServer(finishApp(app, log), {
     name: "http-utility",

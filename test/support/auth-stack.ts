@@ -65,10 +65,7 @@ export async function startAuthStack(
   app.use(routesRouter([me], { resolveCaller: callers.resolve }));
   finishApp(app, log);
   const api = await startServer(app, { name: "api", host: "127.0.0.1", port: 0, log });
-  const auth = await startServer(
-    createAuthApp({ config, log, pool: db.pool, core, metrics: createMetrics("auth") }),
-    { name: "auth", host: "127.0.0.1", port: 0, rawRequestBytes: true, log },
-  );
+  const auth = await startAuthServer({ config, core, db });
   return {
     config,
     core,
@@ -92,6 +89,28 @@ export async function startAuthStack(
       await core.close();
     },
   };
+}
+
+/**
+ * The auth service's real app (MongooseIM's HTTP contract) on a loopback port, in this process, for a test of
+ * the other apps (the CLI's doctor) that must not import the service's internals itself.
+ */
+export function startAuthServer(deps: {
+  config: Config;
+  core: AuthCore;
+  db: TestDatabase;
+}): Promise<RunningServer> {
+  const log = pino({ level: "silent" });
+  return startServer(
+    createAuthApp({
+      config: deps.config,
+      log,
+      pool: deps.db.pool,
+      core: deps.core,
+      metrics: createMetrics("auth"),
+    }),
+    { name: "auth", host: "127.0.0.1", port: 0, rawRequestBytes: true, log },
+  );
 }
 
 function get(

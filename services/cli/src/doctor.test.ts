@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuthCore } from "#auth";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
-import { createMetrics } from "#common/http/metrics.ts";
-import { type RunningServer, startServer } from "#common/http/server.ts";
+import type { RunningServer } from "#common/http/server.ts";
+import { startAuthServer } from "../../../test/support/auth-stack.ts";
 import { runSidecars } from "../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { type FakeFcm, startFakeFcm, writeServiceAccount } from "../../../test/support/fake-fcm.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
-import { createAuthApp } from "../../auth/src/app.ts";
 import { type CheckResult, runDoctor } from "./doctor.ts";
 
 /**
@@ -45,16 +44,7 @@ beforeAll(async () => {
   await writeServiceAccount(unknownKey, "doctor-project"); // never added to the fake: its grants are refused
   const config = configWith({});
   const core = await createAuthCore({ config, pool: db.pool, listener: db.listener, log });
-  auth = await startServer(
-    createAuthApp({ config, log, pool: db.pool, core, metrics: createMetrics("auth") }),
-    {
-      name: "auth",
-      host: "127.0.0.1",
-      port: 0,
-      rawRequestBytes: true,
-      log,
-    },
-  );
+  auth = await startAuthServer({ config, core, db });
   buddies = http.createServer((req, res) => res.writeHead(req.url === "/healthz" ? 200 : 404).end());
   await new Promise<void>((resolve) => buddies.listen(0, "127.0.0.1", resolve));
   buddiesPort = (buddies.address() as { port: number }).port;

@@ -82,22 +82,23 @@ export async function setPassword(pool: Pool, jid: Jid, secret: NewSecret, domai
 }
 
 /**
- * Gives a legacy row (cleartext only) its SCRAM data, keeping the cleartext only where the domain does.
- * Only if the token is still the one checked: a password changed meanwhile is not overwritten.
+ * Gives a legacy row SCRAM data derived from its cleartext (and drops the cleartext unless the domain keeps
+ * it); answers the SCRAM data now stored, or undefined when the row changed meanwhile (another process
+ * upgraded it, or the password was set).
  */
 export async function upgradeLegacyRow(
   pool: Pool,
   jid: Jid,
   token: string,
   domain: Format,
-): Promise<boolean> {
+): Promise<ScramCredentials | undefined> {
   const { scram } = await credentialsFor({ cleartext: token }, domain);
   const r = await pool.query(
     `UPDATE web_users SET scram = $4, token = CASE WHEN $5 THEN token END
       WHERE domain = $1 AND node = $2 AND token = $3 AND scram IS NULL`,
     [jid.domain, jid.node, token, scram, domain.keepCleartext],
   );
-  return r.rowCount === 1;
+  return r.rowCount === 1 ? scram : undefined;
 }
 
 export async function removeUser(pool: Pool, jid: Jid): Promise<boolean> {

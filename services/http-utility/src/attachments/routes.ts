@@ -112,6 +112,8 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
     // not a stored name, and not a user part either (`../x`, a NUL): no such avatar, not a generated face
     if (validateNode(node ?? "")) throw errors.noAvatar();
     const wanted = domain ?? at;
+    // only a served domain is looked in: anything else (a typo, bytes PostgreSQL refuses) has no avatar
+    if (wanted !== undefined && !Object.hasOwn(deps.config.domains, wanted)) return undefined;
     const domains = wanted ? [wanted] : Object.keys(deps.config.domains);
     const rows = await findAvatar(pool, (node ?? "").toLowerCase(), domains);
     return rows.length === 1 && rows[0] ? { row: rows[0], cacheControl: BY_NODE } : undefined;

@@ -50,7 +50,12 @@ export const variantQuery = (images: MediaConfig["images"], absent: string, doma
         description: `a thumbnail size in pixels, one of \`media.images.thumbnailSizes\` (${list(DEFAULTS.images.thumbnailSizes)} by default); ${absent}`,
         example: String(DEFAULTS.images.thumbnailSizes[0]),
       }),
-    domain: z.string().max(255).optional().meta({ description: domain }),
+    domain: z
+      .string()
+      .max(255)
+      .regex(/^[^\p{Cc}]*$/u, "domain must not contain control characters")
+      .optional()
+      .meta({ description: domain }),
   });
 
 export const AVATAR_DOMAIN =
