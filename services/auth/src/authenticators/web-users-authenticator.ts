@@ -51,10 +51,12 @@ export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authentica
       if (!row.scram && row.token !== null && domainConfig.passwordFormat === "scram") {
         // a legacy row read by a scram domain (MongooseIM's get_password): derive its SCRAM data once and keep
         // it, rather than at every login with a new salt each time
-        const scram = await webUsers.upgradeLegacyRow(pool, jid, row.token, domainConfig).catch((err: Error) => {
-          log.warn({ err: err.message }, "could not rehash a legacy row");
-          return undefined;
-        });
+        const scram = await webUsers
+          .upgradeLegacyRow(pool, jid, row.token, domainConfig)
+          .catch((err: Error) => {
+            log.warn({ err: err.message }, "could not rehash a legacy row");
+            return undefined;
+          });
         if (scram) return { ...(domainConfig.keepCleartext ? { cleartext: row.token } : {}), scram };
       }
       return {
