@@ -60,7 +60,11 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   const app = createBaseApp({ service: "http-utility", ...deps });
   app.set("trust proxy", config.services.httpUtility.trustProxy);
   app.use(requireForwardedFor(app.get("trust proxy fn")));
-  const callers = createCallers({ core: deps.core, apiKeys: config.services.httpUtility.apiKeys });
+  const callers = createCallers({
+    core: deps.core,
+    apiKeys: config.services.httpUtility.apiKeys,
+    apps: { config, pool, registry: deps.metrics?.registry },
+  });
 
   const api = express.Router();
   api.use(express.json({ limit: BODY_LIMIT }), express.urlencoded({ extended: false, limit: BODY_LIMIT }));

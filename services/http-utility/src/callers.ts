@@ -1,13 +1,17 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Request } from "express";
+import { Counter, type Registry } from "prom-client";
 import type { ZodOpenApiSecuritySchemeObject } from "zod-openapi";
 import type { AppLogin, AuthApi } from "#auth";
 import type { ApiScope, Config } from "#common/config/schema.ts";
 import { hashBytes } from "#common/credentials/hmac.ts";
+import type { Pool } from "#common/db/pool.ts";
 import type { ErrorEntry } from "#common/errors.ts";
 import { createAllowList } from "#common/http/address-allow-list.ts";
+import { createRateLimit, type RateLimit } from "#common/http/rate-limit.ts";
 import type { CallerPolicy as RouteCallerPolicy } from "#common/http/route.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
+import { defaultApp, isBelow, isVersion, minimumVersion } from "./app-version/versions.ts";
 import { errors } from "./errors.ts";
 
 /**
@@ -19,8 +23,30 @@ import { errors } from "./errors.ts";
  * A route definition names its policy (`caller: caller.app`); `routesRouter` resolves it with
  * `createCallers(…).resolve` before the handler runs, and the handler receives the caller, typed by that policy.
  */
-export type AppCaller = { kind: "app"; jid: Jid };
-export type ServerCaller = { kind: "server"; key: string; scopes: ReadonlySet<ApiScope> };
+/**
+ * `legacy`: no credentials, trusted by the `node` it names under the app's legacy compatibility
+ * (docs/cutover.md "Installed apps"); a handler that reads stored data never runs for such a caller.
+ */
+export type AppCaller = { kind: "app"; jid: Jid; legacy?: true };
+/** `domain`: the one domain the key acts in, when its config limits it (`apiKeys.<name>.domain`). */
+export type ServerCaller = {
+  kind: "server";
+  key: string;
+  scopes: ReadonlySet<ApiScope>;
+  domain?: string | undefined;
+};
+
+/**
+ * The domain a server's call names, as its key allows: the key's own when the key is limited to one (403 for
+ * another); otherwise the one named, if any.
+ */
+export function serverDomain(who: ServerCaller, given: string | undefined): string | undefined {
+  if (who.domain !== undefined) {
+    if (given !== undefined && given !== who.domain) throw errors.keyDomainOnly(given, who.domain);
+    return who.domain;
+  }
+  return given;
+}
 export type Caller = AppCaller | ServerCaller;
 
 type ApiKeys = Config["services"]["httpUtility"]["apiKeys"];
@@ -57,15 +83,30 @@ export const security = {
   appOrServer: (scope: ApiScope): Record<string, string[]>[] => [{ [APP_BASIC]: [] }, { [API_KEY]: [scope] }],
 };
 
-const APP_ERRORS: ErrorEntry[] = [errors.invalidCredentials, errors.tooManyFailures, errors.authUnavailable];
-const SERVER_ERRORS: ErrorEntry[] = [errors.invalidApiKey, errors.insufficientScope];
+const APP_ERRORS: ErrorEntry[] = [
+  errors.invalidCredentials,
+  errors.tooManyFailures,
+  errors.authUnavailable,
+  errors.invalidAppVersion,
+  errors.appVersionTooOld,
+];
+const SERVER_ERRORS: ErrorEntry[] = [errors.invalidApiKey, errors.insufficientScope, errors.keyDomainOnly];
 
 /**
  * Whom a route accepts: anyone, an app user, a server with a scope, either, or (on the internal listener) a
  * connection from an allowed address.
  */
 export type PublicPolicy = RouteCallerPolicy<undefined> & { kind: "public" };
-export type AppPolicy = RouteCallerPolicy<AppCaller> & { kind: "app" };
+export type AppPolicy = RouteCallerPolicy<AppCaller> & { kind: "app"; legacy?: LegacyEndpoint };
+
+/**
+ * A legacy endpoint that installed apps call without credentials: its name in `legacy_calls_total` and
+ * where the caller's node is in the request (the legacy trust model: the app says who it is).
+ */
+export interface LegacyEndpoint {
+  endpoint: string;
+  node(req: Request): unknown;
+}
 export type ServerPolicy = RouteCallerPolicy<ServerCaller> & { kind: "server"; scope: ApiScope };
 export type AppOrServerPolicy = RouteCallerPolicy<Caller> & { kind: "appOrServer"; scope: ApiScope };
 /** No credentials: the connection's own address decides (docs/push.md "MongooseIM"); no caller object. */
@@ -80,6 +121,16 @@ export type CallerPolicy = PublicPolicy | AppPolicy | ServerPolicy | AppOrServer
 export const caller = {
   public: { kind: "public", security: security.public, errors: [] } as PublicPolicy,
   app: { kind: "app", security: security.app, errors: APP_ERRORS } as AppPolicy,
+  /**
+   * An app user, or, where the app's `legacy` compatibility is on (config `apps.<app>.legacy`), an installed
+   * legacy version calling without credentials, trusted by the node `node(req)` names.
+   */
+  appOrLegacy: (endpoint: string, node: (req: Request) => unknown): AppPolicy => ({
+    kind: "app",
+    legacy: { endpoint, node },
+    security: security.app,
+    errors: [...APP_ERRORS, errors.legacyDomainRequired, errors.rateLimited],
+  }),
   server: (scope: ApiScope): ServerPolicy => ({
     kind: "server",
     scope,
@@ -142,12 +193,57 @@ export interface Callers {
   resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined>;
 }
 
-export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Callers {
+/** What the app calling says of itself, in the headers every current app sends (docs/api.md "App versions"). */
+export interface DeclaredApp {
+  name?: string | undefined;
+  version?: string | undefined;
+  platform?: string | undefined;
+}
+
+const header = (req: Request, name: string): string | undefined => {
+  const v = req.headers[name];
+  const text = Array.isArray(v) ? v[0] : v;
+  return text === undefined || text.trim() === "" ? undefined : text.trim();
+};
+
+/** `X-App-Name`, `X-App-Version`, `X-App-Platform`; a version that is no version is refused (400). */
+export function declaredApp(req: Request): DeclaredApp {
+  const version = header(req, "x-app-version");
+  if (version !== undefined && !isVersion(version)) throw errors.invalidAppVersion(version);
+  return {
+    name: header(req, "x-app-name")?.slice(0, 100),
+    version,
+    platform: header(req, "x-app-platform")?.toLowerCase().slice(0, 40),
+  };
+}
+
+export interface CallerDeps {
+  core: AuthApi;
+  apiKeys: ApiKeys;
+  /**
+   * The apps (minimum versions, legacy compatibility) and the database their overrides and the legacy rate
+   * limits live in; without them no version is checked and no legacy call is taken.
+   */
+  apps?: { config: Pick<Config, "apps">; pool: Pool; registry?: Registry | undefined };
+}
+
+export function createCallers(deps: CallerDeps): Callers {
   const keys = Object.entries(deps.apiKeys).map(([name, k]) => ({
     name,
     sha256: Buffer.from(k.sha256, "hex"),
     scopes: new Set(k.scopes),
+    domain: k.domain,
   }));
+  const apps = deps.apps;
+  const legacyCalls = apps
+    ? new Counter({
+        name: "legacy_calls_total",
+        help: "Calls taken without credentials under an app's legacy compatibility, by endpoint and app",
+        labelNames: ["endpoint", "app"] as const,
+        registers: apps.registry ? [apps.registry] : [],
+      })
+    : undefined;
+  const legacyLimits = new Map<string, RateLimit>();
 
   /** `client`: the caller's address, as the socket (or a trusted proxy's X-Forwarded-For) tells it. */
   async function appCaller(header: string, client: string): Promise<AppCaller> {
@@ -166,6 +262,66 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
     return { kind: "app", jid: creds.jid };
   }
 
+  /** 426 with `minimumVersion` when the app declares a version below its minimum for its platform. */
+  async function checkVersion(declared: DeclaredApp): Promise<void> {
+    if (!apps || declared.version === undefined) return;
+    const name = declared.name ?? defaultApp(apps.config.apps);
+    if (name === undefined || !Object.hasOwn(apps.config.apps, name)) return;
+    const minimum = await minimumVersion(apps.pool, apps.config.apps, name, declared.platform);
+    if (minimum.ok && isBelow(declared.version, minimum.minimumVersion)) {
+      throw errors.appVersionTooOld(name, declared.version, minimum.minimumVersion);
+    }
+  }
+
+  /**
+   * A call without credentials that the app's legacy compatibility takes, as the user its `node` names; or
+   * undefined (then it is refused as any call without credentials is).
+   */
+  async function legacyCaller(
+    endpoint: LegacyEndpoint,
+    declared: DeclaredApp,
+    req: Request,
+    client: string,
+  ): Promise<AppCaller | undefined> {
+    if (!apps) return undefined;
+    const name = declared.name ?? defaultApp(apps.config.apps);
+    const compat =
+      name !== undefined && Object.hasOwn(apps.config.apps, name)
+        ? apps.config.apps[name]?.legacy
+        : undefined;
+    if (!name || !compat || Date.now() >= compat.until.getTime()) return undefined;
+    if (declared.version !== undefined && !isBelow(declared.version, compat.belowVersion)) return undefined;
+    const node = endpoint.node(req);
+    if (typeof node !== "string" || node === "" || node.length > 100) return undefined;
+    const named = (req.body as { domain?: unknown } | undefined)?.domain;
+    let domain: string;
+    if (typeof named === "string" && compat.domains.includes(named)) domain = named;
+    else if (compat.domains.length === 1) domain = compat.domains[0] as string;
+    else throw errors.legacyDomainRequired(name, compat.domains);
+    let jid: Jid;
+    try {
+      jid = parseJid(`${node.replace(/^\+/, "")}@${domain}`);
+    } catch {
+      return undefined;
+    }
+    let limit = legacyLimits.get(name);
+    if (!limit) {
+      limit = createRateLimit(apps.pool, `legacy:${name}`, compat.perAddress);
+      legacyLimits.set(name, limit);
+    }
+    await limit.consume(client);
+    // the node must be a user: a legacy call creates nothing for a name nobody has
+    let exists: boolean;
+    try {
+      exists = await deps.core.userExists(jid);
+    } catch {
+      throw errors.authUnavailable();
+    }
+    if (!exists) return undefined;
+    legacyCalls?.inc({ endpoint: endpoint.endpoint, app: name });
+    return { kind: "app", jid, legacy: true };
+  }
+
   function serverCaller(header: string, scope: ApiScope): ServerCaller {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m?.[1]) throw errors.invalidApiKey(false);
@@ -175,7 +331,7 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
     for (const k of keys) if (timingSafeEqual(k.sha256, presented)) found = k;
     if (!found) throw errors.invalidApiKey(true);
     if (!found.scopes.has(scope)) throw errors.insufficientScope(scope);
-    return { kind: "server", key: found.name, scopes: found.scopes };
+    return { kind: "server", key: found.name, scopes: found.scopes, domain: found.domain };
   }
 
   async function resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined> {
@@ -186,7 +342,15 @@ export function createCallers(deps: { core: AuthApi; apiKeys: ApiKeys }): Caller
     if (policy.kind === "server" || (policy.kind === "appOrServer" && isBearer)) {
       return serverCaller(header, policy.scope);
     }
-    return appCaller(header, req.ip ?? req.socket.remoteAddress ?? "unknown");
+    // an app: one too old is told to update (426) before anything else, with or without credentials
+    const declared = declaredApp(req);
+    await checkVersion(declared);
+    const client = req.ip ?? req.socket.remoteAddress ?? "unknown";
+    if (policy.kind === "app" && policy.legacy && header === "") {
+      const legacy = await legacyCaller(policy.legacy, declared, req, client);
+      if (legacy) return legacy;
+    }
+    return appCaller(header, client);
   }
 
   return { resolve };

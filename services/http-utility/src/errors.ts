@@ -29,6 +29,21 @@ export const errors = {
       message: "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
       headers: { "www-authenticate": BASIC_REALM },
     },
+    invalidAppVersion: {
+      status: 400,
+      code: "invalid_app_version",
+      description: "`X-App-Version` is not a version",
+      message: (version: string) =>
+        `X-App-Version ${JSON.stringify(version.slice(0, 60))} is not a version: send dotted numbers (1.10.2), 2.0.0-beta or a build number.`,
+    },
+    legacyDomainRequired: {
+      status: 400,
+      code: "legacy_domain_required",
+      description:
+        "a call without credentials under legacy compatibility, for an app whose compatibility covers several domains, without `domain`",
+      message: (app: string, domains: readonly string[]) =>
+        `${app} takes legacy calls in ${domains.join(", ")}: send \`domain\`, or log in with HTTP Basic (your JID and XMPP password).`,
+    },
     // RFC 6750 §3: no error code when no key was sent, invalid_token for a key we do not know
     invalidApiKey: {
       status: 401,
@@ -267,6 +282,13 @@ export const errors = {
       description: "a domain that is not the caller's own",
       message: (domain: string) =>
         `domain ${domain} is not yours: you can subscribe in your own domain only (the domain of your JID).`,
+    },
+    keyDomainOnly: {
+      status: 403,
+      code: "forbidden",
+      description: "a domain other than the one the API key is limited to",
+      message: (domain: string, keyDomain: string) =>
+        `domain ${domain} is not this key's: it acts in ${keyDomain} only (\`services.httpUtility.apiKeys.<name>.domain\`).`,
     },
     noPushApp: {
       status: 422,

@@ -207,6 +207,42 @@ export type RateLimitName = (typeof RATE_LIMITS)[number];
 /** An app version: dotted numbers, an optional pre-release (`2.0.0-beta`), or an integer build code. */
 export const VERSION = /^\d{1,9}(\.\d{1,9}){0,3}(-(?=.{1,40}$)[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
 
+/**
+ * Legacy app compatibility (docs/cutover.md "Installed apps"): opt-in per app and domain, bounded by a
+ * version and a required end date, rate-limited per address. The legacy services trusted the `node` field;
+ * this keeps that for the installed versions only, for the cut-over's weeks, on endpoints that write the
+ * caller's own data (no read of stored data goes through it).
+ */
+const legacyCompatSchema = z
+  .object({
+    domains: z
+      .array(z.string().min(1))
+      .min(1, "name at least one domain whose installed apps call without credentials")
+      .describe("the domains whose installed apps of this app may call without credentials"),
+    belowVersion: z
+      .string()
+      .regex(VERSION, "a version such as 1.10.2, 2.0.0-beta or a build number")
+      .describe(
+        "versions below this one (declared in `X-App-Version`) are legacy; a call that declares no version is an installed legacy app",
+      ),
+    until: z.iso
+      .datetime({ offset: true, error: "until must be a date and time such as 2027-03-31T00:00:00Z" })
+      .or(z.iso.date({ error: "until must be a date such as 2027-03-31" }))
+      .transform((v) => new Date(v))
+      .describe(
+        "the end of compatibility (ISO 8601 date or date-time): from then on, credentials are required",
+      ),
+    perAddress: z
+      .object({
+        points: z.number().int().positive().default(120),
+        seconds: z.number().int().positive().default(60),
+      })
+      .strict()
+      .default({ points: 120, seconds: 60 })
+      .describe("legacy calls allowed per client address and period (429 with Retry-After beyond)"),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     env: z
@@ -307,6 +343,13 @@ export const configSchema = z
                       .array(z.enum(API_SCOPES))
                       .min(1)
                       .describe(`any of ${API_SCOPES.join(", ")}`),
+                    domain: z
+                      .string()
+                      .min(1)
+                      .optional()
+                      .describe(
+                        "the one domain this key acts in: a call naming no domain is in it (a legacy backend's `send` names none), a call naming another is refused",
+                      ),
                   })
                   .strict(),
               )
@@ -447,6 +490,11 @@ export const configSchema = z
               .describe(
                 "the app that answers `GET /api/v1/minimum_app_version` without `appName`, as installed legacy apps call it (one app at most; the only app configured is the default without it)",
               ),
+            legacy: legacyCompatSchema
+              .optional()
+              .describe(
+                "legacy compatibility (docs/cutover.md): installed versions below `belowVersion` may call the legacy app endpoints without credentials, trusted by their `node` field, in `domains`, until `until`; off without it",
+              ),
           })
           .strict(),
       )
@@ -469,6 +517,26 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const [name, key] of Object.entries(c.services.httpUtility.apiKeys)) {
+      if (key.domain !== undefined && !c.domains[key.domain]) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["services", "httpUtility", "apiKeys", name, "domain"],
+          message: `${key.domain} is not a domain of \`domains\`: add it there first`,
+        });
+      }
+    }
+    for (const [appName, app] of Object.entries(c.apps)) {
+      for (const d of app.legacy?.domains ?? []) {
+        if (!c.domains[d]) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["apps", appName, "legacy", "domains"],
+            message: `${d} is not a domain of \`domains\`: add it there first`,
+          });
+        }
+      }
+    }
     for (const [domainName, d] of Object.entries(c.buddies.domains)) {
       const served = c.domains[domainName];
       if (!served) {

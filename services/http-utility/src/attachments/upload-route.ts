@@ -121,7 +121,9 @@ export function uploadRoute(
     path: text.path,
     summary: text.summary,
     description: text.description + uploadLimits(kind),
-    caller: caller.app,
+    // installed legacy apps (callers.ts `appOrLegacy`) name the uploader in the query: the multipart body is
+    // read only once the caller is known
+    caller: caller.appOrLegacy(`upload_${kind}`, (req) => req.query.node),
     // multer reads the body (below), outside the JSON and form parsers: described here, never parsed with it
     request: { documentedBody: { "multipart/form-data": uploadBody(kind) } },
     responses: {

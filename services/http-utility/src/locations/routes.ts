@@ -2,7 +2,7 @@ import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { defineRoute, type Route } from "#common/http/route.ts";
 import type { Jid } from "#common/users/jid.ts";
-import { type Caller, type CallerPolicy, caller } from "../callers.ts";
+import { type Caller, type CallerPolicy, caller, serverDomain } from "../callers.ts";
 import { errors } from "../errors.ts";
 import {
   documentedBody,
@@ -49,7 +49,8 @@ export function locationsRoutes(deps: {
       if (domain !== undefined && domain !== who.jid.domain) throw errors.locationsOfOtherDomain();
       return who.jid;
     }
-    const domains = domain !== undefined ? [domain] : Object.keys(deps.config.domains);
+    const named = serverDomain(who, domain);
+    const domains = named !== undefined ? [named] : Object.keys(deps.config.domains);
     const owners = await ownersOf(pool, domains, [msisdn]);
     // `+30…` and `30…` are two accounts only if both exist; then the msisdn as written picks one
     const exact = owners.filter((o) => o.node === msisdn);
@@ -74,7 +75,12 @@ export function locationsRoutes(deps: {
         "caller's own; a batch is stored whole or not at all. A `date` may be at most " +
         "`services.httpUtility.locations.futureSkewSeconds` (300 by default) ahead of the server's clock. A " +
         "report with the same date as one already stored (a retried batch) is kept once.",
-      caller: caller.app,
+      caller: caller.appOrLegacy("locations", (req) => {
+        // a report or a batch of them: the first report's msisdn (the handler refuses a batch naming others)
+        const body = req.body as unknown;
+        const first = Array.isArray(body) ? body[0] : body;
+        return (first as { msisdn?: unknown } | undefined)?.msisdn;
+      }),
       request: {
         body: locationsBody(limits),
         documentedBody: {

@@ -348,9 +348,13 @@ describe("mergePaths", () => {
     ]);
     expect(merged["/api/v1/a"]?.get?.tags).toEqual(["one"]);
     expect(Object.keys(merged["/api/v1/a"]?.get?.responses ?? {})).toEqual(["200", "default"]);
+    // an app caller: bad credentials, a failure budget used, the auth core away, and an app version that is
+    // malformed or below its minimum (426)
     expect(Object.keys(merged["/api/v1/a"]?.post?.responses ?? {})).toEqual([
       "200",
+      "400",
       "401",
+      "426",
       "429",
       "503",
       "default",
@@ -380,7 +384,16 @@ describe("mergePaths", () => {
     const op = mergePaths([{ name: "two", description: "", routes: [b] }])["/api/v1/b/{id}"]?.get;
     expect(op?.tags).toEqual(["two"]);
     expect(op?.security).toEqual(caller.app.security);
-    expect(Object.keys(op?.responses ?? {})).toEqual(["200", "400", "401", "404", "429", "503", "default"]);
+    expect(Object.keys(op?.responses ?? {})).toEqual([
+      "200",
+      "400",
+      "401",
+      "404",
+      "426",
+      "429",
+      "503",
+      "default",
+    ]);
     expect(op?.responses["404"]).toMatchObject({
       description: "- `unknown_app`: no app of that name is configured",
     });

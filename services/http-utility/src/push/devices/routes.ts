@@ -50,6 +50,10 @@ function subscriber(jid: Jid, body: { node: string; domain?: string | undefined 
   return jid;
 }
 
+/** Installed legacy apps name themselves by `node` in the body (callers.ts `appOrLegacy`). */
+const legacyCaller = (endpoint: string) =>
+  caller.appOrLegacy(endpoint, (req) => (req.body as { node?: unknown } | undefined)?.node);
+
 export function deviceRoutes(deps: {
   pool: Pool;
   config: Pick<Config, "push">;
@@ -78,7 +82,7 @@ export function deviceRoutes(deps: {
         "tells whether or whose the token was before. A user keeps at most `push.maxTokensPerUser` (10 by " +
         "default) tokens per app; one more forgets the least recently registered. `app` defaults to " +
         "`push.domains.<caller's domain>.app`.",
-      caller: caller.app,
+      caller: legacyCaller("store_token"),
       request: { body: storeTokenBody },
       responses: { 200: { description: "Stored", schema: storeTokenAnswer } },
       errors: [errors.nodeNotYours, errors.tokenInUse, errors.noPushApp, errors.unknownPushApp],
@@ -111,7 +115,7 @@ export function deviceRoutes(deps: {
       summary: "Forget one of the caller's device tokens",
       description:
         "Whatever its service. A token that is not the caller's (another user's, or unknown) is left alone: `deleted` is 0.",
-      caller: caller.app,
+      caller: legacyCaller("delete_token"),
       request: { body: deleteTokenBody },
       responses: {
         200: { description: "Done: `deleted` is the number of tokens forgotten", schema: deletedAnswer },
@@ -127,7 +131,7 @@ export function deviceRoutes(deps: {
       path: "/api/v1/notifications/delete_all_tokens",
       summary: "Forget all the caller's device tokens",
       description: "Of every app and service, e.g. at logout on every device.",
-      caller: caller.app,
+      caller: legacyCaller("delete_all_tokens"),
       request: { body: deleteAllTokensBody },
       responses: {
         200: { description: "Done: `deleted` is the number of tokens forgotten", schema: deletedAnswer },
@@ -167,7 +171,7 @@ export function deviceRoutes(deps: {
       path: "/api/v1/notifications/channel_subscribe",
       summary: "Subscribe the caller to a broadcast channel of their domain",
       description: "Idempotent: subscribing again changes nothing (`subscribed` is then false).",
-      caller: caller.app,
+      caller: legacyCaller("channel_subscribe"),
       request: { body: channelBody },
       responses: { 200: { description: "Subscribed", schema: subscribedAnswer } },
       errors: [errors.nodeNotYours, errors.domainNotYours],
@@ -182,7 +186,7 @@ export function deviceRoutes(deps: {
       summary: "Unsubscribe the caller from a broadcast channel",
       description:
         "Idempotent: unsubscribing from a channel the caller is not subscribed to answers `unsubscribed: false`.",
-      caller: caller.app,
+      caller: legacyCaller("channel_unsubscribe"),
       request: { body: channelBody },
       responses: { 200: { description: "Not subscribed (any more)", schema: unsubscribedAnswer } },
       errors: [errors.nodeNotYours, errors.domainNotYours],

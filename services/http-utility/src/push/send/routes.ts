@@ -3,7 +3,7 @@ import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { createOutboundPolicy, OutboundRefused } from "#common/http/outbound-address.ts";
 import { defineRoute, type Route } from "#common/http/route.ts";
-import { type AppCaller, type CallerPolicy, caller } from "../../callers.ts";
+import { type AppCaller, type CallerPolicy, caller, serverDomain } from "../../callers.ts";
 import { errors } from "../../errors.ts";
 import type { Origin, Relay } from "../mongooseim/relay.ts";
 import { findNotification, recordNotification } from "../notification-store.ts";
@@ -138,9 +138,9 @@ export function sendRoutes(deps: {
       request: { body: sendBody },
       responses: { 200: { description: "Pushed: one result per device (see `status`)", schema: sendAnswer } },
       errors: [errors.forbiddenCallback, errors.noTokens],
-      async handler({ body, res }) {
+      async handler({ body, caller: who, res }) {
         checkCallback(body.callbackUrl);
-        const owner = await recipient(domainOf(body.domain), body.node, body.token);
+        const owner = await recipient(domainOf(serverDomain(who, body.domain)), body.node, body.token);
         const id = await recordNotification(pool, owner, originOf(body));
         const message = pushMessage(body);
         message.data = { ...message.data, notificationId: id };
@@ -162,9 +162,9 @@ export function sendRoutes(deps: {
       caller: caller.server("broadcast"),
       request: { body: broadcastBody },
       responses: { 202: { description: "Queued", schema: broadcastQueued } },
-      async handler({ body, res }) {
+      async handler({ body, caller: who, res }) {
         const id = await broadcasts.enqueue({
-          domain: domainOf(body.domain),
+          domain: domainOf(serverDomain(who, body.domain)),
           channel: body.channel,
           message: pushMessage(body),
         });
