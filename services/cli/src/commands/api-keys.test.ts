@@ -59,6 +59,26 @@ describe("sidecars api-keys create", () => {
     expect(other.key).not.toBe(key);
   });
 
+  it("limits a key to one domain with --domain (a legacy backend's send names none)", async () => {
+    const r = await sidecars([
+      "api-keys",
+      "create",
+      "legacy-backend",
+      "--scopes",
+      "push",
+      "--domain",
+      "oyo.test",
+    ]);
+    expect(r.code).toBe(0);
+    const { key, entry } = created(r);
+    expect(entry).toEqual({
+      "legacy-backend": { sha256: sha256(key), scopes: ["push"], domain: "oyo.test" },
+    });
+    const bad = await sidecars(["api-keys", "create", "x", "--scopes", "push", "--domain", "Not A Domain"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--domain");
+  });
+
   it("makes keys the services accept, with exactly their scopes", async () => {
     const { key, entry } = created(await sidecars(["api-keys", "create", "pusher", "--scopes", "push"]));
     const config = loadConfig({ env: { APP_ENV: "test", CONFIG_DIR: configWith(entry) } });

@@ -56,13 +56,29 @@ export function register(program: Command, ctx: CliContext): void {
     .command("create <name>")
     .description("make a new key: prints it once, and the config entry that holds its SHA-256 and scopes")
     .requiredOption("--scopes <list>", `comma-separated, any of ${API_SCOPES.join(", ")}`)
-    .action((name: string, opts: { scopes: string }) => {
+    .option(
+      "--domain <domain>",
+      "limit the key to one domain: calls naming none are in it (a legacy backend's send), others are refused",
+    )
+    .action((name: string, opts: { scopes: string; domain?: string }) => {
       if (!NAME.test(name)) {
         throw new CliError(`"${name}" is not a key name: use letters, digits, dots, dashes, underscores`, 2);
       }
       const scopes = parseScopes(opts.scopes);
       const key = `${KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
-      const entry = { [name]: { sha256: keySha256(key), scopes } };
+      if (opts.domain !== undefined && !/^[a-z0-9.-]+$/.test(opts.domain)) {
+        throw new CliError(
+          `--domain: "${opts.domain}" is not a domain (lower-case letters, digits, dots, dashes)`,
+          2,
+        );
+      }
+      const entry = {
+        [name]: {
+          sha256: keySha256(key),
+          scopes,
+          ...(opts.domain !== undefined ? { domain: opts.domain } : {}),
+        },
+      };
       ctx.out(`API key "${name}" (shown this once; the services keep only its SHA-256):`);
       ctx.out(key);
       ctx.out("");
@@ -100,7 +116,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description("the configured keys: name, scopes, and a fingerprint of the stored SHA-256")
     .action(() => {
       const configured = Object.entries(ctx.config().services.httpUtility.apiKeys);
-      for (const [name, k] of configured) ctx.out(`${name}\t${k.scopes.join(",")}\t${fingerprint(k.sha256)}`);
+      for (const [name, k] of configured) {
+        ctx.out(
+          `${name}\t${k.scopes.join(",")}\t${fingerprint(k.sha256)}${k.domain ? `\t${k.domain} only` : ""}`,
+        );
+      }
       if (configured.length === 0) ctx.out("no API keys configured (services.httpUtility.apiKeys)");
     });
 }
