@@ -5,6 +5,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import type { AuthCore } from "#auth";
+import { formatMismatches } from "#common/config/mongooseim.ts";
 import type { Config } from "#common/config/schema.ts";
 import type { Listener } from "#common/db/listener.ts";
 import { MIGRATIONS_DIR, MIGRATIONS_TABLE } from "#common/db/migrate.ts";
@@ -110,6 +111,14 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
             )
           : ok(`the ${domain.authenticator.kind} authenticator answers (format ${domain.passwordFormat})`);
       });
+      const mismatches = formatMismatches(name, domain);
+      if (mismatches.length > 0) {
+        await run(`domain ${name}`, async () =>
+          mismatches.map((m) =>
+            warn(m, "`sidecars domains example --mongooseim <version>` prints settings that fit"),
+          ),
+        );
+      }
     }
     if (Object.keys(config.domains).length === 0) {
       await run("domains", async () =>

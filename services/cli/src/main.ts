@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   "api-keys": () => import("./commands/api-keys.ts"),
   buddies: () => import("./commands/buddies.ts"),
   doctor: () => import("./commands/doctor.ts"),
+  domains: () => import("./commands/domains.ts"),
 };
 
 /** The command names `argv` runs: its first word when that is a command, else all of them. */

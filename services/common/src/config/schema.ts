@@ -2,6 +2,7 @@ import { z } from "zod";
 import { SCRAM_HASHES } from "../credentials/scram.ts";
 import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
+import { MONGOOSEIM_VERSIONS } from "./mongooseim.ts";
 import { pushSchema } from "./push-schema.ts";
 import { retentionSchema } from "./retention-schema.ts";
 import type { Secrets } from "./secrets.ts";
@@ -113,6 +114,12 @@ const registration = z
 const domain = z
   .object({
     authenticator: authenticator.default({ kind: "web_users", options: {} }),
+    mongooseim: z
+      .enum(MONGOOSEIM_VERSIONS)
+      .optional()
+      .describe(
+        "the MongooseIM version serving this domain (`2.1.0` or `6.x`): the services warn when the password settings do not fit it (`sidecars domains example`)",
+      ),
     passwordFormat: passwordFormat
       .default("scram")
       .describe("`plain` (MongooseIM password_format plain) or `scram`"),
