@@ -102,7 +102,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.pool.query("TRUNCATE push_tokens, push_channel_subscriptions");
+  await db.pool.query("TRUNCATE push_tokens, push_channel_subscriptions, chat_mutes");
   notifier.toTokenCalls.length = 0;
 });
 
@@ -443,6 +443,48 @@ describe("POST /reset_badge", () => {
     const missing = await post(ALICE, "/reset_badge", {});
     expect(missing.status).toBe(400);
     expect(missing.body.error.message).toMatch(/^token: /);
+  });
+});
+
+describe("POST /mute and /unmute, GET /mutes", () => {
+  const mutes = async (u: User) => {
+    const r = await fetch(`${base}/mutes`, { headers: { authorization: basic(u) } });
+    return { status: r.status, body: await r.json() };
+  };
+
+  it("mutes a chat for some minutes or until unmuted, lists the caller's own, unmutes", async () => {
+    const forever = await post(ALICE, "/mute", { peer: "Bob@Oyo.Test" });
+    expect(forever).toMatchObject({ status: 200, body: { peer: "bob@oyo.test", until: null } });
+    const before = Date.now();
+    const hour = await postForm(ALICE, "/mute", { peer: "carol@oyo.test", minutes: "60" });
+    expect(hour.status).toBe(200);
+    const until = Date.parse(hour.body.until);
+    expect(until - before).toBeGreaterThan(59 * 60_000);
+    expect(until - before).toBeLessThan(61 * 60_000);
+    expect((await mutes(ALICE)).body.mutes.map((m: { peer: string }) => m.peer)).toEqual([
+      "bob@oyo.test",
+      "carol@oyo.test",
+    ]);
+    // another user sees only theirs
+    expect((await mutes(BOB)).body).toEqual({ mutes: [] });
+    expect((await post(ALICE, "/unmute", { peer: "bob@oyo.test" })).body).toEqual({ unmuted: true });
+    expect((await post(ALICE, "/unmute", { peer: "bob@oyo.test" })).body).toEqual({ unmuted: false });
+    expect((await mutes(ALICE)).body.mutes).toHaveLength(1);
+  });
+
+  it("refuses a peer that is no JID, minutes out of range, and a caller without credentials", async () => {
+    for (const body of [
+      { peer: "bob" },
+      { peer: "bob@oyo.test", minutes: 0 },
+      { peer: "bob@oyo.test", minutes: 1.5 },
+      {},
+    ]) {
+      const r = await post(ALICE, "/mute", body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.error.code).toBe("invalid_request");
+    }
+    expect((await post(undefined, "/mute", { peer: "bob@oyo.test" })).status).toBe(401);
+    expect((await mutes(ALICE)).body.mutes.some((m: { peer: string }) => m.peer === "bob")).toBe(false);
   });
 });
 

@@ -4,6 +4,7 @@ import { defineRoute, type Route } from "#common/http/route.ts";
 import type { Jid } from "#common/users/jid.ts";
 import { type CallerPolicy, caller } from "../../callers.ts";
 import { errors } from "../../errors.ts";
+import { type Mute, mute, mutesOf, unmute } from "../mutes.ts";
 import type { Notifier } from "../notifier.ts";
 import {
   deleteAllTokens,
@@ -18,6 +19,9 @@ import {
   deleteAllTokensBody,
   deletedAnswer,
   deleteTokenBody,
+  muteAnswer,
+  muteBody,
+  mutesAnswer,
   type ResetBadgeAnswer,
   resetBadgeAnswer,
   resetBadgeBody,
@@ -25,8 +29,12 @@ import {
   storeTokenAnswer,
   storeTokenBody,
   subscribedAnswer,
+  unmuteBody,
+  unmutedAnswer,
   unsubscribedAnswer,
 } from "./schema.ts";
+
+const muteJson = (m: Mute) => ({ peer: m.peer, until: m.until ? m.until.toISOString() : null });
 
 /**
  * An app user's devices and channels (docs/push.md "Tokens"): register and forget device tokens,
@@ -192,6 +200,47 @@ export function deviceRoutes(deps: {
       errors: [errors.nodeNotYours, errors.domainNotYours],
       async handler({ body, caller: who, res }) {
         res.json({ unsubscribed: await unsubscribe(pool, subscriber(who.jid, body), body.channel) });
+      },
+    }),
+
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/mute",
+      summary: "Mute a chat: no push for its messages",
+      description:
+        "MongooseIM's chat-message hook pushes nothing to the caller for messages from `peer` until `minutes` " +
+        "pass, or until unmuted without it. Muting again replaces the end. Pushes servers send with " +
+        "`POST …/send` are not affected.",
+      caller: caller.app,
+      request: { body: muteBody },
+      responses: { 200: { description: "Muted", schema: muteAnswer } },
+      async handler({ body, caller: who, res }) {
+        res.json(muteJson(await mute(pool, who.jid, body.peer, body.minutes)));
+      },
+    }),
+
+    defineRoute({
+      method: "post",
+      path: "/api/v1/notifications/unmute",
+      summary: "Unmute a chat",
+      description: "Idempotent: unmuting a chat that is not muted answers `unmuted: false`.",
+      caller: caller.app,
+      request: { body: unmuteBody },
+      responses: { 200: { description: "Not muted (any more)", schema: unmutedAnswer } },
+      async handler({ body, caller: who, res }) {
+        res.json({ unmuted: await unmute(pool, who.jid, body.peer) });
+      },
+    }),
+
+    defineRoute({
+      method: "get",
+      path: "/api/v1/notifications/mutes",
+      summary: "The caller's muted chats",
+      description: "Those still muted, by peer.",
+      caller: caller.app,
+      responses: { 200: { description: "The muted chats", schema: mutesAnswer } },
+      async handler({ caller: who, res }) {
+        res.json({ mutes: (await mutesOf(pool, who.jid)).map(muteJson) });
       },
     }),
   ];

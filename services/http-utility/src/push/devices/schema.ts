@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { validateNode } from "#common/users/jid.ts";
+import { parseJid, validateNode } from "#common/users/jid.ts";
 import { PUSH_SERVICES } from "../senders/sender.ts";
 
 /**
@@ -105,6 +105,54 @@ export const resetBadgeBody = z.object({
   node: node.optional().meta({ description: "the caller's own user part; checked when given" }),
 });
 export const channelBody = z.object({ node, channel, domain: domain.optional() });
+
+/** A chat's other party: a bare JID, as MongooseIM's hook names the author (`author@server`). */
+const peer = z
+  .string({ error: mustBe("a string") })
+  .trim()
+  .max(3071)
+  .transform((v, ctx) => {
+    try {
+      const jid = parseJid(v);
+      return `${jid.node}@${jid.domain}`;
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `must be a JID (node@domain): ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  })
+  .meta({ description: "the chat's other party: a bare JID `node@domain`" });
+
+const MAX_MUTE_MINUTES = 5 * 366 * 24 * 60;
+export const muteBody = z.object({
+  peer,
+  minutes: z
+    .union(
+      [
+        z.number(),
+        z
+          .string()
+          .regex(/^\d{1,7}$/, "must be whole minutes")
+          .transform(Number),
+      ],
+      {
+        error: mustBe("a number of minutes"),
+      },
+    )
+    .pipe(z.number().int("must be whole minutes").min(1).max(MAX_MUTE_MINUTES))
+    .optional()
+    .meta({
+      description: `for this many minutes (at most ${MAX_MUTE_MINUTES}, 5 years); until unmuted without it`,
+    }),
+});
+export const unmuteBody = z.object({ peer });
+export const muteAnswer = z.object({
+  peer: z.string(),
+  until: z.iso.datetime().nullable().meta({ description: "when the mute ends; null: until unmuted" }),
+});
+export const unmutedAnswer = z.object({
+  unmuted: z.boolean().meta({ description: "true when the chat was muted before" }),
+});
+export const mutesAnswer = z.object({ mutes: z.array(muteAnswer) });
 
 export const storeTokenAnswer = z.object({
   stored: z.literal(true),

@@ -10,6 +10,7 @@ import { type RunningServer, startServer } from "#common/http/server.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../../test/support/database.ts";
 import { recordingLogger } from "../../../../../test/support/recording-logger.ts";
 import { resolveInternalCaller } from "../../callers.ts";
+import { mute } from "../mutes.ts";
 import type { Notifier, TokenResult } from "../notifier.ts";
 import type { PushMessage, PushService } from "../senders/sender.ts";
 import type { Owner, TokenRow } from "../token-store.ts";
@@ -180,6 +181,24 @@ describe("POST /api/v1/mongooseim/messages (mod_http_notification, mod_event_pus
     expect((await hook(new URLSearchParams(fields).toString())).status).toBe(204);
     await vi.waitFor(() => expect(logText()).toContain("chat message push failed"), SETTLED);
     expect(logText()).not.toContain("Tom & Jerry");
+  });
+
+  it("pushes nothing for a chat the receiver muted, until the mute ends or is lifted", async () => {
+    const receiver = { domain: "oyo.test", node: fields.receiver };
+    await mute(db.pool, receiver, `${fields.author}@oyo.test`, undefined);
+    // another author's messages still push
+    await mute(db.pool, receiver, "306900000099@oyo.test", 5);
+    expect((await hook(new URLSearchParams(fields).toString())).status).toBe(204);
+    await vi.waitFor(() => expect(logText()).toContain("chat message not pushed"), SETTLED);
+    expect(notifier.calls).toEqual([]);
+    // an expired mute is none
+    await db.pool.query("UPDATE chat_mutes SET until = now() - interval '1 second' WHERE peer = $1", [
+      `${fields.author}@oyo.test`,
+    ]);
+    await hook(new URLSearchParams(fields).toString());
+    await vi.waitFor(() => expect(notifier.finished).toBe(1), SETTLED);
+    expect(notifier.calls).toEqual([chat()]);
+    await db.pool.query("DELETE FROM chat_mutes");
   });
 
   it("refuses a body without a receiver or a message, at once", async () => {

@@ -7,6 +7,7 @@ import { defineRoute, type Route, type RouteResponse } from "#common/http/route.
 import type { Logger } from "#common/logger.ts";
 import { caller, type InternalPolicy } from "../../callers.ts";
 import { errors } from "../../errors.ts";
+import { isMuted } from "../mutes.ts";
 import type { Notifier, TokenResult } from "../notifier.ts";
 import type { PushService } from "../senders/sender.ts";
 import { findToken, type TokenRow } from "../token-store.ts";
@@ -149,8 +150,13 @@ export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] 
   const fromMongooseIm = caller.internal(deps.config.push.hooks.allow);
   const sessionsConfig = deps.config.push.hooks.sessions;
   const sessions = sessionsConfig ? createSessionChecker(sessionsConfig, deps.log) : undefined;
-  /** Whether the receiver needs the push: with MongooseIM 2.1.0's session list, only when not connected. */
-  const needsPush = async (owner: { domain: string; node: string }): Promise<boolean> => {
+  /**
+   * Whether the receiver needs the push: not when they muted the chat with its author (push/mutes.ts), and
+   * with MongooseIM 2.1.0's session list only when not connected.
+   */
+  const needsPush = async (owner: { domain: string; node: string }, author: string): Promise<boolean> => {
+    const receiver = { domain: owner.domain.toLowerCase(), node: owner.node.toLowerCase() };
+    if (await isMuted(pool, receiver, author)) return false;
     if (!sessions || !sessionsConfig) return true;
     const online = await sessions.online(owner);
     return online === undefined ? sessionsConfig.onError === "push" : !online;
@@ -218,7 +224,7 @@ export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] 
         "form-encoded (6.x); at most 64 KB. On the internal listener only (`services.httpUtility.internal`, " +
         "127.0.0.1:3001 by default; 404 on the public one), from loopback and `push.hooks.allow`. With " +
         "`push.hooks.sessions` (MongooseIM 2.1.0, which calls this for every message), a receiver with an open " +
-        "session gets no push.",
+        "session gets no push; nor does one who muted the chat with its author (`POST …/notifications/mute`).",
       caller: fromMongooseIm,
       request: {
         body: chatHookBody,
@@ -232,17 +238,18 @@ export function mongooseImRoutes(deps: MongooseImDeps): Route<InternalPolicy>[] 
         res.status(204).end();
         const log = req.log ?? deps.log;
         const owner = { domain: hook.server, node: hook.receiver };
+        const author = `${hook.author}@${hook.server}`.toLowerCase();
         // a notifier that throws before its promise is a rejection too: the answer is gone, nothing may reach `next`
         Promise.resolve()
           .then(async () =>
-            (await needsPush(owner)) ? notifier.toUser(owner, chatNotification(hook)) : undefined,
+            (await needsPush(owner, author)) ? notifier.toUser(owner, chatNotification(hook)) : undefined,
           )
           .then(
             (results) => {
               if (!results) {
                 log.debug(
                   { receiver: `${owner.node}@${owner.domain}` },
-                  "chat message not pushed: receiver online",
+                  "chat message not pushed: receiver online, or the chat muted",
                 );
                 return;
               }
