@@ -447,9 +447,9 @@ describe("POST /reset_badge", () => {
 });
 
 describe("POST /mute and /unmute, GET /mutes", () => {
-  const mutes = async (u: User) => {
+  const mutes = async (u: User): Promise<Answer> => {
     const r = await fetch(`${base}/mutes`, { headers: { authorization: basic(u) } });
-    return { status: r.status, body: await r.json() };
+    return { status: r.status, headers: r.headers, body: await r.json() };
   };
 
   it("mutes a chat for some minutes or until unmuted, lists the caller's own, unmutes", async () => {
