@@ -157,7 +157,7 @@ export function deviceRoutes(deps: {
       description:
         "The stored count restarts at 0 (the next alert shows 1); for an `apns` token a silent push sets the " +
         "icon's badge to 0 now, and `update` says how that went. `node` is optional here.",
-      caller: caller.app,
+      caller: legacyCaller("reset_badge"),
       request: { body: resetBadgeBody },
       responses: { 200: { description: "Reset", schema: resetBadgeAnswer } },
       errors: [errors.nodeNotYours, errors.noDevice],
