@@ -10,7 +10,7 @@ import { loadConfig } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
 import type { RunningServer } from "#common/http/server.ts";
 import { startAuthServer } from "../../../test/support/auth-stack.ts";
-import { runSidecars } from "../../../test/support/cli.ts";
+import { runSidecars, SIDECARS_BIN } from "../../../test/support/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/database.ts";
 import { type FakeFcm, startFakeFcm, writeServiceAccount } from "../../../test/support/fake-fcm.ts";
 import { deadPort } from "../../../test/support/free-port.ts";
@@ -90,6 +90,13 @@ function doctor(config: Config): Promise<CheckResult[]> {
     timeoutMs: 5000,
     endpoints: { fcmAgent: fcm.agent() },
   });
+}
+
+let yamls = 0;
+function writeYaml(text: string): string {
+  const file = path.join(dir, `ejabberd-${++yamls}.yml`);
+  writeFileSync(file, text);
+  return file;
 }
 
 const find = (results: CheckResult[], check: string) => results.filter((r) => r.check === check);
@@ -181,6 +188,46 @@ describe("sidecars doctor", () => {
     expect(soonCheck).toMatchObject({ status: "warn", detail: expect.stringMatching(/expires in 10 days/) });
     const goneCheck = find(await doctor(configWith({ tls: gone })), "certificates")[0];
     expect(goneCheck).toMatchObject({ status: "fail", detail: expect.stringContaining("expired") });
+  }, 60_000);
+
+  it("asks ejabberd's extauth_program as ejabberd does, when ejabberd's config uses external auth", async () => {
+    const config = configWith({});
+    const yml = (program: string, method = "external") =>
+      writeYaml(`auth_method: ${method}\nextauth_program: "${program}"\n`);
+    // the wrapper ejabberd would start (docs/auth.md): the environment, then `sidecars extauth`
+    const wrapper = path.join(dir, "sidecars-extauth");
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nexport APP_ENV=test DATABASE_URL='${db.url}'\nexec '${process.execPath}' '${SIDECARS_BIN}' extauth\n`,
+      { mode: 0o755 },
+    );
+    const run = (ejabberdConfig: string) =>
+      runDoctor({
+        config,
+        log,
+        pool: async () => db.pool,
+        listener: async () => db.listener,
+        authCore: (pool, listener) => createAuthCore({ config, pool, listener, log }),
+        timeoutMs: 20_000,
+        ejabberdConfig,
+      }).then((r) => find(r, "ejabberd extauth"));
+    expect(await run(yml(wrapper))).toEqual([
+      expect.objectContaining({ status: "ok", detail: `${wrapper} answers isuser as ejabberd asks it` }),
+    ]);
+    expect(await run(yml("/bin/false"))).toEqual([
+      expect.objectContaining({
+        status: "fail",
+        detail: expect.stringContaining("exited (1) before answering"),
+      }),
+    ]);
+    expect(await run(yml(wrapper, "sql"))).toEqual([
+      expect.objectContaining({
+        status: "ok",
+        detail: expect.stringContaining("does not use external auth"),
+      }),
+    ]);
+    // no ejabberd config on this machine: no line at all
+    expect(await run(path.join(dir, "absent.yml"))).toEqual([]);
   }, 60_000);
 
   it("FAILs a database with migrations not applied", async () => {

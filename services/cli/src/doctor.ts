@@ -1,9 +1,11 @@
+import { spawn } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
+import { parse as parseYaml } from "yaml";
 import type { AuthCore } from "#auth";
 import { formatMismatches } from "#common/config/mongooseim.ts";
 import type { Config } from "#common/config/schema.ts";
@@ -46,6 +48,11 @@ export interface DoctorDeps {
   endpoints?: ProviderEndpoints;
   /** Certificates expiring within this many days are a WARN. */
   certificateWarnDays?: number;
+  /**
+   * ejabberd's config: when it exists and says `auth_method: external`, its `extauth_program` is run and asked
+   * as ejabberd asks it. Absent, the check is left out.
+   */
+  ejabberdConfig?: string | undefined;
 }
 
 type Outcome = Omit<CheckResult, "check" | "ms">;
@@ -144,6 +151,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   await run("storage", () => storageOutcome(config, deps.log));
   await run("certificates", async () => certificateOutcomes(config, deps.certificateWarnDays ?? 21));
   await run("push", () => pushOutcomes(deps));
+  const ejabberd = deps.ejabberdConfig;
+  if (ejabberd && existsSync(ejabberd)) await run("ejabberd extauth", () => extauthOutcome(ejabberd, deps));
   return results;
 }
 
@@ -347,6 +356,85 @@ async function pushOutcomes(deps: DoctorDeps): Promise<Outcome[]> {
   } finally {
     await closePushSenders(senders);
   }
+}
+
+/**
+ * ejabberd's external auth (docs/auth.md "ejabberd"): the `extauth_program` its config names, started as
+ * ejabberd starts it and asked `isuser` of a made-up user in the first domain, in the protocol's framing
+ * (a 2-byte big-endian length, then `isuser:<user>:<server>`; the answer: length 2, then 0 or 1).
+ */
+async function extauthOutcome(file: string, deps: DoctorDeps): Promise<Outcome> {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, "utf8"));
+  } catch (err) {
+    return fail(`${file}: ${(err as Error).message}`, "fix the YAML of ejabberd's config");
+  }
+  const yml = (parsed ?? {}) as { auth_method?: unknown; extauth_program?: unknown };
+  const methods = Array.isArray(yml.auth_method) ? yml.auth_method : [yml.auth_method];
+  if (!methods.includes("external")) return ok(`${file}: ejabberd does not use external auth`);
+  if (typeof yml.extauth_program !== "string" || yml.extauth_program.trim() === "") {
+    return fail(
+      `${file}: auth_method external without extauth_program`,
+      "set extauth_program (docs/auth.md)",
+    );
+  }
+  const domain = Object.keys(deps.config.domains)[0];
+  if (!domain) return warn("no domain configured to ask about", "add a domain under domains");
+  const program = yml.extauth_program;
+  const answer = await askExtauth(program, `isuser:${probeUser()}:${domain}`, deps.timeoutMs);
+  if ("error" in answer) {
+    return fail(
+      `${program}: ${answer.error}`,
+      "run it by hand as ejabberd's user and read its stderr (docs/auth.md)",
+    );
+  }
+  return answer.result === 0
+    ? ok(`${program} answers isuser as ejabberd asks it`)
+    : warn(
+        `${program} says a made-up user of ${domain} exists`,
+        "check the domain's backend: it answers true for anyone",
+      );
+}
+
+function askExtauth(
+  program: string,
+  request: string,
+  timeoutMs: number,
+): Promise<{ result: number } | { error: string }> {
+  return new Promise((resolve) => {
+    // ejabberd starts the program through a shell (open_port spawn): a path with arguments works the same here
+    const child = spawn("/bin/sh", ["-c", `exec ${program}`], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = Buffer.alloc(0);
+    let err = "";
+    const done = (r: { result: number } | { error: string }) => {
+      clearTimeout(timer);
+      child.kill("SIGTERM");
+      resolve(r);
+    };
+    const timer = setTimeout(() => done({ error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    child.stdout.on("data", (c: Buffer) => {
+      out = Buffer.concat([out, c]);
+      if (out.length >= 4) {
+        done(
+          out.readUInt16BE(0) === 2 ? { result: out.readUInt16BE(2) } : { error: "not the extauth framing" },
+        );
+      }
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      if (err.length < 2000) err += c.toString();
+    });
+    child.on("error", (e) => done({ error: e.message }));
+    child.on("exit", (code) =>
+      done({ error: `exited (${code}) before answering${err ? `: ${err.trim().split("\n").at(-1)}` : ""}` }),
+    );
+    const body = Buffer.from(request, "utf8");
+    const frame = Buffer.alloc(2 + body.length);
+    frame.writeUInt16BE(body.length, 0);
+    body.copy(frame, 2);
+    child.stdin.on("error", () => {});
+    child.stdin.write(frame);
+  });
 }
 
 /** Where to reach a service that listens on `host`: an unspecified address is reached on loopback. */

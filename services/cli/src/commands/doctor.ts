@@ -31,10 +31,15 @@ export function register(program: Command, ctx: CliContext): void {
       "check the deployment as an operator would before switching: database and migrations, each domain's authenticator, the auth service as MongooseIM calls it, the services' health, storage, certificates, push credentials (exit 1 on any FAIL)",
     )
     .option("--json", "one JSON document instead of lines")
+    .option(
+      "--ejabberd-config <file>",
+      "ejabberd's config: with auth_method external, its extauth_program is asked as ejabberd asks it (left out when the file is absent)",
+      "/etc/ejabberd/ejabberd.yml",
+    )
     .addOption(
       new Option("--timeout-ms <ms>", "bound on each network call").argParser(parseTimeout).default(5000),
     )
-    .action(async (opts: { json?: boolean; timeoutMs: number }) => {
+    .action(async (opts: { json?: boolean; timeoutMs: number; ejabberdConfig: string }) => {
       const started = performance.now();
       const config = ctx.config();
       const log = createLogger({ log: { ...config.log, level: "silent", pretty: false } }, "doctor");
@@ -50,6 +55,7 @@ export function register(program: Command, ctx: CliContext): void {
           },
           authCore: (pool, l) => createAuthCore({ config, pool, listener: l, log }),
           timeoutMs: opts.timeoutMs,
+          ejabberdConfig: opts.ejabberdConfig,
         });
         const failed = results.some((r) => r.status === "fail");
         if (opts.json) {
