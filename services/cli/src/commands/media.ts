@@ -6,11 +6,14 @@ import { deleteOldAttachments, removeFiles } from "../../../http-utility/src/att
 import { countOlderThan, knownNames } from "../../../http-utility/src/attachments/store.ts";
 import { type CliContext, CliError } from "../context.ts";
 import { cutoffBefore, parseDuration } from "../durations.ts";
+import { registerImport } from "./media-import.ts";
 
 /**
  * `sidecars media gc`: attachments older than a moment go, rows first (in batches, so a rerun resumes),
  * then their files. It also removes what crashes leave behind: partial uploads, and files without a row
- * (stored, then the process died before recording them). Current avatars are kept whatever their age.
+ * (stored, then the process died before recording them). Current avatars are kept whatever their age, and
+ * files imported from the legacy services (`sidecars media import`, media-import.ts) are never deleted: they
+ * are not in the storage backend, and their rows are left out of the age sweep (store.ts `deleteOlderThan`).
  */
 
 /** Files younger than this are never called orphans: their upload may still be recording its row. */
@@ -73,6 +76,8 @@ export function register(program: Command, ctx: CliContext): void {
         await storage.close();
       }
     });
+
+  registerImport(media, ctx);
 }
 
 /** Files older than the grace period that no row names. */

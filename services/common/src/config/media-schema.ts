@@ -245,6 +245,20 @@ export const mediaSchema = z
       .describe(
         "fs storage behind nginx: answer downloads with `X-Accel-Redirect: <this><key>` and let nginx send the bytes",
       ),
+    legacyRoot: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "read-only directory of the legacy services' media (`pictures/`, `videos/`, `avatars/`): files registered by `sidecars media import` are served from there",
+      ),
+    legacyAccelRedirect: z
+      .string()
+      .regex(/^\/(.*\/)?$/, "must start and end with /")
+      .optional()
+      .describe(
+        "behind nginx: answer downloads of imported legacy files with `X-Accel-Redirect: <this><kind>/<name>` (an internal location aliasing `legacyRoot`); without it they are streamed",
+      ),
     ffmpeg: z
       .string()
       .min(1)

@@ -6,8 +6,10 @@ import type { MediaConfig } from "#common/config/media-schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { isKey } from "#common/media/keys.ts";
-import { MissingObjectError, type Storage } from "#common/media/storage.ts";
+import { type ByteRange, MissingObjectError, type Storage } from "#common/media/storage.ts";
 import { errors } from "../errors.ts";
+import { createLegacyFiles, type LegacyFiles } from "./legacy-files.ts";
+import { isLegacyName } from "./legacy-names.ts";
 import { type AttachmentRow, findAttachment } from "./store.ts";
 
 /**
@@ -15,7 +17,8 @@ import { type AttachmentRow, findAttachment } from "./store.ts";
  * SHA-256, Last-Modified from the upload) and byte ranges through express's own `req.fresh` and
  * `req.range` (the `fresh` and `range-parser` libraries, as in `send`), for every backend alike; an LRU of
  * small hot files (thumbnails, avatars) under a byte budget; optionally `X-Accel-Redirect`, so an nginx in
- * front sends the bytes of an fs backend itself.
+ * front sends the bytes of an fs backend itself. Imported legacy files (legacy-files.ts) are found by their
+ * legacy names and read under `media.legacyRoot` (or handed to nginx's `media.legacyAccelRedirect`).
  */
 
 /** Types a browser may show inline: they cannot run script in our origin. */
@@ -35,6 +38,12 @@ const INLINE = new Set([
 /** A stored name never changes content: a year, and `immutable` so browsers do not even revalidate. */
 export const IMMUTABLE = "public, max-age=31536000, immutable";
 
+/**
+ * A legacy name was not drawn at random: the legacy services could write another file under it after a way
+ * back (and a new import then records it), so caches keep it a day and then revalidate with the ETag.
+ */
+export const LEGACY_CACHE = "public, max-age=86400";
+
 interface Entry {
   row: AttachmentRow;
   data?: Buffer;
@@ -43,7 +52,7 @@ interface Entry {
 const ROW_BYTES = 512;
 
 export interface Downloads {
-  /** The row of a stored name (cached), or undefined when the name is not one or has no row. */
+  /** The row of a stored or imported legacy name (cached), or undefined when the name is neither or has no row. */
   lookup(name: string): Promise<AttachmentRow | undefined>;
   /** Answers GET/HEAD with the object of `row`. */
   send(req: Request, res: Response, row: AttachmentRow, cacheControl?: string): Promise<void>;
@@ -51,8 +60,15 @@ export interface Downloads {
   forget(names: string[]): void;
 }
 
-export function createDownloads(deps: { pool: Pool; storage: Storage; media: MediaConfig }): Downloads {
+export function createDownloads(deps: {
+  pool: Pool;
+  storage: Storage;
+  media: MediaConfig;
+  /** where imported legacy files are read; from `media.legacyRoot` otherwise */
+  legacy?: LegacyFiles;
+}): Downloads {
   const { storage, media } = deps;
+  const legacy = deps.legacy ?? createLegacyFiles({ legacyRoot: media.legacyRoot });
   const cache =
     media.cache.maxBytes > 0
       ? new LRUCache<string, Entry>({
@@ -63,8 +79,12 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
       : undefined;
   const accel = media.accelRedirect && storage.localPath ? media.accelRedirect : undefined;
 
+  /** The bytes of a row, from the storage backend or, for an imported legacy file, from the legacy root. */
+  const bodyOf = (row: AttachmentRow, range?: ByteRange): Promise<Readable> =>
+    row.legacyPath ? legacy.read(row, range) : storage.get(row.name, range);
+
   async function lookup(name: string): Promise<AttachmentRow | undefined> {
-    if (!isKey(name)) return undefined;
+    if (!isKey(name) && !isLegacyName(name)) return undefined;
     const hit = cache?.get(name);
     if (hit) return hit.row;
     const row = await findAttachment(deps.pool, name);
@@ -78,7 +98,7 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     const hit = cache.get(row.name);
     if (hit?.data) return hit.data;
     const chunks: Buffer[] = [];
-    for await (const chunk of await storage.get(row.name)) chunks.push(chunk as Buffer);
+    for await (const chunk of await bodyOf(row)) chunks.push(chunk as Buffer);
     const data = Buffer.concat(chunks);
     cache.set(row.name, { row, data });
     return data;
@@ -113,17 +133,46 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     return !Number.isNaN(since) && modified <= since;
   }
 
+  /** Hands the file to nginx when it is configured for this row's kind of file; answers whether it did. */
+  async function handedToNginx(res: Response, row: AttachmentRow): Promise<boolean> {
+    if (!row.legacyPath) {
+      if (!accel) return false;
+      // nginx answers Range and HEAD itself from the file; our headers above ride along
+      res.setHeader("X-Accel-Redirect", `${accel}${relativePathOf(row.name)}`);
+      res.end();
+      return true;
+    }
+    if (!media.legacyAccelRedirect) return false;
+    // only a file still as imported is handed over: nginx would send whatever bytes are there now
+    await (await legacy.open(row)).close();
+    res.setHeader("X-Accel-Redirect", `${media.legacyAccelRedirect}${row.legacyPath}`);
+    res.end();
+    return true;
+  }
+
+  /**
+   * The answer for a row whose bytes are gone (deleted a moment ago by another process, or a legacy file
+   * changed since its import): no such attachment, and the row is looked up again next time (a new import
+   * may have recorded the new content by then).
+   */
+  function gone(res: Response, row: AttachmentRow): never {
+    cache?.delete(row.name);
+    clearHeaders(res);
+    res.status(200);
+    throw errors.noAttachment();
+  }
+
   async function send(req: Request, res: Response, row: AttachmentRow, cacheControl = IMMUTABLE) {
-    setHeaders(res, row, cacheControl);
+    setHeaders(res, row, row.legacyPath && cacheControl === IMMUTABLE ? LEGACY_CACHE : cacheControl);
     if (req.fresh) {
       res.status(304).end();
       return;
     }
-    if (accel) {
-      // nginx answers Range and HEAD itself from the file; our headers above ride along
-      res.setHeader("X-Accel-Redirect", `${accel}${relativePathOf(row.name)}`);
-      res.end();
-      return;
+    try {
+      if (await handedToNginx(res, row)) return;
+    } catch (err) {
+      if (err instanceof MissingObjectError) gone(res, row);
+      throw err;
     }
 
     let start = 0;
@@ -155,13 +204,10 @@ export function createDownloads(deps: { pool: Pool; storage: Storage; media: Med
     let body: Readable | undefined;
     try {
       small = await smallBody(row);
-      if (!small) body = await storage.get(row.name, single ? { start, end } : undefined);
+      if (!small) body = await bodyOf(row, single ? { start, end } : undefined);
     } catch (err) {
       if (!(err instanceof MissingObjectError)) throw err;
-      // a row whose file is gone (deleted a moment ago by another process): no such attachment
-      clearHeaders(res);
-      res.status(200);
-      throw errors.noAttachment();
+      gone(res, row);
     }
     if (small) {
       res.end(single ? small.subarray(start, end + 1) : small);

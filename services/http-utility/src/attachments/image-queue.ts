@@ -20,7 +20,7 @@ export function queuedImages(images: Images, limits: SlotLimits): Images & { slo
   }
   return {
     process: (input, kind) => inSlot(() => images.process(input, kind)),
-    thumbnailsOf: (frame) => inSlot(() => images.thumbnailsOf(frame)),
+    thumbnailsOf: (frame, kind) => inSlot(() => images.thumbnailsOf(frame, kind)),
     slots,
   };
 }

@@ -26,7 +26,7 @@ port.on("message", async (m: Request) => {
       port.postMessage({ id: m.id, result });
     } else {
       if (typeof input === "string") throw new Error("thumbnailsOf takes a frame, not a path");
-      const result = await images.thumbnailsOf(input);
+      const result = await images.thumbnailsOf(input, m.kind ?? "picture");
       port.postMessage({ id: m.id, result });
     }
   } catch (err) {

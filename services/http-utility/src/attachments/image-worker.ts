@@ -78,8 +78,8 @@ export function createImagesOnWorker(settings: ImageSettings): Images & { close(
       const r = await call<ProcessedImage>("process", input, kind);
       return { ...r, original: asBuffer(r.original), thumbnails: r.thumbnails.map(asBuffer) };
     },
-    async thumbnailsOf(frame) {
-      return (await call<Thumbnail[]>("thumbnailsOf", frame)).map(asBuffer);
+    async thumbnailsOf(frame, kind) {
+      return (await call<Thumbnail[]>("thumbnailsOf", frame, kind)).map(asBuffer);
     },
     async close() {
       await worker?.terminate();

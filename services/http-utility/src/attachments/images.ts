@@ -30,7 +30,8 @@ export interface ProcessedImage {
 
 export interface Images {
   process(input: string | Buffer, kind: ImageKind): Promise<ProcessedImage>;
-  thumbnailsOf(frame: Buffer): Promise<Thumbnail[]>;
+  /** The thumbnails of an image held in memory (a video's frame, a legacy file); an avatar's are square. */
+  thumbnailsOf(frame: Buffer, kind?: ImageKind): Promise<Thumbnail[]>;
 }
 
 export type ImageErrorCode = "image_too_large" | "invalid_image";
@@ -175,8 +176,8 @@ export function createImages(settings: ImageSettings): Images {
       const [original, thumbs] = await Promise.all([encodeOriginal(decoded), thumbnails(decoded.still)]);
       return { original, thumbnails: thumbs, animated: decoded.pixels !== decoded.still };
     },
-    async thumbnailsOf(frame) {
-      const decoded = await refused(() => decode(frame, "picture"), settings.maxPixels);
+    async thumbnailsOf(frame, kind = "picture") {
+      const decoded = await refused(() => decode(frame, kind), settings.maxPixels);
       return thumbnails(decoded.still);
     },
   };
@@ -233,6 +234,9 @@ export async function readHeader(
     return { meta, format, width, height, animated, pixels };
   }, maxPixels);
 }
+
+/** The type of an image whose header was read: what an imported legacy file is served as. */
+export const contentTypeOf = (header: ImageHeader) => TYPES[header.format].contentType;
 
 /** What decides the bytes `renderSvg` makes: part of a generated image's strong ETag. */
 export const svgRenderer = Object.entries(sharp.versions)

@@ -10,6 +10,9 @@ import { type CallerPolicy, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
 import { createDownloads } from "./downloads.ts";
 import type { GeneratedAvatars } from "./generated-avatars.ts";
+import { createLegacyFiles } from "./legacy-files.ts";
+import { isLegacyName } from "./legacy-names.ts";
+import { createLegacyThumbnails } from "./legacy-thumbnails.ts";
 import {
   AVATAR_CACHE,
   downloadHeaders,
@@ -49,7 +52,9 @@ import { uploadRoute } from "./upload-route.ts";
 
 /**
  * The attachment endpoints (docs/attachments.md). Uploads are for app callers; downloads are public
- * because a stored name is a capability (144 random bits); a user's avatar is public by their node.
+ * because a stored name is a capability (144 random bits); a user's avatar is public by their node. Files
+ * imported from the legacy services (`sidecars media import`) answer under their legacy names too, and get
+ * their thumbnails on first request.
  */
 
 /** The media feature (`createMediaDeps`), the `media` section as `media`, and what else the routes read. */
@@ -74,12 +79,19 @@ const HEAD_AND_CACHE =
 const DRAWING_LIMIT =
   " New faces are drawn for an address at most as often as `services.httpUtility.rateLimits.generatedAvatarsPerIp` allows (faces this process drew already are not counted).";
 const STORED_NAME = "Public: the stored name is the capability.";
+/** Files of the legacy services registered by `sidecars media import` (docs/attachments.md "Importing legacy media"). */
+const LEGACY_NAMES =
+  " A file imported from the legacy services answers under its legacy name too (`Cache-Control: public, max-age=86400`)";
+const LEGACY_THUMBNAILS =
+  ", its thumbnails made on their first request (`503 images_busy` while the image slots are full).";
 const downloadErrors = [errors.rangeNotSatisfiable];
 const GENERATED = DEFAULTS.generated;
 
 export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] {
   const { pool, media } = deps;
-  const downloads = createDownloads({ pool, storage: deps.storage, media });
+  const legacy = createLegacyFiles({ legacyRoot: media.legacyRoot, log: deps.log });
+  const downloads = createDownloads({ pool, storage: deps.storage, media, legacy });
+  const legacyThumbnails = createLegacyThumbnails({ ...deps, legacy });
   const { generated } = deps;
   const urlOf = (group: string) => (req: Request, name: string) =>
     `${req.protocol}://${req.get("host")}${PREFIX}/${group}/${name}`;
@@ -95,17 +107,25 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
     return row;
   }
 
-  /** The original itself, or its `?size=` thumbnail. */
+  /** The original itself, or its `?size=` thumbnail (an imported legacy image's made on its first request). */
   async function sized(row: AttachmentRow, size: number | undefined): Promise<AttachmentRow> {
     if (size === undefined) return row;
-    const variant = await findVariant(pool, row.parent ?? row.name, String(size));
+    let variant = await findVariant(pool, row.parent ?? row.name, String(size));
+    if (!variant && row.legacyPath && row.kind !== "video") {
+      await legacyThumbnails.make(row);
+      variant = await findVariant(pool, row.name, String(size));
+    }
     if (!variant) throw errors.noThumbnail(size);
     return variant;
   }
 
   const smallest = () => media.images.thumbnailSizes[0] as number;
 
-  /** An avatar by stored name (immutable) or by its owner's node (changes), or undefined for a node without. */
+  /**
+   * An avatar by stored name (immutable), by its owner's node (changes), or by an imported legacy file's name;
+   * undefined for a node without. A user's node comes before a legacy name, so `/avatars/<node>` follows the
+   * user's current avatar even where a legacy file is named exactly so.
+   */
   async function avatar(filename: string, domain: string | undefined) {
     if (isKey(filename)) return { row: await stored(filename, "avatar"), cacheControl: undefined };
     const [node, at] = filename.split("@", 2);
@@ -116,7 +136,13 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
     if (wanted !== undefined && !Object.hasOwn(deps.config.domains, wanted)) return undefined;
     const domains = wanted ? [wanted] : Object.keys(deps.config.domains);
     const rows = await findAvatar(pool, (node ?? "").toLowerCase(), domains);
-    return rows.length === 1 && rows[0] ? { row: rows[0], cacheControl: BY_NODE } : undefined;
+    if (rows.length === 1 && rows[0]) return { row: rows[0], cacheControl: BY_NODE };
+    if (at === undefined && isLegacyName(filename)) {
+      const imported = await downloads.lookup(filename);
+      if (imported?.kind === "avatar" && imported.legacyPath)
+        return { row: imported, cacheControl: undefined };
+    }
+    return undefined;
   }
 
   /**
@@ -150,7 +176,10 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
           DRAWING_LIMIT
         : "`{filename}` is a stored avatar name (immutable, cached a year), or a user's node or `node@domain` " +
           "(their current avatar, `Cache-Control: public, max-age=60, must-revalidate`). A user without an avatar, " +
-          `or a node found in several domains without \`domain\`, gets the generated avatar of that name (PNG, ${GENERATED.defaultSize} px by default). ` +
+          `or a node found in several domains without \`domain\`, gets the generated avatar of that name (PNG, ${GENERATED.defaultSize} px by default).` +
+          LEGACY_NAMES +
+          LEGACY_THUMBNAILS +
+          " " +
           HEAD_AND_CACHE +
           DRAWING_LIMIT,
       caller: caller.public,
@@ -170,6 +199,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
         errors.noAvatar,
         errors.noThumbnail,
         errors.rateLimited,
+        errors.imagesBusy,
       ],
       async handler({ params, query, req, res }) {
         const found = await avatar(params.filename, query.domain);
@@ -188,7 +218,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
       method: "get",
       path: `${PREFIX}/pictures${thumbnail ? "/thumbnails" : ""}/{filename}`,
       summary: thumbnail ? "A picture's thumbnail" : "A picture, or one of its thumbnails",
-      description: `${thumbnail ? "The smallest thumbnail by default. " : ""}${STORED_NAME} ${HEAD_AND_CACHE}`,
+      description: `${thumbnail ? "The smallest thumbnail by default. " : ""}${STORED_NAME}${LEGACY_NAMES}${LEGACY_THUMBNAILS} ${HEAD_AND_CACHE}`,
       caller: caller.public,
       request: {
         params: storedNameParams,
@@ -196,7 +226,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
         headers: downloadHeaders,
       },
       responses: downloadResponses(IMAGES, thumbnail ? "The thumbnail" : "The picture"),
-      errors: [...downloadErrors, errors.noAttachment, errors.noThumbnail],
+      errors: [...downloadErrors, errors.noAttachment, errors.noThumbnail, errors.imagesBusy],
       async handler({ params, query, req, res }) {
         const row = await stored(params.filename, "picture");
         const size = thumbnail ? (query.size ?? smallest()) : query.size;
@@ -318,7 +348,7 @@ export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] 
       method: "get",
       path: `${PREFIX}/videos/{filename}`,
       summary: "A video (or its poster thumbnail), with byte ranges for seeking",
-      description: `${STORED_NAME} ${HEAD_AND_CACHE}`,
+      description: `${STORED_NAME}${LEGACY_NAMES}. ${HEAD_AND_CACHE}`,
       caller: caller.public,
       request: { params: storedNameParams, headers: downloadHeaders },
       responses: downloadResponses(

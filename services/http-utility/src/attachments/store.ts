@@ -30,10 +30,15 @@ export interface AttachmentRow extends StoredFile {
   variant?: string | undefined;
   originalName?: string | undefined;
   created: Date;
+  /**
+   * An imported legacy file (legacy-import.ts): its path under `media.legacyRoot`, where its bytes are read
+   * instead of the storage backend; `created` is the file's mtime.
+   */
+  legacyPath?: string | undefined;
 }
 
 const columns = (t = "") =>
-  `${t}name, ${t}parent, ${t}variant, ${t}domain, ${t}node, ${t}kind, ${t}original_name, ${t}content_type, ${t}size, encode(${t}sha256, 'hex') AS sha256, ${t}width, ${t}height, ${t}created_at`;
+  `${t}name, ${t}parent, ${t}variant, ${t}domain, ${t}node, ${t}kind, ${t}original_name, ${t}content_type, ${t}size, encode(${t}sha256, 'hex') AS sha256, ${t}width, ${t}height, ${t}created_at, ${t}legacy_path`;
 const COLUMNS = columns();
 
 interface Row {
@@ -50,6 +55,7 @@ interface Row {
   width: number | null;
   height: number | null;
   created_at: Date;
+  legacy_path: string | null;
 }
 
 const fromRow = (r: Row): AttachmentRow => ({
@@ -65,6 +71,7 @@ const fromRow = (r: Row): AttachmentRow => ({
   width: r.width ?? undefined,
   height: r.height ?? undefined,
   created: r.created_at,
+  legacyPath: r.legacy_path ?? undefined,
 });
 
 const bytesOf = (a: NewAttachment) => a.size + a.variants.reduce((n, v) => n + v.size, 0);
@@ -72,7 +79,9 @@ const bytesOf = (a: NewAttachment) => a.size + a.variants.reduce((n, v) => n + v
 /**
  * Records stored attachments of one owner in one transaction, under a per-owner lock so that two uploads
  * at once cannot both slip under the quota. For an avatar, the owner's previous avatar is deleted in the
- * same transaction: the answer lists the names whose files the caller now removes from storage.
+ * same transaction: the answer lists the names whose files the caller now removes from storage. An imported
+ * legacy avatar is only unlinked: its row and file stay (the legacy root is read-only to us, and a rerun of the
+ * import would register it again), and its URL keeps answering.
  */
 export async function recordAttachments(
   pool: Pool,
@@ -88,8 +97,11 @@ export async function recordAttachments(
     let replaced: string[] = [];
     if (kind === "avatar") {
       const old = await client.query<{ name: string }>(
-        `DELETE FROM attachments WHERE name IN (SELECT name FROM avatars WHERE domain = $1 AND node = $2)
-            OR parent IN (SELECT name FROM avatars WHERE domain = $1 AND node = $2)
+        `WITH current AS (
+           SELECT v.name FROM avatars v JOIN attachments a ON a.name = v.name
+           WHERE v.domain = $1 AND v.node = $2 AND a.legacy_path IS NULL
+         )
+         DELETE FROM attachments WHERE name IN (SELECT name FROM current) OR parent IN (SELECT name FROM current)
          RETURNING name`,
         [owner.domain, owner.node],
       );
@@ -217,6 +229,8 @@ export async function listAttachments(
 /**
  * Deletes up to `limit` originals created before `cutoff` (with their variants), answering every deleted
  * name so the caller removes the files. Avatars in use are kept: they are a user's face, not a message.
+ * Imported legacy files are never deleted by age: their dates are the legacy files' own (years old), and
+ * their bytes lie under the read-only legacy root (migrations/1764680000030_legacy-media.sql).
  */
 export async function deleteOlderThan(
   pool: Pool,
@@ -226,7 +240,7 @@ export async function deleteOlderThan(
   const r = await pool.query<{ name: string; parent: string | null }>(
     `WITH old AS (
        SELECT a.name FROM attachments a
-       WHERE a.parent IS NULL AND a.created_at < $1
+       WHERE a.parent IS NULL AND a.legacy_path IS NULL AND a.created_at < $1
          AND NOT EXISTS (SELECT 1 FROM avatars v WHERE v.name = a.name)
        ORDER BY a.created_at
        LIMIT $2
@@ -246,7 +260,7 @@ export async function deleteOlderThan(
 /** Originals to delete before `cutoff`, counted (gc's progress bar total). */
 export async function countOlderThan(pool: Pool, cutoff: Date): Promise<number> {
   const r = await pool.query<{ n: string }>(
-    `SELECT count(*) AS n FROM attachments a WHERE a.parent IS NULL AND a.created_at < $1
+    `SELECT count(*) AS n FROM attachments a WHERE a.parent IS NULL AND a.legacy_path IS NULL AND a.created_at < $1
        AND NOT EXISTS (SELECT 1 FROM avatars v WHERE v.name = a.name)`,
     [cutoff],
   );
