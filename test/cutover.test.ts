@@ -334,7 +334,14 @@ describe("the cut-over runbook (docs/cutover.md)", () => {
       expect(failed, JSON.stringify(failed)).toEqual([]);
       expect(r.code).toBe(0);
       expect(results.checks.map((c) => c.check)).toEqual(
-        expect.arrayContaining(["database", `domain ${DOMAIN}`, "auth service", "http-utility", "storage"]),
+        expect.arrayContaining([
+          "database",
+          `domain ${DOMAIN}`,
+          "auth service",
+          "http-utility",
+          "storage",
+          "legacy media",
+        ]),
       );
       console.info(`sidecars doctor ran in ${Math.round(ms)} ms`);
     } finally {

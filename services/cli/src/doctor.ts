@@ -149,6 +149,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
     return healthOutcome(`http://${connectHost(s.host)}:${s.port}/healthz`, deps);
   });
   await run("storage", () => storageOutcome(config, deps.log));
+  const legacyRoot = config.media.legacyRoot;
+  if (legacyRoot) await run("legacy media", async () => legacyRootOutcome(fromRoot(legacyRoot)));
   await run("certificates", async () => certificateOutcomes(config, deps.certificateWarnDays ?? 21));
   await run("push", () => pushOutcomes(deps));
   const ejabberd = deps.ejabberdConfig;
@@ -435,6 +437,29 @@ function askExtauth(
     child.stdin.on("error", () => {});
     child.stdin.write(frame);
   });
+}
+
+/**
+ * `media.legacyRoot`, where imported legacy files are read (docs/attachments.md "Importing legacy media"): a
+ * directory this process can list, holding at least one of the kind directories.
+ */
+function legacyRootOutcome(root: string): Outcome {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch (err) {
+    return fail(
+      `media.legacyRoot ${root}: ${(err as Error).message}`,
+      "mount the legacy media there (read-only is enough) or fix media.legacyRoot; imported files answer 404 meanwhile",
+    );
+  }
+  const kinds = ["pictures", "videos", "avatars"].filter((k) => entries.includes(k));
+  return kinds.length > 0
+    ? ok(`media.legacyRoot ${root} holds ${kinds.join(", ")}`)
+    : warn(
+        `media.legacyRoot ${root} holds none of pictures/, videos/, avatars/`,
+        "check that the legacy media are mounted there",
+      );
 }
 
 /** Where to reach a service that listens on `host`: an unspecified address is reached on loopback. */
