@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newKey } from "#common/media/keys.ts";
+import { lastRetentionRuns } from "#common/retention-runs.ts";
 import { runSidecars } from "../../../../test/support/cli.ts";
 import { testConfigDir } from "../../../../test/support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
@@ -96,6 +97,14 @@ describe("sidecars purge", () => {
     expect(await counts()).toEqual({ n: "5", a: "1", s: "1" });
     expect(existsSync(fileOf(old))).toBe(false);
     expect(existsSync(fileOf(recent))).toBe(true);
+    // the run by hand is recorded (the dry run is not), for the console's retention status
+    const runs = await lastRetentionRuns(db.pool);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({
+      trigger: "command",
+      deleted: { push_notifications: 5, attachments: 1 },
+      error: null,
+    });
   });
 
   it("is listed in the help", async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RetentionConfig, retentionSchema } from "#common/config/retention-schema.ts";
+import { lastRetentionRuns } from "#common/retention-runs.ts";
 import { createTestDatabase, type TestDatabase } from "../../../../test/support/database.ts";
 import { eventually } from "../../../../test/support/eventually.ts";
 import { recordingLogger } from "../../../../test/support/recording-logger.ts";
@@ -214,6 +215,9 @@ describe("the scheduled purge", () => {
         locations: 23,
       });
       expect(await left()).toEqual(withoutOld(everyTable(23, 11)));
+      // recorded for the operator console, with the same counts
+      const runs = await lastRetentionRuns(db.pool);
+      expect(runs[0]).toMatchObject({ trigger: "schedule", deleted: done.deleted, error: null });
     } finally {
       await boss.stop({ graceful: true, timeout: 5000 });
     }

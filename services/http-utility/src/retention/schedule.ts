@@ -4,6 +4,7 @@ import { retentionMs } from "#common/config/retention-schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
 import type { Storage } from "#common/media/storage.ts";
+import { recordRetentionRun } from "#common/retention-runs.ts";
 import { RELAY_QUEUE } from "../push/mongooseim/relay.ts";
 import { BROADCAST_QUEUE } from "../push/send/broadcast.ts";
 import { purgeExpired } from "./purge.ts";
@@ -41,19 +42,34 @@ export async function startRetention(deps: {
   await boss.schedule(RETENTION_QUEUE, retention.schedule, null, { tz: "UTC" });
 }
 
-/** One purge, logged as one line with the rows per table (a failure fails the job and is logged by pg-boss). */
+/**
+ * One purge, logged as one line with the rows per table and recorded in retention_runs (the console shows
+ * them); a failure is recorded too, then fails the job (pg-boss logs it).
+ */
 export async function runRetention(deps: {
   pool: Pool;
   log: Logger;
   retention: RetentionConfig;
   storage?: Storage;
 }): Promise<void> {
-  const started = Date.now();
-  const results = await purgeExpired(
-    deps.pool,
-    deps.retention,
-    deps.storage ? { storage: deps.storage } : {},
-  );
-  const deleted = Object.fromEntries(results.map((r) => [r.what, r.rows]));
-  deps.log.info({ deleted, ms: Date.now() - started }, "retention purge done");
+  const startedAt = new Date();
+  const deleted: Record<string, number> = {};
+  try {
+    await purgeExpired(deps.pool, deps.retention, {
+      ...(deps.storage ? { storage: deps.storage } : {}),
+      onResult: (r) => {
+        deleted[r.what] = (deleted[r.what] ?? 0) + r.rows;
+      },
+    });
+  } catch (err) {
+    await recordRetentionRun(deps.pool, {
+      trigger: "schedule",
+      startedAt,
+      deleted,
+      error: (err as Error).message,
+    }).catch(() => {});
+    throw err;
+  }
+  await recordRetentionRun(deps.pool, { trigger: "schedule", startedAt, deleted });
+  deps.log.info({ deleted, ms: Date.now() - startedAt.getTime() }, "retention purge done");
 }
