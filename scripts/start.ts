@@ -58,7 +58,8 @@ try {
       `auth service basic_auth (MongooseIM auth_opts basic_auth) is in ${path.relative(projectRoot, file)}`,
     );
   }
-  const config = loadConfig({ env });
+  // the database's settings: the domains kept in it (config/runtime-domains.ts) are the services' to load
+  const config = loadConfig({ env, databaseDomains: "unread" });
   let startedDb = false;
   let databaseUrl = config.database.url;
   if (!databaseUrl) {

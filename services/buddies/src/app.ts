@@ -3,12 +3,14 @@ import { createBaseApp, finishApp } from "#common/http/app-base.ts";
 import type { Metrics } from "#common/http/metrics.ts";
 import type { ServiceContext } from "#common/service.ts";
 import { requireAdmin, sameOrigin } from "./admin/admin-auth.ts";
+import { domainsRouter } from "./admin/domains-routes.ts";
 import { adminPageRouter } from "./admin/page.ts";
 import { adminRouter, hooksRouter } from "./admin/routes.ts";
+import { usersRouter } from "./admin/users-routes.ts";
 import type { KindRegistry } from "./kinds/registry.ts";
 import type { Runner } from "./runner/runner.ts";
 
-export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool"> {
+export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool" | "domains"> {
   runner: Runner;
   kinds: KindRegistry;
   metrics: Metrics;
@@ -26,6 +28,8 @@ export function createBuddiesApp(deps: AppDeps): Express {
   app.use(hooksRouter(deps));
   app.use(requireAdmin(admins), sameOrigin);
   app.use(adminRouter(deps));
+  app.use(usersRouter(deps));
+  if (deps.domains) app.use(domainsRouter({ ...deps, domains: deps.domains }));
   app.use(adminPageRouter());
   return finishApp(app, deps.log);
 }

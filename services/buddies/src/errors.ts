@@ -86,6 +86,63 @@ export const errors = {
       message: "The runner that owns this buddy did not answer; retry in a few seconds.",
     },
 
+    // ---- users (admin/users-routes.ts) ------------------------------------------------------------------
+    invalidUserJid: {
+      status: 400,
+      code: "invalid_jid",
+      description: "not a user's bare JID `node@domain` (the message says why)",
+      message: (problem: string) => problem,
+    },
+    unknownUserDomain: {
+      status: 422,
+      code: "domain_not_served",
+      description: "a user of a domain that is not configured",
+      message: (domain: string) => `${domain} is not a domain of \`domains\` in the config`,
+    },
+    userIsBuddy: {
+      status: 409,
+      code: "user_is_buddy",
+      description: "the account is a buddy's login: remove the buddy first (the message says how)",
+      message: (problem: string) => problem,
+    },
+    removalRunning: {
+      status: 409,
+      code: "removal_running",
+      description: "another process is removing this user right now; retry after `Retry-After`",
+      message: (problem: string) => problem,
+      headers: retryAfter(10),
+    },
+    removalIncomplete: {
+      status: 503,
+      code: "removal_incomplete",
+      description:
+        "every row of the user is gone but some stored files could not be deleted (storage down): the removal is recorded and finishes when asked again",
+      message: (problem: string) => problem,
+      headers: retryAfter(30),
+    },
+
+    // ---- domains at runtime (admin/domains-routes.ts) ------------------------------------------------------
+    invalidDomain: {
+      status: 422,
+      code: "invalid_domain",
+      description:
+        "a domain entry that the config schema, the checks across the config or its authenticator refuse, each problem named in the message",
+      message: (problems: readonly string[]) => problems.join("; "),
+    },
+    domainInConfig: {
+      status: 409,
+      code: "defined_in_config",
+      description: "a domain defined in the config files cannot be removed through the API",
+      message: (name: string) =>
+        `${name} is defined in the config files: remove it from \`domains\` there and reload`,
+    },
+    domainInUse: {
+      status: 409,
+      code: "domain_in_use",
+      description: "the config names the domain (an API key, a legacy app, buddies): change that first",
+      message: (problems: readonly string[]) => problems.join("; "),
+    },
+
     // ---- hooks (admin/routes.ts) -------------------------------------------------------------------------
     buddyNotRunning: {
       status: 503,

@@ -17,7 +17,7 @@ export const buddiesService: ServiceDefinition = {
     portEnv: "BUDDIES_ADMIN_PORT",
   }),
   createApp(ctx) {
-    const { config, log, pool, listener, metrics } = ctx;
+    const { config, log, pool, listener, metrics, domains } = ctx;
     const kinds = createKindRegistry({ dir: fromRoot(config.buddies.kindsDir), log });
     const runner: Runner = new Runner({
       config,
@@ -30,11 +30,14 @@ export const buddiesService: ServiceDefinition = {
       metrics: metrics.registry,
     });
     return {
-      handler: createBuddiesApp({ config, log, pool, runner, kinds, metrics }),
+      handler: createBuddiesApp({ config, log, pool, runner, kinds, metrics, domains }),
       onListening(url) {
         runner.adminUrl = url;
         runner.start();
       },
+      // SIGHUP or a domain changed at runtime: `config.domains` is updated in place (common/service.ts), so
+      // a tick now starts or stops the buddies of a domain added or removed
+      reload: () => runner.poke(),
       close: () => runner.stop(),
     };
   },

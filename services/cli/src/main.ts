@@ -41,6 +41,12 @@ export async function buildProgram(ctx: CliContext, argv?: readonly string[]): P
   const names = commandsFor(argv);
   const modules = await Promise.all(names.map((name) => COMMANDS[name]?.()));
   for (const mod of modules) mod?.register(program, ctx);
+  // the domains added at runtime join the config's before any command looks one up (context.ts)
+  program.hook("preAction", async (_program, action) => {
+    const path: string[] = [];
+    for (let c: Command | null = action; c && c !== program; c = c.parent) path.unshift(c.name());
+    await ctx.beforeAction(path.join(" "));
+  });
   return program;
 }
 

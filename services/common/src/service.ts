@@ -1,5 +1,6 @@
 import type { RequestListener } from "node:http";
 import { loadConfig } from "./config/load.ts";
+import { createRuntimeDomains, type RuntimeDomains, replaceDomains } from "./config/runtime-domains.ts";
 import type { Config } from "./config/schema.ts";
 import { type Listener, startListener } from "./db/listener.ts";
 import { checkDatabase, createPool, type Pool, resolveDatabaseUrl } from "./db/pool.ts";
@@ -24,6 +25,11 @@ export interface ServiceContext {
    * and ops/ (the Grafana dashboard and the alert rules) queries only what it holds (test/ops.test.ts).
    */
   metrics: Metrics;
+  /**
+   * The domains kept in the database (config/runtime-domains.ts), for what changes them (the buddies admin
+   * API). `config.domains` holds them already, kept up to date in place. startService always sets it.
+   */
+  domains?: RuntimeDomains;
 }
 
 export interface ListenOptions {
@@ -50,8 +56,10 @@ export interface App {
   /** Once both servers listen, with the public URL (the buddies runner advertises it to the cluster). */
   onListening?(url: string): void | Promise<void>;
   /**
-   * SIGHUP, after the certificates: the config as the files and the environment say now (new domains and
-   * their modules). A config that no longer loads leaves the app as it was.
+   * SIGHUP, after the certificates, and a change of the database's domains (NOTIFY domains_changed, within a
+   * second on every machine): the config as the files, the environment and the database say now (new domains
+   * and their modules). A config that no longer loads leaves the app as it was. Once this resolves, the
+   * context's `config.domains` is updated in place to the new domains.
    */
   reload?(config: Config): void | Promise<void>;
   /** At shutdown, after the servers stopped (no request in flight), before the listener and the pool close. */
@@ -97,18 +105,22 @@ export async function startService(
   def: ServiceDefinition,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<StartedService> {
-  const config = loadConfig({ env });
-  const log = createLogger(config, def.name);
-  const url = await resolveDatabaseUrl(config, log);
+  // the files and the environment: where the database is, whose domains then join the files' own
+  const settings = loadConfig({ env, databaseDomains: "unread" });
+  const log = createLogger(settings, def.name);
+  const url = await resolveDatabaseUrl(settings, log);
   // what the service writes from here on (media, scratch files) is not for other users of the machine; the
   // embedded PostgreSQL, which runs as another user, was started just above and keeps its own
   process.umask(0o027);
-  const pool = createPool(config, url, log);
+  const pool = createPool(settings, url, log);
   let listener: Listener | undefined;
   try {
     await checkDatabase(pool, url);
     listener = startListener({ connectionString: url, log });
-    const ctx: ServiceContext = { config, log, pool, listener, metrics: createMetrics(def.name) };
+    const domains = createRuntimeDomains({ load: { env }, pool, log });
+    // before the app is built: it serves the database's domains from its first request
+    const config = await domains.load();
+    const ctx: ServiceContext = { config, log, pool, listener, metrics: createMetrics(def.name), domains };
     const app = await def.createApp(ctx);
     const servers: RunningServer[] = [];
     let clusterMetrics: ClusterMetrics | undefined;
@@ -148,6 +160,10 @@ export async function startService(
         `${def.name} listening`,
       );
       await app.onListening?.(server.url);
+      const watch = domains.watch(ctx.listener, async (next) => {
+        await app.reload?.(next);
+        replaceDomains(ctx.config, next);
+      });
 
       let done: Promise<void> | undefined;
       const shutdown = (signal = "shutdown") => {
@@ -155,6 +171,7 @@ export async function startService(
           log.info({ signal }, "shutting down: finishing in-flight requests");
           await Promise.all(servers.map((s) => s.close(config.shutdown.timeoutMs)));
           await clusterMetrics?.close();
+          watch.close();
           await app.close?.();
           await ctx.listener.close();
           await pool.end();
@@ -164,7 +181,7 @@ export async function startService(
       };
       const reload = async () => {
         for (const s of servers) s.reloadTls();
-        await app.reload?.(loadConfig({ env }));
+        await watch.reload();
       };
       return {
         ...ctx,

@@ -85,6 +85,7 @@ export const security = {
 
 const APP_ERRORS: ErrorEntry[] = [
   errors.invalidCredentials,
+  errors.accountDisabled,
   errors.tooManyFailures,
   errors.authUnavailable,
   errors.invalidAppVersion,
@@ -258,7 +259,9 @@ export function createCallers(deps: CallerDeps): Callers {
     if (!login.ok)
       throw login.reason === "throttled"
         ? errors.tooManyFailures(login.retryAfterS)
-        : errors.invalidCredentials();
+        : login.reason === "disabled"
+          ? errors.accountDisabled()
+          : errors.invalidCredentials();
     return { kind: "app", jid: creds.jid };
   }
 

@@ -29,7 +29,19 @@ export function createWebUsersAuthenticator(deps: AuthenticatorDeps): Authentica
         return { ok: false, reason } as const;
       };
       if (!row) return no("unknown_user");
-      if (row.disabled) return no("disabled");
+      if (row.disabled) {
+        // "disabled" only to the right password: to anyone else a disabled account is a wrong password, so
+        // the app API's 403 account_disabled tells no stranger which accounts exist and are disabled
+        if (row.scram) {
+          return {
+            ok: false,
+            reason: (await verifyPassword(password, row.scram)) ? "disabled" : "bad_password",
+          };
+        }
+        return row.token !== null && sameSecret(password, row.token)
+          ? { ok: false, reason: "disabled" }
+          : no("bad_password");
+      }
       if (row.scram) {
         return (await verifyPassword(password, row.scram))
           ? { ok: true }

@@ -52,6 +52,8 @@ export interface AuthCore extends AuthApi {
 export type AppLogin =
   | { ok: true }
   | { ok: false; reason: "bad_credentials" }
+  /** the right password of an account an operator disabled (`sidecars users disable`) */
+  | { ok: false; reason: "disabled" }
   /** this address has used its budget of failures (for this JID, or for all): nothing was checked */
   | { ok: false; reason: "throttled"; retryAfterS: number };
 
@@ -63,6 +65,8 @@ const MAX_PASSWORD_BYTES = 4096;
 export const WEB_USERS_CHANNEL = "web_users_changed";
 
 type Outcome = "ok" | "no" | "cached" | "throttled" | "unknown_domain" | "error";
+/** Why a check said no, where the caller tells it apart. */
+type Refusal = "disabled" | undefined;
 
 export async function createAuthCore(deps: {
   config: Pick<Config, "domains" | "services">;
@@ -156,14 +160,14 @@ export async function createAuthCore(deps: {
    * or a password no one can have; every "no" costs what a "yes" would (an unknown user is checked against a
    * dummy derivation), so timing tells no one which users exist.
    */
-  async function check(jid: Jid, password: string): Promise<[boolean, Outcome]> {
+  async function check(jid: Jid, password: string): Promise<[boolean, Outcome, Refusal?]> {
     const d = domainOf(jid);
     if (!d) return [false, "unknown_domain"];
     if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
     if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
     const generation = cache.generation(jid);
     const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
-    if (!result.ok) return [false, "no"];
+    if (!result.ok) return [false, "no", result.reason === "disabled" ? "disabled" : undefined];
     if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation);
     return [true, "ok"];
   }
@@ -190,11 +194,13 @@ export async function createAuthCore(deps: {
         const allowed = await guard.appAllowed(jid, client);
         if (!allowed.ok)
           return [{ ok: false, reason: "throttled", retryAfterS: allowed.retryAfterS }, "throttled"];
-        const [ok, outcome] = await check(jid, password);
+        const [ok, outcome, refusal] = await check(jid, password);
         if (ok) {
           if (outcome === "ok") await guard.appSucceeded(jid, client);
           return [{ ok: true }, outcome];
         }
+        // the authenticator says so only to the right password (no guess to count): the app can tell its user
+        if (refusal === "disabled") return [{ ok: false, reason: "disabled" }, outcome];
         await guard.appFailed(jid, client);
         return [{ ok: false, reason: "bad_credentials" }, outcome];
       });

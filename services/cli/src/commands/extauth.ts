@@ -1,6 +1,7 @@
 import { Console } from "node:console";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { createAuthCore, runExtauth } from "#auth";
+import { createRuntimeDomains } from "#common/config/runtime-domains.ts";
 import { startListener } from "#common/db/listener.ts";
 import { createPool, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { createLogger } from "#common/logger.ts";
@@ -43,6 +44,15 @@ export function register(program: Command, ctx: CliContext): void {
       const listener = startListener({ connectionString: url, log });
       try {
         const core = await createAuthCore({ config, pool, listener, log });
+        // domains added, changed or removed at runtime (`sidecars domains`): served within a second, as by the
+        // services (common/service.ts), for as long as ejabberd keeps this program running
+        const domains = createRuntimeDomains({ load: { env: ctx.env }, pool, log }).watch(
+          listener,
+          async (next) => {
+            await core.reload(next);
+            log.info({ domains: Object.keys(next.domains) }, "extauth: domains reloaded");
+          },
+        );
         try {
           log.info({ domains: Object.keys(config.domains), timeoutMs: opts.timeoutMs }, "extauth ready");
           await runExtauth({
@@ -54,6 +64,7 @@ export function register(program: Command, ctx: CliContext): void {
           });
           log.info("extauth: stdin closed, stopping");
         } finally {
+          domains.close();
           await core.close();
         }
       } finally {

@@ -1,17 +1,29 @@
 import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { rename, rm, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { pipeline } from "node:stream/promises";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { clearLoginFailures } from "#auth";
 import type { DomainConfig } from "#common/config/schema.ts";
+import { ATTACHMENT_POLICIES, type AttachmentPolicy } from "#common/config/users-schema.ts";
+import { createStorage } from "#common/media/storage-registry.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
+import { buddyProblem, jidText, setDisabled, userSummary } from "#common/users/lifecycle.ts";
+import { exportUserJson, hasUserData, writeUserZip } from "#common/users/lifecycle-export.ts";
+import {
+  RemovalBusyError,
+  RemovalIncompleteError,
+  type RemovalSummary,
+  removeUserData,
+} from "#common/users/lifecycle-removal.ts";
 import {
   addUser,
   countLegacyRows,
   dropNeedlessCleartext,
   legacyRows,
   listUsers,
-  removeUser,
   setPassword,
   upgradeLegacyRow,
 } from "#common/users/web-users.ts";
@@ -128,11 +140,187 @@ export function register(program: Command, ctx: CliContext): void {
 
   users
     .command("remove <jid>")
-    .description("delete the account")
+    .description(
+      "remove the account and everything of the user in every table and in storage (resumable: run it again to finish one that stopped)",
+    )
+    .addOption(
+      new Option(
+        "--attachments <policy>",
+        "the pictures and videos they sent: delete them, or anonymise them (kept, owned by no one); default users.removal.attachments",
+      ).choices(ATTACHMENT_POLICIES),
+    )
+    .option("--keep-attachments", "the same as --attachments anonymise")
+    .option("--yes", "do not ask (it asks only on a terminal)")
+    .action(
+      async (
+        text: string,
+        opts: { attachments?: AttachmentPolicy; keepAttachments?: boolean; yes?: boolean },
+      ) => {
+        const { jid } = jidOf(text, ctx);
+        if (opts.keepAttachments && opts.attachments === "delete") {
+          throw new CliError("--keep-attachments and --attachments delete say opposite things: give one", 2);
+        }
+        const config = ctx.config();
+        const pool = await ctx.pool();
+        const problem = await buddyProblem(pool, config, jid);
+        if (problem) throw new CliError(problem);
+        const policy = opts.keepAttachments
+          ? "anonymise"
+          : (opts.attachments ?? config.users.removal.attachments);
+        if (!opts.yes && process.stdin.isTTY) await confirmRemoval(jid, policy);
+        const storage = await createStorage(config.media.storage);
+        try {
+          const result = await removeUserData(pool, storage, jid, {
+            attachments: policy,
+            forgetLoginFailures: clearLoginFailures,
+          }).catch((err: Error) => {
+            if (err instanceof RemovalIncompleteError || err instanceof RemovalBusyError) {
+              throw new CliError(err.message);
+            }
+            throw err;
+          });
+          if (result.status === "not_found") throw new CliError(`no user ${jidText(jid)}`);
+          ctx.out(removedLine(jid, result.summary, result.resumed));
+          if (result.summary.legacyFilesLeft.length > 0) {
+            ctx.out(
+              `left ${result.summary.legacyFilesLeft.length} imported legacy file(s) under media.legacyRoot, which the services only read: ${result.summary.legacyFilesLeft.join(", ")}`,
+            );
+          }
+        } finally {
+          await storage.close();
+        }
+      },
+    );
+
+  /** On a terminal: what is about to go, and the JID typed back. */
+  async function confirmRemoval(jid: Jid, policy: AttachmentPolicy): Promise<void> {
+    const s = await userSummary(await ctx.pool(), jid);
+    const counts = Object.entries(s.rows)
+      .filter(([, n]) => n > 0)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(", ");
+    const unfinished = s.removal?.state === "files";
+    if (!counts && !unfinished) return; // nothing to confirm: the removal says there is no such user
+    process.stderr.write(
+      unfinished && !counts
+        ? `${jidText(jid)}: a removal begun ${s.removal?.startedAt.toISOString()} has ${s.removal?.pendingFiles} file(s) left.\nType the JID to finish it: `
+        : `${jidText(jid)}: ${counts}; attachments: ${policy}.\nType the JID to remove all of it: `,
+    );
+    const rl = createInterface({ input: process.stdin, terminal: false });
+    const line = await new Promise<string>((resolve) => {
+      rl.once("line", resolve);
+      rl.once("close", () => resolve(""));
+    });
+    rl.close();
+    if (line.trim().toLowerCase() !== jidText(jid)) throw new CliError("not confirmed: nothing removed");
+  }
+
+  users
+    .command("export <jid>")
+    .description(
+      "write all the user's data (account without password material, tokens, subscriptions, mutes, locations, attachments, avatar) as JSON, or a zip",
+    )
+    .option(
+      "--out <file>",
+      "write to this file (.json, or .zip) instead of standard output; made readable by its owner only",
+    )
+    .option(
+      "--with-files",
+      "a zip with the stored files of their attachments and avatar too (needs --out <file>.zip)",
+    )
+    .action(async (text: string, opts: { out?: string; withFiles?: boolean }) => {
+      const { jid } = jidOf(text, ctx);
+      const zip = opts.out?.toLowerCase().endsWith(".zip") ?? false;
+      if (opts.withFiles && !zip) {
+        throw new CliError("--with-files writes a zip: give --out <file>.zip", 2);
+      }
+      const config = ctx.config();
+      const pool = await ctx.pool();
+      if (!(await hasUserData(pool, jid))) throw new CliError(`no user ${jidText(jid)}`);
+      const started = performance.now();
+      if (!opts.out) {
+        await pipeline(exportUserJson(pool, jid), process.stdout);
+        return;
+      }
+      // written beside it and renamed when whole: a stopped export leaves no half file under the name asked for
+      const partial = `${opts.out}.partial-${process.pid}`;
+      const file = createWriteStream(partial, { mode: 0o600 });
+      let files = "";
+      try {
+        if (zip && opts.withFiles) {
+          const storage = await createStorage(config.media.storage);
+          try {
+            const r = await writeUserZip(pool, storage, jid, file, { legacyRoot: config.media.legacyRoot });
+            files = `, ${r.files} file(s) of ${(r.bytes / 1048576).toFixed(1)} MiB${r.missing ? `; ${r.missing} missing from storage, listed with "file": null` : ""}`;
+          } finally {
+            await storage.close();
+          }
+        } else if (zip) {
+          await writeUserZip(pool, undefined, jid, file);
+        } else {
+          await pipeline(exportUserJson(pool, jid), file);
+        }
+        await rename(partial, opts.out);
+      } catch (err) {
+        await rm(partial, { force: true });
+        throw err;
+      }
+      const size = (await stat(opts.out)).size;
+      ctx.out(
+        `exported ${jidText(jid)} to ${opts.out} (${size} bytes${files}) in ${((performance.now() - started) / 1000).toFixed(2)} s`,
+      );
+    });
+
+  for (const [name, disabled] of [
+    ["disable", true],
+    ["enable", false],
+  ] as const) {
+    users
+      .command(`${name} <jid>`)
+      .description(
+        disabled
+          ? "refuse every login of the account at once, in every process (MongooseIM, ejabberd, the app API); its data stays"
+          : "let a disabled account log in again",
+      )
+      .action(async (text: string) => {
+        const { jid, domain } = jidOf(text, ctx);
+        const result = await setDisabled(await ctx.pool(), jid, disabled);
+        if (result === "unknown_user") {
+          const listed = domain.buddies.map((b) => b.toLowerCase()).includes(jid.node);
+          throw new CliError(
+            !listed && domain.authenticator.kind !== "web_users"
+              ? `${jid.domain} checks passwords with its ${domain.authenticator.kind} backend, so web_users has no ${jidText(jid)}: ${name} the account there`
+              : `no user ${jidText(jid)}`,
+          );
+        }
+        if (result === "unchanged") ctx.out(`${jidText(jid)} was ${name}d already`);
+        else if (disabled) {
+          ctx.out(
+            `disabled ${jidText(jid)}: every new login is refused now; XMPP sessions already open stay until they end`,
+          );
+        } else ctx.out(`enabled ${jidText(jid)}`);
+      });
+  }
+
+  users
+    .command("show <jid>")
+    .description("what is stored of the user: the account (never its password) and rows per table")
     .action(async (text: string) => {
       const { jid } = jidOf(text, ctx);
-      if (!(await removeUser(await ctx.pool(), jid))) throw new CliError(`no user ${jid.node}@${jid.domain}`);
-      ctx.out(`removed ${jid.node}@${jid.domain}`);
+      const s = await userSummary(await ctx.pool(), jid);
+      const p = s.profile;
+      ctx.out(
+        p
+          ? `${s.jid}\tcreated ${p.createdAt.toISOString()}\t${p.disabledAt ? `disabled ${p.disabledAt.toISOString()}` : "enabled"}\t${p.credentials.join("+") || "no password"}`
+          : `${s.jid}\tno account`,
+      );
+      for (const [table, n] of Object.entries(s.rows)) if (n > 0) ctx.out(`${table}\t${n}`);
+      if (s.attachmentBytes > 0) ctx.out(`attachment bytes\t${s.attachmentBytes}`);
+      if (s.removal) {
+        ctx.out(
+          `removal\t${s.removal.state}, started ${s.removal.startedAt.toISOString()}${s.removal.finishedAt ? `, finished ${s.removal.finishedAt.toISOString()}` : `, ${s.removal.pendingFiles} file(s) left: run \`sidecars users remove ${s.jid}\` again`}`,
+        );
+      }
     });
 
   users
@@ -232,4 +420,14 @@ export function register(program: Command, ctx: CliContext): void {
             : ""),
       );
     });
+}
+
+/** `removed <jid>`, then what went when more than the account did. */
+function removedLine(jid: Jid, s: RemovalSummary, resumed: boolean): string {
+  const parts = Object.entries(s.rows)
+    .filter(([table, n]) => n > 0 && table !== "web_users")
+    .map(([table, n]) => `${table} ${n}`);
+  if (s.files > 0) parts.push(`${s.files} stored file(s) deleted`);
+  const head = resumed ? `finished removing ${jidText(jid)}` : `removed ${jidText(jid)}`;
+  return parts.length > 0 ? `${head}: ${parts.join(", ")}` : head;
 }

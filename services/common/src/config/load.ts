@@ -5,7 +5,7 @@ import { StartupProblems } from "../errors.ts";
 import { projectRoot } from "../paths.ts";
 import { formatIssues } from "../zod-issues.ts";
 import { ENV_OVERRIDES } from "./env-overrides.ts";
-import { type Config, configSchema } from "./schema.ts";
+import { type Config, configFieldsSchema, configSchema } from "./schema.ts";
 import { Secrets } from "./secrets.ts";
 
 export const APP_ENVS = ["development", "test", "demo", "production"] as const;
@@ -98,6 +98,13 @@ export interface LoadOptions {
   configDir?: string;
   /** Extra values merged last, for tests and the CLI. */
   overrides?: Json;
+  /**
+   * The domains kept in the database (runtime-domains.ts), as stored: they join the files' own, a file's
+   * domain winning over a row of the same name, and are checked with them, so the files may name either
+   * (apiKeys.<k>.domain, apps.<a>.legacy.domains, buddies.domains). `"unread"`: not read yet (where the
+   * database is comes from this very config), so those names are not checked.
+   */
+  databaseDomains?: Record<string, unknown> | "unread";
 }
 
 /** default.json, then <APP_ENV>.json, then the environment; validated; throws a ConfigError listing all problems. */
@@ -114,6 +121,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
   raw.env = appEnv;
   applyEnv(raw, env, problems);
   if (options.overrides) raw = deepMerge(raw, options.overrides);
+  if (isObject(options.databaseDomains) && isObject(raw.domains)) {
+    const files = raw.domains;
+    const rows = Object.entries(options.databaseDomains).filter(([name]) => !Object.hasOwn(files, name));
+    raw.domains = { ...files, ...Object.fromEntries(rows) };
+  }
   const auth = (raw.services as Json | undefined)?.auth as Json | undefined;
   // development generates one (scripts/start.ts) and tests set their own: anywhere else, without it any local
   // process could ask the auth service for passwords and register accounts
@@ -128,7 +140,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
       "database.url: required in production: set DATABASE_URL or DATABASE_URL_FILE (the embedded database is for development and demo)",
     );
   }
-  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  const schema = options.databaseDomains === "unread" ? configFieldsSchema : configSchema;
+  const parsed = schema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     problems.push(
       ...formatIssues(parsed.error.issues, {

@@ -7,6 +7,7 @@ import { pushSchema } from "./push-schema.ts";
 import { retentionSchema } from "./retention-schema.ts";
 import type { Secrets } from "./secrets.ts";
 import { syslogSchema } from "./syslog-schema.ts";
+import { usersSchema } from "./users-schema.ts";
 
 /**
  * The one schema of the configuration: config/default.json, merged with config/<APP_ENV>.json, then the
@@ -111,7 +112,16 @@ const registration = z
     message: "must be at least maxChecks, or one address could never use its attempts",
   });
 
-const domain = z
+/** A domain's name, a key of `domains` or the name of a `runtime_domains` row. */
+export const domainNameSchema = z
+  .string()
+  .regex(/^[a-z0-9.-]+$/, "a domain is lower-case letters, digits, dots, dashes");
+
+/**
+ * One domain's entry, as under `domains` in config/<env>.json and as a row of `runtime_domains` holds it
+ * (runtime-domains.ts, `sidecars domains add`): both are checked by this one schema.
+ */
+export const domainSchema = z
   .object({
     authenticator: authenticator.default({ kind: "web_users", options: {} }),
     mongooseim: z
@@ -250,7 +260,8 @@ const legacyCompatSchema = z
   })
   .strict();
 
-export const configSchema = z
+/** Every key of the config, each checked on its own; `configSchema` adds the checks across them. */
+export const configFieldsSchema = z
   .object({
     env: z
       .enum(["development", "test", "demo", "production"])
@@ -478,6 +489,7 @@ export const configSchema = z
     buddies: buddiesSchema,
     push: pushSchema,
     retention: retentionSchema,
+    users: usersSchema,
     apps: z
       .record(
         z.string().min(1).max(100),
@@ -516,56 +528,62 @@ export const configSchema = z
       })
       .describe("apps by appName: the minimum version each platform must run"),
     domains: z
-      .record(
-        z.string().regex(/^[a-z0-9.-]+$/, "a domain is lower-case letters, digits, dots, dashes"),
-        domain,
-      )
+      .record(domainNameSchema, domainSchema)
       .describe("XMPP domains served, each `{ authenticator, passwordFormat, keepCleartext, buddies }`"),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    for (const [name, key] of Object.entries(c.services.httpUtility.apiKeys)) {
-      if (key.domain !== undefined && !c.domains[key.domain]) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["services", "httpUtility", "apiKeys", name, "domain"],
-          message: `${key.domain} is not a domain of \`domains\`: add it there first`,
+  .strict();
+
+export const configSchema = configFieldsSchema.superRefine((c, ctx) => {
+  for (const problem of domainReferenceProblems(c)) ctx.addIssue({ code: "custom", ...problem });
+});
+
+type ConfigFields = z.output<typeof configFieldsSchema>;
+
+/**
+ * The checks across the config that involve domains: what names a domain (apiKeys.<k>.domain,
+ * apps.<a>.legacy.domains, buddies.domains) names one of `domains`, and a buddy's domain lets it log in.
+ * `domains` is every domain served: the files' and the database's together (runtime-domains.ts), so a file may
+ * name a domain added with `sidecars domains add`, and such a domain is checked against what the files say.
+ */
+export function domainReferenceProblems(
+  c: Pick<ConfigFields, "services" | "apps" | "buddies" | "domains">,
+): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const notServed =
+    "is not a domain of `domains`: add it there first (or to the database: `sidecars domains add`)";
+  for (const [name, key] of Object.entries(c.services.httpUtility.apiKeys)) {
+    if (key.domain !== undefined && !c.domains[key.domain]) {
+      problems.push({
+        path: ["services", "httpUtility", "apiKeys", name, "domain"],
+        message: `${key.domain} ${notServed}`,
+      });
+    }
+  }
+  for (const [appName, app] of Object.entries(c.apps)) {
+    for (const d of app.legacy?.domains ?? []) {
+      if (!c.domains[d]) {
+        problems.push({ path: ["apps", appName, "legacy", "domains"], message: `${d} ${notServed}` });
+      }
+    }
+  }
+  for (const [domainName, d] of Object.entries(c.buddies.domains)) {
+    const served = c.domains[domainName];
+    if (!served) {
+      problems.push({ path: ["buddies", "domains", domainName], message: notServed });
+      continue;
+    }
+    for (const username of Object.keys(d.definitions)) {
+      const problem = buddyHomeProblem(served, domainName, username);
+      if (problem) {
+        problems.push({
+          path: ["buddies", "domains", domainName, "definitions", username],
+          message: problem,
         });
       }
     }
-    for (const [appName, app] of Object.entries(c.apps)) {
-      for (const d of app.legacy?.domains ?? []) {
-        if (!c.domains[d]) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["apps", appName, "legacy", "domains"],
-            message: `${d} is not a domain of \`domains\`: add it there first`,
-          });
-        }
-      }
-    }
-    for (const [domainName, d] of Object.entries(c.buddies.domains)) {
-      const served = c.domains[domainName];
-      if (!served) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["buddies", "domains", domainName],
-          message: `is not a domain of \`domains\`: add it there first`,
-        });
-        continue;
-      }
-      for (const username of Object.keys(d.definitions)) {
-        const problem = buddyHomeProblem(served, domainName, username);
-        if (problem) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["buddies", "domains", domainName, "definitions", username],
-            message: problem,
-          });
-        }
-      }
-    }
-  });
+  }
+  return problems;
+}
 
 /**
  * Why `username` cannot be a buddy of a domain, or undefined: a buddy logs in with a web_users password, so

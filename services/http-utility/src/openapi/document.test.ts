@@ -348,12 +348,13 @@ describe("mergePaths", () => {
     ]);
     expect(merged["/api/v1/a"]?.get?.tags).toEqual(["one"]);
     expect(Object.keys(merged["/api/v1/a"]?.get?.responses ?? {})).toEqual(["200", "default"]);
-    // an app caller: bad credentials, a failure budget used, the auth core away, and an app version that is
-    // malformed or below its minimum (426)
+    // an app caller: bad credentials, a disabled account (403), a failure budget used, the auth core away, and
+    // an app version that is malformed or below its minimum (426)
     expect(Object.keys(merged["/api/v1/a"]?.post?.responses ?? {})).toEqual([
       "200",
       "400",
       "401",
+      "403",
       "426",
       "429",
       "503",
@@ -388,6 +389,7 @@ describe("mergePaths", () => {
       "200",
       "400",
       "401",
+      "403",
       "404",
       "426",
       "429",
