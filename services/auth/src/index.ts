@@ -10,7 +10,13 @@ import { closeAuthenticators, createAuthenticators } from "./authenticators/regi
  * storing the domain. Everything else under services/auth/src is the service's own.
  */
 export { type AppLogin, type AuthApi, type AuthCore, createAuthCore } from "./core/auth-core.ts";
-export { clearLoginFailures } from "./core/brute-force-guard.ts";
+export {
+  clearLoginFailures,
+  type LoginFailureSummary,
+  loginFailureSummary,
+  loginFailuresOf,
+  type UserLoginFailures,
+} from "./core/brute-force-guard.ts";
 export { runExtauth } from "./extauth.ts";
 
 /**

@@ -4,6 +4,7 @@ import type { Metrics } from "#common/http/metrics.ts";
 import type { ServiceContext } from "#common/service.ts";
 import { requireAdmin, sameOrigin } from "./admin/admin-auth.ts";
 import { domainsRouter } from "./admin/domains-routes.ts";
+import { opsRouter } from "./admin/ops-routes.ts";
 import { adminPageRouter } from "./admin/page.ts";
 import { adminRouter, hooksRouter } from "./admin/routes.ts";
 import { usersRouter } from "./admin/users-routes.ts";
@@ -29,6 +30,7 @@ export function createBuddiesApp(deps: AppDeps): Express {
   app.use(requireAdmin(admins), sameOrigin);
   app.use(adminRouter(deps));
   app.use(usersRouter(deps));
+  app.use(opsRouter(deps));
   if (deps.domains) app.use(domainsRouter({ ...deps, domains: deps.domains }));
   app.use(adminPageRouter());
   return finishApp(app, deps.log);

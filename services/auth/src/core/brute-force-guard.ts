@@ -103,6 +103,83 @@ function spent(res: RateLimiterRes | null, max: number): number | undefined {
   return res && res.consumedPoints >= max ? Math.max(res.msBeforeNext, 1) : undefined;
 }
 
+/** What the failure counters hold now (the operator console's lockouts; counters are hashes, never names). */
+export interface LoginFailureSummary {
+  /** (user, address) pairs refused until `until`: an address that guessed one user's password too often */
+  blockedPairs: number;
+  /** addresses refused for every user: they guessed too often overall */
+  blockedAddresses: number;
+  /** users MongooseIM or ejabberd got wrong passwords for in the window (answers slowed, never refused) */
+  slowedUsers: number;
+  /** when the last block now in force ends */
+  lastBlockEnds: Date | null;
+}
+
+/** A user's own counters: the addresses refused for them, and the server-side failures in the window. */
+export interface UserLoginFailures {
+  blockedAddresses: number;
+  failingAddresses: number;
+  serverFailures: number;
+  blockedUntil: Date | null;
+}
+
+/**
+ * The counters in force, by kind. A pair or an address is refused once its points reach its budget
+ * (`guard.maxFailures`, `guard.maxFailuresPerAddress`); rate-limiter-flexible's `expire` is when it ends.
+ */
+export async function loginFailureSummary(
+  pool: Pool,
+  guard: Pick<GuardConfig, "maxFailures" | "maxFailuresPerAddress">,
+): Promise<LoginFailureSummary> {
+  const r = await pool.query<{ pairs: number; addresses: number; slowed: number; last: string | null }>(
+    `SELECT count(*) FILTER (WHERE key LIKE $1 AND points >= $4)::int AS pairs,
+            count(*) FILTER (WHERE key LIKE $2 AND points >= $5)::int AS addresses,
+            count(*) FILTER (WHERE key LIKE $3 AND points > 0)::int AS slowed,
+            max(expire) FILTER (WHERE (key LIKE $1 AND points >= $4) OR (key LIKE $2 AND points >= $5))::text AS last
+       FROM rate_limits
+      WHERE (key LIKE $1 OR key LIKE $2 OR key LIKE $3) AND (expire IS NULL OR expire > $6)`,
+    [
+      `${USER_AND_ADDRESS}:%`,
+      `${ADDRESS}:%`,
+      `${USER}:%`,
+      guard.maxFailures,
+      guard.maxFailuresPerAddress,
+      Date.now(),
+    ],
+  );
+  const row = r.rows[0];
+  return {
+    blockedPairs: row?.pairs ?? 0,
+    blockedAddresses: row?.addresses ?? 0,
+    slowedUsers: row?.slowed ?? 0,
+    lastBlockEnds: row?.last ? new Date(Number(row.last)) : null,
+  };
+}
+
+/** One user's counters in force (what `sidecars users unlock` would forget). */
+export async function loginFailuresOf(
+  pool: Pool,
+  jid: Jid,
+  guard: Pick<GuardConfig, "maxFailures">,
+): Promise<UserLoginFailures> {
+  const r = await pool.query<{ blocked: number; failing: number; server: number; until: string | null }>(
+    `SELECT count(*) FILTER (WHERE key LIKE $1 AND points >= $3)::int AS blocked,
+            count(*) FILTER (WHERE key LIKE $1 AND points > 0)::int AS failing,
+            coalesce(max(points) FILTER (WHERE key = $2), 0)::int AS server,
+            max(expire) FILTER (WHERE key LIKE $1 AND points >= $3)::text AS until
+       FROM rate_limits
+      WHERE (key LIKE $1 OR key = $2) AND (expire IS NULL OR expire > $4)`,
+    [`${USER_AND_ADDRESS}:${jidHash(jid)}:%`, `${USER}:${userKey(jid)}`, guard.maxFailures, Date.now()],
+  );
+  const row = r.rows[0];
+  return {
+    blockedAddresses: row?.blocked ?? 0,
+    failingAddresses: row?.failing ?? 0,
+    serverFailures: row?.server ?? 0,
+    blockedUntil: row?.until ? new Date(Number(row.until)) : null,
+  };
+}
+
 /**
  * Forgets every failure counted for a user, on every path and from every address, at once for every process
  * (`sidecars users unlock`). Answers how many counters went. The per-address totals stay: they belong to the

@@ -30,8 +30,9 @@ export interface DomainsRouterDeps {
 
 const nameParams = z.object({ name: z.string().min(1).max(253) });
 
+// `entry`: the row as stored, without the defaults `config` shows (what the console edits and PUTs back)
 const rowFields = (row: RuntimeDomainRow | undefined) =>
-  row ? { updatedAt: row.updatedAt.toISOString(), updatedBy: row.updatedBy } : {};
+  row ? { entry: row.config, updatedAt: row.updatedAt.toISOString(), updatedBy: row.updatedBy } : {};
 
 function listing(view: DomainsView) {
   return {

@@ -182,6 +182,8 @@ describe("adminPageRouter", () => {
   it.each([
     ["/admin/", "text/html; charset=utf-8", "index.html"],
     ["/admin/admin.js", "text/javascript; charset=utf-8", "admin.js"],
+    ["/admin/console.js", "text/javascript; charset=utf-8", "console.js"],
+    ["/admin/common.js", "text/javascript; charset=utf-8", "common.js"],
     ["/admin/admin.css", "text/css; charset=utf-8", "admin.css"],
   ])("serves %s as %s with the page's security headers", async (url, type, name) => {
     const res = await fetch(base + url);
@@ -208,7 +210,9 @@ describe("adminPageRouter", () => {
     const html = file("index.html");
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)/);
     expect(html).not.toMatch(/<style|\sstyle=|\son[a-z]+=|https?:/i);
-    expect(file("admin.js")).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+    for (const script of ["admin.js", "console.js", "common.js"]) {
+      expect(file(script)).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+    }
   });
 
   it("answers 404 for any other file", async () => {
@@ -277,7 +281,7 @@ describe("the page in Chromium", () => {
     // the hostile error text is shown as it is, not parsed into an element
     expect(await row("bob@example.org").locator("td.error").textContent()).toBe(HOSTILE);
     expect(await page.locator("tbody img").count()).toBe(0);
-    expect(await page.title()).toBe("Buddies · xmpp-sidecars admin");
+    expect(await page.title()).toBe("xmpp-sidecars console");
     // a stopped buddy offers Start instead of Stop
     expect(await row("carol@example.org").getByRole("button", { name: "Start", exact: true }).count()).toBe(
       1,

@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import { type Response, Router } from "express";
 
 /**
- * The admin web page of the buddies service: one HTML file, one script, one stylesheet, no build step.
+ * The admin web page of the buddies service, the operator console: one HTML file, three script modules
+ * (admin.js: buddies; console.js: users, domains, lockouts, retention; common.js: what both use), one
+ * stylesheet, no build step.
  * Mounted after the admin authentication, so the browser has already answered the Basic challenge; the
  * page talks only to the same origin's `/api`. The policy below allows nothing inline and nothing from
  * another origin, so text that reaches the page from a buddy (errors, log lines) can never run as code.
@@ -28,7 +30,12 @@ const HEADERS = {
 
 // read once: the files change only with a deploy, which restarts the process
 const INDEX_HTML = readFileSync(new URL("./page/index.html", import.meta.url), "utf8");
-const ADMIN_JS = readFileSync(new URL("./page/admin.js", import.meta.url), "utf8");
+const SCRIPTS: Record<string, string> = Object.fromEntries(
+  ["admin.js", "console.js", "common.js"].map((f) => [
+    f,
+    readFileSync(new URL(`./page/${f}`, import.meta.url), "utf8"),
+  ]),
+);
 const ADMIN_CSS = readFileSync(new URL("./page/admin.css", import.meta.url), "utf8");
 
 function send(res: Response, type: string, body: string): void {
@@ -46,7 +53,9 @@ export function adminPageRouter(): Router {
     }
     send(res, "text/html; charset=utf-8", INDEX_HTML);
   });
-  router.get("/admin.js", (_req, res) => send(res, "text/javascript; charset=utf-8", ADMIN_JS));
+  for (const [file, body] of Object.entries(SCRIPTS)) {
+    router.get(`/${file}`, (_req, res) => send(res, "text/javascript; charset=utf-8", body));
+  }
   router.get("/admin.css", (_req, res) => send(res, "text/css; charset=utf-8", ADMIN_CSS));
   return router;
 }

@@ -3,57 +3,17 @@
 // parsed as HTML. The Content-Security-Policy of page.ts allows nothing inline and nothing from elsewhere.
 // Loaded as a module: strict, deferred, and nothing leaks into the global scope.
 
-const API = "/api";
+import { $, API, ago, api, button, el, showError } from "./common.js";
+
 const POLL_MS = 5000;
-const $ = (id) => document.getElementById(id);
 
 let snapshot = { buddies: [], runners: [] };
 let pollTimer = null;
 let logsJid = null;
 
-/** Calls the admin API; throws an Error carrying the API's own message on a non-2xx answer. */
-async function api(method, path, body) {
-  const init = { method, headers: { accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["content-type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(API + path, init);
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(data?.error?.message ?? `${method} ${API}${path} failed: HTTP ${res.status}`);
-  return data;
-}
-
 const buddyPath = (jid, action = "") => `/buddies/${encodeURIComponent(jid)}${action && `/${action}`}`;
 
-/** Shows an error in a role="alert" box: the page's banner, or the open dialog's own. */
-function showError(box, err) {
-  (box.querySelector("span") ?? box).textContent = err instanceof Error ? err.message : String(err);
-  box.hidden = false;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
 // ---- rendering ----
-
-const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
-const UNITS = { day: 86400, hour: 3600, minute: 60, second: 1 };
-function ago(iso) {
-  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
-  const [unit, size] = Object.entries(UNITS).find(([, size]) => Math.abs(s) >= size) ?? ["second", 1];
-  return Number.isNaN(s) ? "" : relative.format(Math.round(s / size), unit);
-}
-
-function button(label, onClick) {
-  const b = el("button", { type: "button", textContent: label });
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 function buildRow(b) {
   const tr = el("tr");
