@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { loadConfig } from "#common/config/load.ts";
+import { DEVELOPMENT_BASIC_AUTH_FILE, loadConfig } from "#common/config/load.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { embeddedDatabase } from "#common/db/pool.ts";
 import { StartupError } from "#common/errors.ts";
@@ -46,7 +46,7 @@ try {
   }
   // development gets a generated basic_auth secret for the auth service, kept in var/ (never in git)
   if (env.APP_ENV === "development" && !env.AUTH_BASIC_AUTH && !env.AUTH_BASIC_AUTH_FILE) {
-    const file = fromRoot("var/secrets/auth-basic-auth");
+    const file = DEVELOPMENT_BASIC_AUTH_FILE;
     if (!existsSync(file)) {
       // var/ stays traversable (the embedded PostgreSQL runs as another user under it); only secrets/ is private
       mkdirSync(fromRoot("var"), { recursive: true });

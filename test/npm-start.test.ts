@@ -14,6 +14,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { EmbeddedDatabase } from "#common/db/embedded.ts";
+import { runSidecars } from "./support/cli.ts";
 import { freePort } from "./support/free-port.ts";
 import { ROOT, waitForOk } from "./support/processes.ts";
 
@@ -99,6 +100,21 @@ describe("npm start", () => {
     await client.connect();
     expect((await client.query("SELECT count(*)::int AS n FROM web_users")).rows).toEqual([{ n: 0 }]);
     await client.end();
+
+    // the operator's check of the running development stack: the CLI finds the generated basic_auth by itself
+    const doctor = await runSidecars(["doctor", "--json", "--ejabberd-config", path.join(work, "none.yml")], {
+      env: {
+        APP_ENV: "development",
+        HOME: work,
+        CONFIG_DIR: configDir,
+        HTTP_UTILITY_PORT: String(ports.http),
+        AUTH_PORT: String(ports.auth),
+        BUDDIES_ADMIN_PORT: String(ports.buddies),
+      },
+    });
+    const checks = (JSON.parse(doctor.stdout) as { checks: { check: string; status: string }[] }).checks;
+    expect(checks.filter((c) => c.status === "fail")).toEqual([]);
+    expect(checks.find((c) => c.check === "auth service")?.status).toBe("ok");
 
     process.kill(-(child.pid as number), "SIGINT"); // Ctrl-C
     expect(await exited).toBe(0);

@@ -306,6 +306,9 @@ describe("sidecars media import", () => {
     const rel = "pictures/IMG_20170512_103000.jpg";
     const changed = await noisy(320, 240).jpeg().toBuffer();
     await writeFile(path.join(legacy, rel), changed);
+    // a HEAD looks at the file too (an app checking a link before downloading it)
+    const staleHead = await fetch(url("/pictures/IMG_20170512_103000.jpg"), { method: "HEAD" });
+    expect(staleHead.status).toBe(404);
     const stale = await fetch(url("/pictures/IMG_20170512_103000.jpg"));
     expect(stale.status).toBe(404);
     const oldThumbs = (await rows()).filter((x) => x.parent === "IMG_20170512_103000.jpg").map((x) => x.name);

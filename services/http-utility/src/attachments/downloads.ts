@@ -196,6 +196,16 @@ export function createDownloads(deps: {
     const length = row.size === 0 ? 0 : end - start + 1;
     res.setHeader("Content-Length", String(length));
     if (req.method === "HEAD" || length === 0) {
+      // an imported legacy file is looked at for a HEAD too: gone or changed since its import, it answers 404
+      // as a GET would (no root configured, a file replaced on the NFS)
+      if (row.legacyPath) {
+        try {
+          await (await legacy.open(row)).close();
+        } catch (err) {
+          if (err instanceof MissingObjectError) gone(res, row);
+          throw err;
+        }
+      }
       res.end();
       return;
     }
