@@ -3,12 +3,13 @@
 #   ejabberd  test/ejabberd.test.ts, test/registration.test.ts (ejabberd 23.01 calling our extauth program)
 #   chromium  the API documentation page in a real browser (services/http-utility/src/openapi/routes.test.ts)
 #   ffmpeg    video posters (services/http-utility/src/attachments/video-poster.test.ts, videos.test.ts)
+#   prosody, prosody-modules  test/xep0357-push.test.ts (Prosody 0.12 with mod_cloud_notify and mod_smacks)
 # As root: apt-get install (apt-get update first only when needed). Otherwise: one line saying what to
-# install, exit 1. The tests start their own ejabberd as an unprivileged user: the package must not leave a
-# system ejabberd running, so services are kept from starting while it installs.
+# install, exit 1. The tests start their own ejabberd and Prosody as unprivileged users: the packages must not
+# leave a system ejabberd or Prosody running, so services are kept from starting while it installs.
 set -euo pipefail
 
-PACKAGES=(ejabberd chromium ffmpeg)
+PACKAGES=(ejabberd chromium ffmpeg prosody prosody-modules)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
@@ -53,4 +54,5 @@ fi
 # systemd would start it at the next boot: the tests never want the system one
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now ejabberd >/dev/null 2>&1 || true
+  systemctl disable --now prosody >/dev/null 2>&1 || true
 fi

@@ -39,6 +39,8 @@ export interface EjabberdOptions {
   extauthTimeoutMs?: number;
   /** YAML of ejabberd's `modules` mapping (its lines at column 0, e.g. `mod_ping: {}`); none by default. */
   modules?: string;
+  /** YAML of more `listen` entries (`-` items at column 0), e.g. an `ejabberd_service` on a port of the test's. */
+  listen?: string;
 }
 
 export interface Ejabberd {
@@ -68,6 +70,7 @@ function ejabberdYml(o: {
   tlsPort: number;
   starttlsPort: number;
   modules: string | undefined;
+  listen?: string | undefined;
 }): string {
   const j = JSON.stringify;
   return `hosts:
@@ -86,6 +89,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     starttls: true
+${(o.listen ?? "").replace(/^(?=.)/gm, "  ")}
 auth_method: external
 extauth_program: ${j(path.join(o.dir, "extauth.sh"))}
 # one program for all hosts (the default is one pool per host, one program per core in each)
@@ -150,7 +154,7 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   await copyFile("/etc/ejabberd/inetrc", path.join(dir, "inetrc"));
   await writeFile(
     path.join(dir, "ejabberd.yml"),
-    ejabberdYml({ dir, hosts: o.hosts, tlsPort, starttlsPort, modules: o.modules }),
+    ejabberdYml({ dir, hosts: o.hosts, tlsPort, starttlsPort, modules: o.modules, listen: o.listen }),
   );
   // read by ejabberdctl (--config-dir): distribution on a fixed loopback port instead of epmd, a pid file
   await writeFile(

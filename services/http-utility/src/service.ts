@@ -3,6 +3,7 @@ import type { ServiceDefinition } from "#common/service.ts";
 import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps } from "./attachments/media-deps.ts";
 import { createPushDeps } from "./push/deps.ts";
+import { withXep0357 } from "./push/xep0357/index.ts";
 import { createRegistrationDeps } from "./registration/deps.ts";
 import { startRetention } from "./retention/schedule.ts";
 
@@ -22,7 +23,8 @@ export const httpUtilityService: ServiceDefinition = {
     const { config, log, pool, metrics } = ctx;
     const core = await createAuthCore({ ...ctx, metrics: metrics.registry });
     const attachments = await createMediaDeps(ctx);
-    const push = await createPushDeps(ctx, { metrics: metrics.registry });
+    // with the XEP-0357 app server's components, one process of the cluster holding each (docs/xmpp-clients.md)
+    const push = await withXep0357(ctx, await createPushDeps(ctx, { metrics: metrics.registry }));
     const registration = createRegistrationDeps(ctx, { metrics: metrics.registry });
     if (push.jobs) {
       const retention = config.retention;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { xep0357Schema } from "./xep0357-schema.ts";
 
 /**
  * The `push` section (docs/push.md): provider credentials per app, the app of each domain, and how sends are
@@ -156,6 +157,9 @@ export const pushSchema = z
       })
       .strict()
       .prefault({}),
+    xep0357: xep0357Schema.describe(
+      "the XEP-0357 app server of standard XMPP clients, one component per domain (docs/xmpp-clients.md)",
+    ),
   })
   .strict()
   .prefault({});
