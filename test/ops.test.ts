@@ -278,13 +278,17 @@ describe(DASHBOARD_FILE, () => {
     const watched = new Set(
       rules.flatMap((r) => analysePromQL(String(r.expr)).selections.map((s) => familyOf(s.metric ?? ""))),
     );
-    // for the dashboard only: no volume of chat is wrong in itself, a slow provider shows as retries, and legacy
-    // calls are the cut-over's progress, which the operator follows against the compatibility's own end date
+    // for the dashboard only: no volume of chat is wrong in itself, a slow provider shows as retries, legacy
+    // calls are the cut-over's progress (followed against the compatibility's own end date), and XEP-0363
+    // refusals and XEP-0357 registrations refused are clients' mistakes (a server failure is a 5xx: alerted)
     const unwatched = own.filter((f) => !watched.has(f));
     expect(unwatched.sort()).toEqual([
       "buddies_messages_total",
       "legacy_calls_total",
       "push_send_duration_seconds",
+      "xep0357_registrations_total",
+      "xmpp_upload_bytes_total",
+      "xmpp_uploads_total",
     ]);
   });
 });

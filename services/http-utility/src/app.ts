@@ -18,6 +18,7 @@ import { MONGOOSEPUSH_PREFIXES, mongooseImRoutes, mongoosePushErrors } from "./p
 import { sendRoutes } from "./push/send/routes.ts";
 import type { RegistrationDeps } from "./registration/deps.ts";
 import { registrationRoutes } from "./registration/routes.ts";
+import { xmppUploadRoutes } from "./xmpp-upload/routes.ts";
 
 /**
  * The features of the app, each built once by the composition root (service.ts), and the process's config, log
@@ -86,6 +87,15 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
     ],
     // described here, served by the internal listener's app only (createHttpUtilityInternalApp)
     mongooseim: mongooseImRoutes({ config, pool, log, notifier: push.notifier }),
+    // XEP-0363 uploads of XMPP servers' upload modules (docs/xmpp-clients.md): raw bodies, before any parser
+    "xmpp-upload": xmppUploadRoutes({
+      config,
+      pool,
+      log,
+      ...deps.attachments,
+      media: config.media,
+      metrics: deps.metrics?.registry,
+    }),
   };
   const mount = { base: "/api/v1", resolveCaller: callers.resolve };
   api.use(routesRouter(declared.users, mount));
@@ -96,6 +106,7 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   // multipart uploads are streamed by multer, outside the JSON and form parsers' size limit
   const attachments = { base: "/api/v1/attachments", resolveCaller: callers.resolve };
   app.use("/api/v1/attachments", routesRouter(declared.attachments, attachments), undecodableName);
+  app.use(routesRouter(declared["xmpp-upload"], { resolveCaller: callers.resolve }), undecodableName);
   app.use("/api/v1", api);
   // the paths the legacy services answered at the root (`/replies`, `/resolves`), still called by installed apps
   const legacy = express.Router();

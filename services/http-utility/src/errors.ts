@@ -501,5 +501,76 @@ export const errors = {
         "The server is short of storage space and cannot take this upload now; retry later, or send a smaller file.",
       headers: retryAfter(600),
     },
+
+    // ---- XEP-0363 uploads of XMPP servers' upload modules (xmpp-upload/) ----------------------------------
+    xmppNoDomain: {
+      status: 404,
+      code: "not_found",
+      description: "no XEP-0363 upload of this kind is configured for the domain in the URL",
+      message: (domain: string, kind: string) =>
+        `No ${kind} XEP-0363 uploads are configured for "${domain}" (media.xmppUpload.domains): check the XMPP server's upload URL.`,
+    },
+    xmppBadSignature: {
+      status: 403,
+      code: "invalid_signature",
+      description: "the upload URL's signature is missing, malformed or does not match the request",
+      message: (reason: string) =>
+        `This upload URL is not valid: ${reason}. Ask the XMPP server for a new slot; its secret must be the one in media.xmppUpload.`,
+    },
+    xmppExpired: {
+      status: 403,
+      code: "url_expired",
+      description: "the upload URL's signature expired (or was made in the future)",
+      message: (reason: string) =>
+        `This upload URL has expired: ${reason}. Ask the XMPP server for a new slot.`,
+    },
+    xmppSlotUsed: {
+      status: 409,
+      code: "slot_used",
+      description: "a file was already uploaded to this slot: a slot takes one upload",
+      message: "A file was already uploaded to this slot; ask the XMPP server for a new slot.",
+    },
+    xmppLengthRequired: {
+      status: 411,
+      code: "length_required",
+      description: "a PUT without Content-Length (the signature covers it)",
+      message: "Send the upload with a Content-Length header: the slot's signature covers the file's size.",
+    },
+    xmppTooLarge: {
+      status: 413,
+      code: "file_too_large",
+      description: "a file over the domain's `media.xmppUpload.domains.<d>.maxBytes`",
+      message: (domain: string, limit: number) =>
+        `A file is over the limit of ${limit} bytes (${mib(limit)}) for XMPP uploads of ${domain}: send a smaller file.`,
+    },
+    xmppSizeMismatch: {
+      status: 413,
+      code: "size_mismatch",
+      description: "the body's size is not the size the slot was signed for",
+      message: (signed: number, sent: number) =>
+        `This slot is for a file of ${signed} bytes, not ${sent}: ask the XMPP server for a slot of the file's size.`,
+    },
+    xmppDomainQuota: {
+      status: 413,
+      code: "quota_exceeded",
+      description:
+        "the upload would take the domain's XEP-0363 uploads over `media.xmppUpload.domains.<d>.quotaBytes`",
+      message: (domain: string, quota: number, used: number, adding: number) =>
+        `This upload (${adding} bytes) would take the XMPP uploads of ${domain} over their quota of ${quota} bytes (${used} used); space comes back as older files expire (sidecars media gc).`,
+    },
+    xmppIncomplete: {
+      status: 400,
+      code: "incomplete_upload",
+      description:
+        "the body ended before its Content-Length; nothing was stored and the slot may be used again",
+      message: (length: number, got: number) =>
+        `The body ended after ${got} of ${length} bytes: nothing was stored; send the file again to the same URL.`,
+    },
+    xmppNoUpload: {
+      status: 404,
+      code: "not_found",
+      description: "nothing was uploaded to this slot (yet), or it expired",
+      message: "No file was uploaded to this URL, or it has expired.",
+    },
   }),
 };

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { xmppUploadSchema } from "./xmpp-upload-schema.ts";
 
 /**
  * The `media` section: attachments (pictures, avatars, videos), where they are stored, what an upload may
@@ -265,6 +266,7 @@ export const mediaSchema = z
       .default("ffmpeg")
       .describe("ffmpeg program for video posters; when missing, videos get no poster"),
     posters: postersSchema,
+    xmppUpload: xmppUploadSchema,
   })
   .strict()
   .prefault({})

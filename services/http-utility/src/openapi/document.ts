@@ -26,6 +26,10 @@ const GROUPS = [
   { name: "app-version", description: "The minimum version each app must run" },
   { name: "attachments", description: "Pictures, avatars, generated avatars and videos" },
   {
+    name: "xmpp-upload",
+    description: "XEP-0363 HTTP File Upload of MongooseIM, ejabberd and Prosody (docs/xmpp-clients.md)",
+  },
+  {
     name: "notifications",
     description: "Push notifications: device tokens, badges, channels, sending, replies",
   },

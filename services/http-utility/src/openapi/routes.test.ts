@@ -19,6 +19,7 @@ import { mongooseImRoutes } from "../push/mongooseim/routes.ts";
 import { sendRoutes } from "../push/send/routes.ts";
 import { createRegistrationDeps } from "../registration/deps.ts";
 import { registrationRoutes } from "../registration/routes.ts";
+import { xmppUploadRoutes } from "../xmpp-upload/routes.ts";
 import { buildOpenApiDocument, routeGroups } from "./document.ts";
 import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
 
@@ -40,6 +41,7 @@ const doc = buildOpenApiDocument(
     attachments: attachmentsRoutes({ ...deps, log, ...media, media: deps.config.media }),
     notifications: [...deviceRoutes({ ...deps, ...push }), ...sendRoutes({ ...deps, ...push })],
     mongooseim: mongooseImRoutes({ ...deps, log, notifier: push.notifier }),
+    "xmpp-upload": xmppUploadRoutes({ ...deps, log, ...media, media: deps.config.media }),
   }),
 );
 let base: string;

@@ -1,0 +1,147 @@
+import { createHash } from "node:crypto";
+import type { Pool } from "#common/db/pool.ts";
+import { inTransaction } from "#common/db/transaction.ts";
+import { assertKey } from "#common/media/keys.ts";
+import type { Jid } from "#common/users/jid.ts";
+import type { AttachmentRow } from "../attachments/store.ts";
+import { errors } from "../errors.ts";
+
+/**
+ * XEP-0363 uploads as rows of `attachments` (kind 'upload', migrations/1764680000363_xmpp-uploads.sql). A slot's
+ * row is named by the slot itself, so its GET URL finds it with one primary-key read and a second PUT to it
+ * collides on the key (409). The row is reserved before the first byte is read, in the domain's lock with the
+ * quota check, so uploads at once cannot all slip under the quota, and completed (its SHA-256) once the
+ * object is stored; a failed upload removes it again, so the client may retry its slot.
+ */
+
+/** The SHA-256 of a reserved row whose object is not complete yet: never the hash of a real file. */
+const PENDING = "0".repeat(64);
+
+export interface Slot {
+  /** `s3` (MongooseIM) or `ext` (ejabberd, Prosody): the URL space the slot lives in */
+  space: "s3" | "ext";
+  domain: string;
+  /** The slot's path below the domain, decoded: `<token>/<filename>`, `<user>/<random>/<filename>`. */
+  path: string;
+}
+
+/** The stored name of a slot: 144 bits of its SHA-256 (the slot's URL is the capability anyway) and its extension. */
+export function slotName(slot: Slot): string {
+  const digest = createHash("sha256").update(`xep0363\0${slot.space}\0${slot.domain}\0${slot.path}`).digest();
+  const name = `${digest.subarray(0, 18).toString("base64url")}.${extensionOf(slot.path)}`;
+  assertKey(name);
+  return name;
+}
+
+/** The filename's own extension when it is a plain one, else `bin`: nothing of the sender's reaches a path. */
+export function extensionOf(path: string): string {
+  const ext = /\.([A-Za-z0-9]{2,5})$/.exec(path)?.[1]?.toLowerCase();
+  return ext ?? "bin";
+}
+
+export interface Reservation {
+  name: string;
+  /** `node` is '' when the protocol names no uploader. */
+  owner: Jid;
+  filename: string;
+  contentType: string;
+  size: number;
+}
+
+export interface Quotas {
+  /** bytes the domain's XEP-0363 uploads may hold together; 0 = none */
+  domainBytes: number;
+  /** `media.quotaBytes`, for an uploader the protocol names; 0 = none */
+  userBytes: number;
+}
+
+const sum = async (client: { query: Pool["query"] }, sql: string, values: unknown[]): Promise<number> =>
+  Number((await client.query<{ used: string }>(sql, values)).rows[0]?.used ?? 0);
+
+/** Reserves the slot's row: 409 when it was used, 413 when the quota cannot take `size` more bytes. */
+export async function reserve(pool: Pool, r: Reservation, quotas: Quotas): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    // The domain's lock is held until COMMIT, so each upload of the domain waits for the one before it to
+    // commit, but not for its WAL flush too: the 201 comes only after `complete`, whose synchronous commit
+    // flushes this reservation with it, and a reservation lost in a crash is only a slot given back.
+    await client.query("SET LOCAL synchronous_commit TO off");
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+      `xep0363:${r.owner.domain}`,
+    ]);
+    const taken = await client.query("SELECT 1 FROM attachments WHERE name = $1", [r.name]);
+    if (taken.rowCount) throw errors.xmppSlotUsed();
+    if (quotas.domainBytes > 0) {
+      const used = await sum(
+        client,
+        "SELECT coalesce(sum(size), 0) AS used FROM attachments WHERE domain = $1 AND kind = 'upload'",
+        [r.owner.domain],
+      );
+      if (used + r.size > quotas.domainBytes) {
+        throw errors.xmppDomainQuota(r.owner.domain, quotas.domainBytes, used, r.size);
+      }
+    }
+    if (quotas.userBytes > 0 && r.owner.node !== "") {
+      const used = await sum(
+        client,
+        "SELECT coalesce(sum(size), 0) AS used FROM attachments WHERE domain = $1 AND node = $2",
+        [r.owner.domain, r.owner.node],
+      );
+      if (used + r.size > quotas.userBytes) throw errors.quotaExceeded(quotas.userBytes, used, r.size);
+    }
+    await client.query(
+      `INSERT INTO attachments (name, domain, node, kind, original_name, content_type, size, sha256, created_at)
+       VALUES ($1, $2, $3, 'upload', $4, $5, $6, decode($7, 'hex'), date_trunc('milliseconds', now()))`,
+      [r.name, r.owner.domain, r.owner.node, r.filename, r.contentType, r.size, PENDING],
+    );
+  });
+}
+
+/** Marks the reserved row complete: its object is stored and hashed. */
+export async function complete(pool: Pool, name: string, sha256: string): Promise<void> {
+  await pool.query("UPDATE attachments SET sha256 = decode($2, 'hex') WHERE name = $1 AND kind = 'upload'", [
+    name,
+    sha256,
+  ]);
+}
+
+/** Gives a failed upload's slot back (its row only while still reserved). */
+export async function release(pool: Pool, name: string): Promise<void> {
+  await pool.query(
+    "DELETE FROM attachments WHERE name = $1 AND kind = 'upload' AND sha256 = decode($2, 'hex')",
+    [name, PENDING],
+  );
+}
+
+interface Row {
+  name: string;
+  domain: string;
+  node: string;
+  original_name: string | null;
+  content_type: string;
+  size: string;
+  sha256: string;
+  created_at: Date;
+}
+
+/** A completed upload by name, as the downloads read it; undefined while reserved or when there is none. */
+export async function findUpload(pool: Pool, name: string): Promise<AttachmentRow | undefined> {
+  const r = await pool.query<Row>({
+    name: "xep0363-find",
+    text: `SELECT name, domain, node, original_name, content_type, size, encode(sha256, 'hex') AS sha256, created_at
+           FROM attachments WHERE name = $1 AND kind = 'upload'`,
+    values: [name],
+  });
+  const row = r.rows[0];
+  if (!row || row.sha256 === PENDING) return undefined;
+  return {
+    name: row.name,
+    // 'upload' rows are served only here; the attachment routes' kinds never match them
+    kind: "upload" as AttachmentRow["kind"],
+    owner: { domain: row.domain, node: row.node },
+    originalName: row.original_name ?? undefined,
+    contentType: row.content_type,
+    size: Number(row.size),
+    sha256: row.sha256,
+    created: row.created_at,
+  };
+}
