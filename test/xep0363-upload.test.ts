@@ -254,10 +254,11 @@ function uploader(user: XmppUser, domain: string) {
       const items = await iq(domain, xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }));
       const jids = (items.getChild("query")?.getChildren("item") ?? []).map((i) => String(i.attrs.jid));
       const found: Array<{ jid: string; maxFileSize: number }> = [];
-      // asked at once; an item that does not answer (a component not connected) is no upload service
+      // asked at once; an item that does not answer (a component not connected) is no upload service. The
+      // bound is a loaded machine's (every item answers in milliseconds on a quiet one, a missing one at once)
       const infos = await Promise.all(
         jids.map((jid) =>
-          iq(jid, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), 5000).then(
+          iq(jid, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }), 15_000).then(
             (answer) => ({ jid, info: answer.getChild("query") }),
             () => ({ jid, info: undefined }),
           ),
