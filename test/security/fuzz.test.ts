@@ -117,7 +117,12 @@ beforeAll(async () => {
   captured = capturingLogger();
   const log = captured.log;
   const config: Config = loadConfig({
-    env: { APP_ENV: "test", AUTH_BASIC_AUTH: MIM_BASIC_AUTH },
+    env: {
+      APP_ENV: "test",
+      AUTH_BASIC_AUTH: MIM_BASIC_AUTH,
+      FUZZ_XEP0363_S3_SECRET: "fuzz-s3-secret-0123456789",
+      FUZZ_XEP0363_EXTERNAL_SECRET: "fuzz-external-secret-0123456789",
+    },
     overrides: {
       apps: { OyoChat: { minimumVersion: { android: "1.10.2", ios: "2.0.0", default: "1.0" } } },
       domains: {
@@ -140,6 +145,15 @@ beforeAll(async () => {
       media: {
         storage: { kind: "fs", options: { root: path.join(dir, "store") } },
         tmpDir: path.join(dir, "scratch"),
+        // XEP-0363 in the domain the generated paths name, so that their signature checks are reached
+        xmppUpload: {
+          domains: {
+            "oyo.test": {
+              s3: { accessKeyId: "AKIDFUZZ", secretAccessKey: { env: "FUZZ_XEP0363_S3_SECRET" } },
+              external: { secret: { env: "FUZZ_XEP0363_EXTERNAL_SECRET" } },
+            },
+          },
+        },
       },
     },
   });
