@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { makeCertificate } from "./certificates.ts";
 import { freePort } from "./free-port.ts";
 import { ROOT } from "./processes.ts";
+import { runAs } from "./run-as.ts";
 import { trustingClient } from "./trusting-client.ts";
 
 /**
@@ -20,7 +21,6 @@ const run = promisify(execFile);
 const CTL = "/usr/sbin/ejabberdctl";
 const USER = "ejabberd";
 /** su's child gets this environment, and through it ejabberd (the extauth wrapper clears it anyway). */
-const SU_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
 
 /** Why the ejabberd suites cannot run here, or undefined when they can. */
 export function ejabberdUnavailable(): string | undefined {
@@ -115,18 +115,7 @@ exec env -i ${vars} ${args.map(quote).join(" ")} 2>> ${quote(path.join(dir, "log
 `;
 }
 
-async function asUser(command: string): Promise<{ code: number; out: string }> {
-  try {
-    const r = await run("su", [USER, "-s", "/bin/sh", "-c", command], { env: SU_ENV, timeout: 60_000 });
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string; message: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      out: `${e.stdout ?? ""}${e.stderr ?? e.message}`,
-    };
-  }
-}
+const asUser = (command: string) => runAs(USER, command);
 
 function alive(pid: number): boolean {
   try {

@@ -7,6 +7,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { makeCertificate } from "./certificates.ts";
 import { freePort } from "./free-port.ts";
+import { runAs, SU_ENV, shellWords } from "./run-as.ts";
 
 /**
  * A private Prosody 0.12 (Debian packages `prosody` and `prosody-modules`, installed by
@@ -20,7 +21,6 @@ const run = promisify(execFile);
 const PROSODY = "/usr/bin/prosody";
 const PROSODYCTL = "/usr/bin/prosodyctl";
 const USER = "prosody";
-const SU_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
 
 /** Why the Prosody suites cannot run here, or undefined when they can. */
 export function prosodyUnavailable(): string | undefined {
@@ -94,19 +94,7 @@ ${o.tail ?? ""}
 `;
 }
 
-async function asUser(args: string[]): Promise<{ code: number; out: string }> {
-  const command = args.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-  try {
-    const r = await run("su", [USER, "-s", "/bin/sh", "-c", command], { env: SU_ENV, timeout: 60_000 });
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string; message: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      out: `${e.stdout ?? ""}${e.stderr ?? e.message}`,
-    };
-  }
-}
+const asUser = (args: string[]) => runAs(USER, shellWords(args));
 
 /** Resolves once something accepts connections on 127.0.0.1:`port`. */
 async function listening(port: number, until: number, exited: () => string | undefined): Promise<void> {

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { retentionMs } from "#common/config/retention-schema.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
-import { recordRetentionRun } from "#common/retention-runs.ts";
 import { type PurgeResult, purgeExpired } from "../../../http-utility/src/retention/purge.ts";
 import type { CliContext } from "../context.ts";
 
@@ -26,32 +25,14 @@ export function register(program: Command, ctx: CliContext): void {
         !opts.dryRun && retentionMs(retention.media) !== undefined
           ? await createStorage(ctx.config().media.storage)
           : undefined;
-      const startedAt = new Date();
-      const deleted: Record<string, number> = {};
       try {
-        let results: PurgeResult[];
-        try {
-          results = await purgeExpired(pool, retention, {
-            dryRun: opts.dryRun ?? false,
-            onResult: (r) => {
-              deleted[r.what] = (deleted[r.what] ?? 0) + r.rows;
-              line(r);
-            },
-            ...(storage ? { storage } : {}),
-          });
-        } catch (err) {
-          if (!opts.dryRun) {
-            await recordRetentionRun(pool, {
-              trigger: "command",
-              startedAt,
-              deleted,
-              error: (err as Error).message,
-            }).catch(() => {});
-          }
-          throw err;
-        }
-        // what the console's retention status shows next to the scheduled runs
-        if (!opts.dryRun) await recordRetentionRun(pool, { trigger: "command", startedAt, deleted });
+        // recorded in retention_runs (not a dry run): the console shows it next to the scheduled runs
+        const results = await purgeExpired(pool, retention, {
+          dryRun: opts.dryRun ?? false,
+          trigger: "command",
+          onResult: line,
+          ...(storage ? { storage } : {}),
+        });
         const kept = Object.entries(retention)
           .filter(([k, v]) => k !== "schedule" && k !== "jobs" && retentionMs(v) === undefined)
           .map(([k]) => k);

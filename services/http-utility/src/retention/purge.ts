@@ -1,6 +1,7 @@
 import { type RetentionConfig, retentionMs } from "#common/config/retention-schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Storage } from "#common/media/storage.ts";
+import { type RetentionRun, recordRetentionRun } from "#common/retention-runs.ts";
 import { deleteOldAttachments } from "../attachments/gc.ts";
 import { countOlderThan as countAttachments } from "../attachments/store.ts";
 import { countOlderThan as countLocations, purgeBatch as purgeLocations } from "../locations/store.ts";
@@ -88,6 +89,11 @@ export interface PurgeOptions {
   /** Each table as it is done (the CLI prints a line, the schedule logs the whole). */
   onResult?: (r: PurgeResult) => void;
   now?: Date;
+  /**
+   * Who ran it, recorded in retention_runs with the rows per table, or the error that stopped it, for the
+   * operator console (a dry run is never recorded).
+   */
+  trigger?: RetentionRun["trigger"];
 }
 
 /** Purges every kind whose retention is configured; answers the rows per table, in order. */
@@ -96,6 +102,29 @@ export async function purgeExpired(
   retention: RetentionConfig,
   o: PurgeOptions = {},
 ): Promise<PurgeResult[]> {
+  if (!o.trigger || o.dryRun) return purge(pool, retention, o);
+  const startedAt = new Date();
+  const deleted: Record<string, number> = {};
+  const counted: PurgeOptions = {
+    ...o,
+    onResult: (r) => {
+      deleted[r.what] = (deleted[r.what] ?? 0) + r.rows;
+      o.onResult?.(r);
+    },
+  };
+  let results: PurgeResult[];
+  try {
+    results = await purge(pool, retention, counted);
+  } catch (err) {
+    const error = (err as Error).message;
+    await recordRetentionRun(pool, { trigger: o.trigger, startedAt, deleted, error }).catch(() => {});
+    throw err;
+  }
+  await recordRetentionRun(pool, { trigger: o.trigger, startedAt, deleted });
+  return results;
+}
+
+async function purge(pool: Pool, retention: RetentionConfig, o: PurgeOptions): Promise<PurgeResult[]> {
   const now = o.now ?? new Date();
   const batch = o.batch ?? PURGE_BATCH;
   const results: PurgeResult[] = [];

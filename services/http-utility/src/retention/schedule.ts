@@ -4,7 +4,6 @@ import { retentionMs } from "#common/config/retention-schema.ts";
 import type { Pool } from "#common/db/pool.ts";
 import type { Logger } from "#common/logger.ts";
 import type { Storage } from "#common/media/storage.ts";
-import { recordRetentionRun } from "#common/retention-runs.ts";
 import { RELAY_QUEUE } from "../push/mongooseim/relay.ts";
 import { BROADCAST_QUEUE } from "../push/send/broadcast.ts";
 import { purgeExpired } from "./purge.ts";
@@ -52,24 +51,12 @@ export async function runRetention(deps: {
   retention: RetentionConfig;
   storage?: Storage;
 }): Promise<void> {
-  const startedAt = new Date();
+  const started = Date.now();
+  const results = await purgeExpired(deps.pool, deps.retention, {
+    trigger: "schedule",
+    ...(deps.storage ? { storage: deps.storage } : {}),
+  });
   const deleted: Record<string, number> = {};
-  try {
-    await purgeExpired(deps.pool, deps.retention, {
-      ...(deps.storage ? { storage: deps.storage } : {}),
-      onResult: (r) => {
-        deleted[r.what] = (deleted[r.what] ?? 0) + r.rows;
-      },
-    });
-  } catch (err) {
-    await recordRetentionRun(deps.pool, {
-      trigger: "schedule",
-      startedAt,
-      deleted,
-      error: (err as Error).message,
-    }).catch(() => {});
-    throw err;
-  }
-  await recordRetentionRun(deps.pool, { trigger: "schedule", startedAt, deleted });
-  deps.log.info({ deleted, ms: Date.now() - startedAt.getTime() }, "retention purge done");
+  for (const r of results) deleted[r.what] = (deleted[r.what] ?? 0) + r.rows;
+  deps.log.info({ deleted, ms: Date.now() - started }, "retention purge done");
 }

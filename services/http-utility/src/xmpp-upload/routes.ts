@@ -379,6 +379,27 @@ export function xmppUploadRoutes(deps: XmppUploadDeps): Route<CallerPolicy>[] {
     await downloads.send(req, res, row);
   }
 
+  /** `GET <path>`: a file uploaded through a slot, named by the slot's path parts. */
+  const downloadRoute = <P extends z.ZodObject<{ domain: z.ZodString }>>(
+    path: string,
+    params: P,
+    whose: string,
+    space: "s3" | "ext",
+    parts: (p: z.output<P>) => string[],
+  ) =>
+    defineRoute({
+      method: "get",
+      path,
+      summary: `Download a file uploaded to ${whose} slot`,
+      description: DOWNLOAD,
+      caller: caller.public,
+      request: { params, headers: downloadHeaders },
+      responses: downloadResponses(["*/*"], "The file"),
+      errors: GET_ERRORS,
+      handler: ({ params: p, req, res }) =>
+        get(req, res, { space, domain: p.domain, path: slotPath(parts(p)) }),
+    });
+
   const uploadText = (who: string) =>
     `The PUT URL of a slot that ${who} handed out, as signed. The body is stored byte for byte.${LIMITS}`;
 
@@ -395,22 +416,6 @@ export function xmppUploadRoutes(deps: XmppUploadDeps): Route<CallerPolicy>[] {
       handler: ({ params, req, res }) => putS3(req, res, params),
     }),
     defineRoute({
-      method: "get",
-      path: S3,
-      summary: "Download a file uploaded to a MongooseIM slot",
-      description: DOWNLOAD,
-      caller: caller.public,
-      request: { params: s3Params, headers: downloadHeaders },
-      responses: downloadResponses(["*/*"], "The file"),
-      errors: GET_ERRORS,
-      handler: ({ params, req, res }) =>
-        get(req, res, {
-          space: "s3",
-          domain: params.domain,
-          path: slotPath([params.token, params.filename]),
-        }),
-    }),
-    defineRoute({
       method: "put",
       path: EXT2,
       summary: "Upload to a Prosody slot (mod_http_upload_external v/v2, mod_http_file_share token)",
@@ -420,22 +425,6 @@ export function xmppUploadRoutes(deps: XmppUploadDeps): Route<CallerPolicy>[] {
       responses: STORED,
       errors: PUT_ERRORS,
       handler: ({ params, req, res }) => putExternal(req, res, params.domain, [params.slot, params.filename]),
-    }),
-    defineRoute({
-      method: "get",
-      path: EXT2,
-      summary: "Download a file uploaded to a Prosody slot",
-      description: DOWNLOAD,
-      caller: caller.public,
-      request: { params: ext2Params, headers: downloadHeaders },
-      responses: downloadResponses(["*/*"], "The file"),
-      errors: GET_ERRORS,
-      handler: ({ params, req, res }) =>
-        get(req, res, {
-          space: "ext",
-          domain: params.domain,
-          path: slotPath([params.slot, params.filename]),
-        }),
     }),
     defineRoute({
       method: "put",
@@ -449,21 +438,8 @@ export function xmppUploadRoutes(deps: XmppUploadDeps): Route<CallerPolicy>[] {
       handler: ({ params, req, res }) =>
         putExternal(req, res, params.domain, [params.user, params.slot, params.filename]),
     }),
-    defineRoute({
-      method: "get",
-      path: EXT3,
-      summary: "Download a file uploaded to an ejabberd slot",
-      description: DOWNLOAD,
-      caller: caller.public,
-      request: { params: ext3Params, headers: downloadHeaders },
-      responses: downloadResponses(["*/*"], "The file"),
-      errors: GET_ERRORS,
-      handler: ({ params, req, res }) =>
-        get(req, res, {
-          space: "ext",
-          domain: params.domain,
-          path: slotPath([params.user, params.slot, params.filename]),
-        }),
-    }),
+    downloadRoute(S3, s3Params, "a MongooseIM", "s3", (p) => [p.token, p.filename]),
+    downloadRoute(EXT2, ext2Params, "a Prosody", "ext", (p) => [p.slot, p.filename]),
+    downloadRoute(EXT3, ext3Params, "an ejabberd", "ext", (p) => [p.user, p.slot, p.filename]),
   ];
 }
