@@ -67,10 +67,14 @@ async function deleteBenchRows(pool: Pool): Promise<void> {
   await pool.query("DELETE FROM web_users WHERE domain = $1", [BENCH_DOMAIN]);
 }
 
-/** Starts http-utility with its own storage root; `media` is merged into the config's `media` section. */
+/**
+ * Starts http-utility with its own storage root; `media` is merged into the config's `media` section. With
+ * `workers`, as `npm start` deploys it: that many cluster workers sharing the port (cluster-server.ts).
+ */
 export async function startAttachmentsService(
   ctx: BenchContext,
   media: Json = {},
+  o: { workers?: number } = {},
 ): Promise<AttachmentsService> {
   const base = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-attachments-"));
   ctx.defer(() => rm(base, { recursive: true, force: true }));
@@ -105,9 +109,11 @@ export async function startAttachmentsService(
   await addUser(pool, { node: NODE, domain: BENCH_DOMAIN }, { cleartext: PASSWORD }, domain);
 
   const port = await freePort();
+  const main = "services/http-utility/src/main.ts";
   const server = await startChildServer({
-    name: "http-utility",
-    script: "services/http-utility/src/main.ts",
+    name: o.workers ? `http-utility (${o.workers} workers)` : "http-utility",
+    script: o.workers ? "test/bench/cluster-server.ts" : main,
+    ...(o.workers ? { args: [String(o.workers), main] } : {}),
     env: { ...env, HTTP_UTILITY_PORT: String(port) },
     url: `http://127.0.0.1:${port}`,
     readyPath: "/healthz",

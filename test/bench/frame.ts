@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { formatIssues } from "#common/zod-issues.ts";
+import { cpuSecondsOfAll, ownCpuSeconds } from "./process-cpu.ts";
 
 /**
  * The benchmark frame: every benchmark measures the project and a baseline in the same run, in alternating
@@ -18,12 +19,27 @@ export interface Sample {
   value: number;
   p50Ms?: number | undefined;
   p99Ms?: number | undefined;
+  /**
+   * CPU seconds of a load generator in its own process (wrk.ts); without it the generator is the bench process
+   * itself, and the frame counts that process's CPU.
+   */
+  generatorCpuS?: number | undefined;
+  /** Filled in by the frame: the generator's and the server's CPU in cores (CPU seconds per second). */
+  generatorCores?: number | undefined;
+  serverCores?: number | undefined;
+  /** The generator used more than half a core more than the server: the server may not be the limit. */
+  unreliable?: boolean | undefined;
 }
+
+/** A generator using this many cores more than the server makes a round unreliable (issue 18). */
+export const UNRELIABLE_MARGIN_CORES = 0.5;
 
 export interface Side {
   label: string;
   /** Load for `durationS` seconds; throws when any request failed, so a broken side gives no figure. */
   measure(durationS: number): Promise<Sample>;
+  /** The processes serving this side, whose CPU the frame reports beside the generator's. */
+  pids?: () => readonly number[];
 }
 
 export interface BenchContext {
@@ -53,6 +69,11 @@ export interface SideResult {
   median: number;
   p50MsMedian?: number | undefined;
   p99MsMedian?: number | undefined;
+  /** Median cores used by the load generator and by the server (when the side names its processes). */
+  generatorCoresMedian?: number | undefined;
+  serverCoresMedian?: number | undefined;
+  /** Rounds flagged unreliable (`Sample.unreliable`). */
+  unreliableRounds: number;
 }
 
 export interface BenchResult {
@@ -97,7 +118,10 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? hi : ((sorted[mid - 1] as number) + hi) / 2;
 }
 
-function medianOf(samples: readonly Sample[], key: "p50Ms" | "p99Ms"): number | undefined {
+function medianOf(
+  samples: readonly Sample[],
+  key: "p50Ms" | "p99Ms" | "generatorCores" | "serverCores",
+): number | undefined {
   const values = samples.map((s) => s[key]).filter((v): v is number => v !== undefined);
   return values.length === samples.length ? median(values) : undefined;
 }
@@ -109,8 +133,35 @@ function summarise(label: string, rounds: Sample[]): SideResult {
     median: median(rounds.map((s) => s.value)),
     p50MsMedian: medianOf(rounds, "p50Ms"),
     p99MsMedian: medianOf(rounds, "p99Ms"),
+    generatorCoresMedian: medianOf(rounds, "generatorCores"),
+    serverCoresMedian: medianOf(rounds, "serverCores"),
+    unreliableRounds: rounds.filter((s) => s.unreliable).length,
   };
 }
+
+/**
+ * One measurement with the CPU around it: the generator's (wrk's own count, or this process's) and the side's
+ * server processes', each in cores over the measurement's wall time.
+ */
+export async function measureWithCpu(side: Side, durationS: number): Promise<Sample> {
+  const pids = side.pids?.() ?? [];
+  const server0 = pids.length > 0 ? await cpuSecondsOfAll(pids) : 0;
+  const own0 = ownCpuSeconds();
+  const t0 = performance.now();
+  const sample = await side.measure(durationS);
+  const wall = (performance.now() - t0) / 1000;
+  const generator = sample.generatorCpuS ?? ownCpuSeconds() - own0;
+  const generatorCores = generator / wall;
+  const serverCores = pids.length > 0 ? ((await cpuSecondsOfAll(pids)) - server0) / wall : undefined;
+  return {
+    ...sample,
+    generatorCores: round2(generatorCores),
+    serverCores: serverCores === undefined ? undefined : round2(serverCores),
+    unreliable: serverCores !== undefined && generatorCores - serverCores > UNRELIABLE_MARGIN_CORES,
+  };
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
 
 export function formatValue(v: number): string {
   return Math.abs(v) >= 100 ? Math.round(v).toString() : v.toPrecision(3);
@@ -118,7 +169,13 @@ export function formatValue(v: number): string {
 
 function progress(bench: Benchmark, step: string, side: Side, s: Sample): void {
   const latency = s.p50Ms !== undefined ? `  p50 ${s.p50Ms} ms  p99 ${s.p99Ms} ms` : "";
-  console.error(`${bench.name}  ${step}  ${side.label}: ${formatValue(s.value)} ${bench.figure}${latency}`);
+  const cpu =
+    `  generator ${s.generatorCores} cores` +
+    (s.serverCores !== undefined ? `, server ${s.serverCores}` : "") +
+    (s.unreliable ? "  UNRELIABLE (the generator may be the limit)" : "");
+  console.error(
+    `${bench.name}  ${step}  ${side.label}: ${formatValue(s.value)} ${bench.figure}${latency}${cpu}`,
+  );
 }
 
 /**
@@ -131,14 +188,14 @@ export async function runBenchmark(bench: Benchmark, config: BenchConfig): Promi
     const sides = await bench.start({ config, defer: (c) => cleanups.push(c) });
     const all = [sides.project, sides.baseline, ...(sides.extras ?? [])];
     for (const side of all) {
-      progress(bench, "warm-up", side, await side.measure(config.warmUpS));
+      progress(bench, "warm-up", side, await measureWithCpu(side, config.warmUpS));
     }
     const samples: Sample[][] = all.map(() => []);
     for (let round = 0; round < config.rounds; round++) {
       for (let k = 0; k < all.length; k++) {
         const i = (round + k) % all.length;
         const side = all[i] as Side;
-        const sample = await side.measure(config.durationS);
+        const sample = await measureWithCpu(side, config.durationS);
         samples[i]?.push(sample);
         progress(bench, `round ${round + 1}/${config.rounds}`, side, sample);
       }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { projectRoot } from "#common/paths.ts";
-import { type BenchConfig, type BenchResult, formatValue } from "./frame.ts";
+import { type BenchConfig, type BenchResult, formatValue, type SideResult } from "./frame.ts";
 
 export const RESULTS_FILE = path.join(projectRoot, "bench", "results.json");
 
@@ -10,6 +10,12 @@ export interface BenchFailure {
   name: string;
   error: string;
 }
+
+const core = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(2));
+const cores = (p: number | undefined, b: number | undefined) => `${core(p)} / ${core(b)}`;
+/** Unreliable rounds of each side, out of the rounds: `0/5` when none. */
+const unreliable = (p: SideResult, b: SideResult) =>
+  `${p.unreliableRounds}/${p.rounds.length} / ${b.unreliableRounds}/${b.rounds.length}`;
 
 /** The results as a pipe-separated table, one row per benchmark. */
 export function formatTable(results: readonly BenchResult[]): string {
@@ -22,6 +28,9 @@ export function formatTable(results: readonly BenchResult[]): string {
       "ratio",
       "project rounds",
       "baseline rounds",
+      "generator cores (p / b)",
+      "server cores (p / b)",
+      "unreliable rounds",
     ],
     ...results.flatMap((r) => [
       [
@@ -32,6 +41,9 @@ export function formatTable(results: readonly BenchResult[]): string {
         r.ratio.toFixed(2),
         r.project.rounds.map((s) => formatValue(s.value)).join(" "),
         r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+        cores(r.project.generatorCoresMedian, r.baseline.generatorCoresMedian),
+        cores(r.project.serverCoresMedian, r.baseline.serverCoresMedian),
+        unreliable(r.project, r.baseline),
       ],
       // an extra side in the project's columns, against the same baseline
       ...(r.extras ?? []).map((e) => [
@@ -42,6 +54,9 @@ export function formatTable(results: readonly BenchResult[]): string {
         e.ratio.toFixed(2),
         e.rounds.map((s) => formatValue(s.value)).join(" "),
         r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
+        cores(e.generatorCoresMedian, r.baseline.generatorCoresMedian),
+        cores(e.serverCoresMedian, r.baseline.serverCoresMedian),
+        unreliable(e, r.baseline),
       ]),
     ]),
   ];

@@ -5,7 +5,7 @@ import type { Config } from "#common/config/schema.ts";
 import { createMetrics, type Metrics } from "#common/http/metrics.ts";
 import { type RunningServer, startServer } from "#common/http/server.ts";
 import { addUser } from "#common/users/web-users.ts";
-import { type AppDeps, createHttpUtilityApp } from "../../services/http-utility/src/app.ts";
+import { type AppDeps, createHttpUtilityHandler } from "../../services/http-utility/src/app.ts";
 import { createMediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
 import { createPushDeps, type PushDeps } from "../../services/http-utility/src/push/deps.ts";
 import { createRegistrationDeps } from "../../services/http-utility/src/registration/deps.ts";
@@ -75,7 +75,7 @@ export async function startHttpUtilityApp(o: HttpUtilityTestOptions = {}): Promi
     registration: createRegistrationDeps(ctx, { metrics: metrics.registry }),
     metrics,
   };
-  const server: RunningServer = await startServer(createHttpUtilityApp(deps), {
+  const server: RunningServer = await startServer(createHttpUtilityHandler(deps), {
     name: "http-utility",
     host: "127.0.0.1",
     port: 0,

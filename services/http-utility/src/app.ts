@@ -1,3 +1,4 @@
+import type { RequestListener } from "node:http";
 import express, { type Express, type RequestHandler } from "express";
 import type { AuthApi } from "#auth";
 import { createBaseApp, finishApp } from "#common/http/app-base.ts";
@@ -5,6 +6,7 @@ import type { Metrics } from "#common/http/metrics.ts";
 import { routesRouter } from "#common/http/route.ts";
 import type { ServiceContext } from "#common/service.ts";
 import { appVersionRoutes } from "./app-version/routes.ts";
+import { leanDownloads } from "./attachments/lean-downloads.ts";
 import type { MediaDeps } from "./attachments/media-deps.ts";
 import { attachmentsRoutes, undecodableName } from "./attachments/routes.ts";
 import { createCallers, resolveInternalCaller } from "./callers.ts";
@@ -120,6 +122,23 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   app.use(legacy.use(routesRouter(legacyRoot, { resolveCaller: callers.resolve })));
   app.use("/api/docs", apiDocsRouter(buildOpenApiDocument(routeGroups(declared))));
   return finishApp(app, deps.log);
+}
+
+/**
+ * The public listener's request handler: the lean path of hot downloads (attachments/lean-downloads.ts) in front
+ * of the app, the way the auth contract stands in front of the auth service's app.
+ */
+export function createHttpUtilityHandler(deps: AppDeps): RequestListener {
+  const app = createHttpUtilityApp(deps);
+  const lean = leanDownloads({
+    downloads: deps.attachments.downloads,
+    log: deps.log,
+    trusted: app.get("trust proxy fn"),
+    ...(deps.metrics ? { observe: deps.metrics.observe } : {}),
+  });
+  return (req, res) => {
+    if (!lean(req, res)) app(req, res);
+  };
 }
 
 /**

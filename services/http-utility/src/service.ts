@@ -1,6 +1,6 @@
 import { createAuthCore } from "#auth";
 import type { ServiceDefinition } from "#common/service.ts";
-import { createHttpUtilityApp, createHttpUtilityInternalApp } from "./app.ts";
+import { createHttpUtilityHandler, createHttpUtilityInternalApp } from "./app.ts";
 import { createMediaDeps } from "./attachments/media-deps.ts";
 import { createPushDeps } from "./push/deps.ts";
 import { withXep0357 } from "./push/xep0357/index.ts";
@@ -32,7 +32,7 @@ export const httpUtilityService: ServiceDefinition = {
     }
     const deps = { config, log, pool, core, attachments, push, registration, metrics };
     return {
-      handler: createHttpUtilityApp(deps),
+      handler: createHttpUtilityHandler(deps),
       // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
       internal: {
         listen: { ...config.services.httpUtility.internal, portEnv: "HTTP_UTILITY_INTERNAL_PORT" },

@@ -6,6 +6,8 @@ export interface Metrics {
   registry: Registry;
   /** Observes every request's duration by method, route (the matched pattern, never the raw path) and status. */
   middleware: (req: Request, res: Response, next: NextFunction) => void;
+  /** Observes one request answered outside Express (a lean path), as `middleware` would have. */
+  observe(method: string, route: string, status: number, seconds: number): void;
   /**
    * Under pm2 cluster mode (service.ts), what /metrics serves instead of `registry` alone: the sum over the
    * app's workers (cluster-metrics.ts).
@@ -35,6 +37,9 @@ export function createMetrics(service: string): Metrics {
         duration.observe({ method: req.method, route, status_code: String(res.statusCode) }, seconds);
       });
       next();
+    },
+    observe(method, route, status, seconds) {
+      duration.observe({ method, route, status_code: String(status) }, seconds);
     },
   };
 }

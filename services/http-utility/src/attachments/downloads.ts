@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Request, Response } from "express";
@@ -35,6 +36,20 @@ const INLINE = new Set([
   "video/x-matroska",
 ]);
 
+/** The headers of a file's answer (besides its length and range): the type, never sniffed, and its validators. */
+function fileHeaders(row: AttachmentRow, cacheControl: string): Record<string, string> {
+  return {
+    "Content-Type": row.contentType,
+    "X-Content-Type-Options": "nosniff",
+    "Content-Disposition": `${INLINE.has(row.contentType) ? "inline" : "attachment"}; filename="${row.name}"`,
+    ETag: `"${Buffer.from(row.sha256, "hex").toString("base64url")}"`,
+    "Last-Modified": row.created.toUTCString(),
+    "Cache-Control": cacheControl,
+    "Accept-Ranges": "bytes",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+  };
+}
+
 /** A stored name never changes content: a year, and `immutable` so browsers do not even revalidate. */
 export const IMMUTABLE = "public, max-age=31536000, immutable";
 
@@ -47,15 +62,34 @@ export const LEGACY_CACHE = "public, max-age=86400";
 interface Entry {
   row: AttachmentRow;
   data?: Buffer;
+  /** The whole answer's headers of a cached file (`data`), as `send` sets them with `IMMUTABLE`. */
+  headers?: OutgoingHttpHeaders;
+}
+
+/**
+ * A stored file whose answer is in memory, what the lean path (lean-downloads.ts) serves: its bytes, or with
+ * `media.accelRedirect` no bytes and the `X-Accel-Redirect` header that has nginx send them.
+ */
+export interface HotFile {
+  row: AttachmentRow;
+  data: Buffer;
+  headers: OutgoingHttpHeaders;
 }
 
 const ROW_BYTES = 512;
+const NOTHING = Buffer.alloc(0);
 
 export interface Downloads {
   /** The row of a stored or imported legacy name (cached), or undefined when the name is neither or has no row. */
   lookup(name: string): Promise<AttachmentRow | undefined>;
   /** Answers GET/HEAD with the object of `row`. */
   send(req: Request, res: Response, row: AttachmentRow, cacheControl?: string): Promise<void>;
+  /**
+   * The cached answer of a stored name (not an imported legacy one) when its bytes are in memory, or its row
+   * with `media.accelRedirect`: found without touching the database or the storage; undefined otherwise (the
+   * full path then answers).
+   */
+  hot(name: string): HotFile | undefined;
   /** Forgets names (their objects were deleted). */
   forget(names: string[]): void;
 }
@@ -100,22 +134,15 @@ export function createDownloads(deps: {
     const chunks: Buffer[] = [];
     for await (const chunk of await bodyOf(row)) chunks.push(chunk as Buffer);
     const data = Buffer.concat(chunks);
-    cache.set(row.name, { row, data });
+    const headers = row.legacyPath
+      ? undefined
+      : { ...fileHeaders(row, IMMUTABLE), "Content-Length": String(data.length) };
+    cache.set(row.name, { row, data, ...(headers ? { headers } : {}) });
     return data;
   }
 
   function setHeaders(res: Response, row: AttachmentRow, cacheControl: string) {
-    res.setHeader("Content-Type", row.contentType);
-    res.setHeader("X-Content-Type-Options", "nosniff");
-    res.setHeader(
-      "Content-Disposition",
-      `${INLINE.has(row.contentType) ? "inline" : "attachment"}; filename="${row.name}"`,
-    );
-    res.setHeader("ETag", `"${Buffer.from(row.sha256, "hex").toString("base64url")}"`);
-    res.setHeader("Last-Modified", row.created.toUTCString());
-    res.setHeader("Cache-Control", cacheControl);
-    res.setHeader("Accept-Ranges", "bytes");
-    res.setHeader("Cross-Origin-Resource-Policy", "cross-origin");
+    for (const [name, value] of Object.entries(fileHeaders(row, cacheControl))) res.setHeader(name, value);
   }
 
   /** Removes the file's headers from an answer that turned out not to be the file. */
@@ -234,6 +261,22 @@ export function createDownloads(deps: {
   return {
     lookup,
     send,
+    hot(name) {
+      const hit = cache?.get(name);
+      if (!hit || hit.row.legacyPath) return undefined;
+      if (accel) {
+        // nginx sends the bytes: a known row is enough, answered as `handedToNginx` answers it
+        hit.headers ??= {
+          ...fileHeaders(hit.row, IMMUTABLE),
+          "X-Accel-Redirect": `${accel}${relativePathOf(hit.row.name)}`,
+          // what node:http sends for `res.end()` with nothing written
+          "Content-Length": "0",
+        };
+        return { row: hit.row, data: NOTHING, headers: hit.headers };
+      }
+      // the full path sends a cached file from `smallBody` with exactly these headers
+      return hit.data && hit.headers ? { row: hit.row, data: hit.data, headers: hit.headers } : undefined;
+    },
     forget(names) {
       for (const n of names) cache?.delete(n);
     },

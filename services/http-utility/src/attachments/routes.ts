@@ -8,9 +8,9 @@ import type { UploadBudget } from "#common/media/upload-budget.ts";
 import { validateNode } from "#common/users/jid.ts";
 import { type CallerPolicy, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
-import { createDownloads } from "./downloads.ts";
+import type { Downloads } from "./downloads.ts";
 import type { GeneratedAvatars } from "./generated-avatars.ts";
-import { createLegacyFiles } from "./legacy-files.ts";
+import type { LegacyFiles } from "./legacy-files.ts";
 import { isLegacyName } from "./legacy-names.ts";
 import { createLegacyThumbnails } from "./legacy-thumbnails.ts";
 import {
@@ -63,6 +63,8 @@ export interface AttachmentsDeps extends EngineDeps {
   pool: Pool;
   budget: UploadBudget;
   generated: GeneratedAvatars;
+  downloads: Downloads;
+  legacy: LegacyFiles;
 }
 
 const PREFIX = "/api/v1/attachments";
@@ -88,10 +90,8 @@ const downloadErrors = [errors.rangeNotSatisfiable];
 const GENERATED = DEFAULTS.generated;
 
 export function attachmentsRoutes(deps: AttachmentsDeps): Route<CallerPolicy>[] {
-  const { pool, media } = deps;
-  const legacy = createLegacyFiles({ legacyRoot: media.legacyRoot, log: deps.log });
-  const downloads = createDownloads({ pool, storage: deps.storage, media, legacy });
-  const legacyThumbnails = createLegacyThumbnails({ ...deps, legacy });
+  const { pool, media, downloads } = deps;
+  const legacyThumbnails = createLegacyThumbnails(deps);
   const { generated } = deps;
   const urlOf = (group: string) => (req: Request, name: string) =>
     `${req.protocol}://${req.get("host")}${PREFIX}/${group}/${name}`;
