@@ -4,12 +4,16 @@
 #   chromium  the API documentation page in a real browser (services/http-utility/src/openapi/routes.test.ts)
 #   ffmpeg    video posters (services/http-utility/src/attachments/video-poster.test.ts, videos.test.ts)
 #   prosody, prosody-modules  test/xep0357-push.test.ts (Prosody 0.12 with mod_cloud_notify and mod_smacks)
+# With `bench` (npm run bench), also what the benchmarks need:
+#   wrk       the HTTP load generator (C) of test/bench/wrk.ts
+#   nginx     the download baselines (attachments-thumbnail, xep0363-get)
 # As root: apt-get install (apt-get update first only when needed). Otherwise: one line saying what to
 # install, exit 1. The tests start their own ejabberd and Prosody as unprivileged users: the packages must not
 # leave a system ejabberd or Prosody running, so services are kept from starting while it installs.
 set -euo pipefail
 
 PACKAGES=(ejabberd chromium ffmpeg prosody prosody-modules)
+if [ "${1:-}" = "bench" ]; then PACKAGES+=(wrk nginx); fi
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
@@ -55,4 +59,5 @@ fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now ejabberd >/dev/null 2>&1 || true
   systemctl disable --now prosody >/dev/null 2>&1 || true
+  systemctl disable --now nginx >/dev/null 2>&1 || true
 fi

@@ -37,6 +37,7 @@ export const benchmark: Benchmark = {
       project: authSide("auth", {
         ...load,
         url: service.url,
+        pid: service.pid,
         domain: USER.domain,
         method: "check_password",
         verify(delta, sample) {
@@ -48,7 +49,7 @@ export const benchmark: Benchmark = {
           return undefined;
         },
       }),
-      baseline: bareSide("node:http", { ...load, url: baseline.url }),
+      baseline: bareSide("node:http", { ...load, url: baseline.url, pid: baseline.pid }),
     };
   },
 };

@@ -54,16 +54,18 @@ export const benchmark: Benchmark = {
         );
       }
     });
-    let next = 0;
-    const path = () =>
-      query("check_password", { user: nodeOf(next++ % USERS), server: DOMAINS.cold, pass: PASSWORD });
-    await expectAuthAnswer(service.url + path(), "true");
+    // wrk takes the users in turn
+    const paths = Array.from({ length: USERS }, (_, i) =>
+      query("check_password", { user: nodeOf(i), server: DOMAINS.cold, pass: PASSWORD }),
+    );
+    await expectAuthAnswer(service.url + (paths[0] as string), "true");
     const baseline = startPbkdf2Loop(ctx, iterations);
 
     return {
       project: authSide("auth", {
         url: service.url,
-        path,
+        pid: service.pid,
+        path: paths,
         connections: AUTH_CONNECTIONS,
         expectBody: "true",
         domain: DOMAINS.cold,

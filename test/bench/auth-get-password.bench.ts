@@ -46,6 +46,7 @@ export const benchmark: Benchmark = {
       project: authSide("auth", {
         ...load,
         url: service.url,
+        pid: service.pid,
         expectBody: serialization,
         domain: USER.domain,
         method: "get_password",
@@ -55,7 +56,7 @@ export const benchmark: Benchmark = {
             ? "not every request answered ok"
             : undefined,
       }),
-      baseline: bareSide("node:http", { ...load, url: baseline.url, expectBody: "true" }),
+      baseline: bareSide("node:http", { ...load, url: baseline.url, pid: baseline.pid, expectBody: "true" }),
     };
   },
 };

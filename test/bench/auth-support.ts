@@ -1,7 +1,6 @@
 import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
 import pg from "pg";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
@@ -10,12 +9,14 @@ import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { projectRoot } from "#common/paths.ts";
 import { freePort } from "../support/free-port.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
-import type { BenchContext, Sample, Side } from "./frame.ts";
+import type { BenchContext, Side } from "./frame.ts";
+import { processTree } from "./process-cpu.ts";
+import { type WrkSample, wrkLoad } from "./wrk.ts";
 
 /**
  * What the auth benchmarks share: the auth service (services/auth/src/main.ts, APP_ENV=test) in its own
  * process with bench domains of its own (a copy of config/ through CONFIG_DIR), its users written to the
- * database the service uses and removed afterwards, the bare `true` baseline, and autocannon load whose every
+ * database the service uses and removed afterwards, the bare `true` baseline, and wrk load whose every
  * answer is checked.
  */
 
@@ -138,44 +139,31 @@ export async function expectAuthAnswer(url: string, body: string): Promise<void>
 export interface AuthLoadOptions {
   /** Base URL of the server. */
   url: string;
-  /** The request path with its query; a function gives each request its own. */
-  path: string | (() => string);
+  /** The request path with its query; several are taken in turn. */
+  path: string | readonly string[];
   connections: number;
-  /** Every answer must be a 2xx with exactly this body, or the measurement fails. */
+  /** Every answer must be a 200 with exactly this body, or the measurement fails. */
   expectBody: string;
+  /** The server's process (its CPU is reported beside wrk's). */
+  pid?: number | undefined;
 }
 
-export interface LoadSample extends Sample {
-  /** Requests answered within the window (all of them checked). */
-  total: number;
-}
+export type LoadSample = WrkSample;
 
-/** autocannon from the bench process: keep-alive, one request in flight per connection, basic auth sent. */
-export async function authLoad(o: AuthLoadOptions, durationS: number): Promise<LoadSample> {
-  const { path: p } = o;
-  const r = await autocannon({
-    url: o.url + (typeof p === "string" ? p : ""),
-    connections: o.connections,
-    pipelining: 1,
-    duration: durationS,
-    headers: { authorization: AUTHORIZATION },
-    // expectBody cannot be combined with `requests`; verifyBody can, and counts mismatches the same way
-    verifyBody: (body) => body === o.expectBody,
-    ...(typeof p === "function" ? { requests: [{ setupRequest: (req) => ({ ...req, path: p() }) }] } : {}),
-  });
-  const failed = { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, mismatches: r.mismatches };
-  if (Object.values(failed).some((n) => n > 0) || r.requests.total === 0) {
-    throw new Error(
-      `${o.url}: failed requests ${JSON.stringify(failed)} of ${r.requests.total} answered; ` +
-        `status codes ${JSON.stringify(r.statusCodeStats ?? {})}`,
-    );
-  }
-  return {
-    value: r.requests.total / r.duration,
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
-    total: r.requests.total,
-  };
+/** wrk: keep-alive, one request in flight per connection, basic auth sent, every answer checked. */
+export function authLoad(o: AuthLoadOptions, durationS: number): Promise<LoadSample> {
+  return wrkLoad(
+    o.url,
+    {
+      base: o.url,
+      paths: typeof o.path === "string" ? [o.path] : o.path,
+      connections: o.connections,
+      headers: { Authorization: AUTHORIZATION },
+      expectStatus: 200,
+      expectBody: o.expectBody,
+    },
+    durationS,
+  );
 }
 
 /** Decisions the service counted (auth_checks_duration_seconds_count), by outcome, for one domain and method. */
@@ -236,9 +224,12 @@ export function authSide(
       }
       return sample;
     },
+    ...pidsOf(o.pid),
   };
 }
 
 export function bareSide(label: string, o: AuthLoadOptions): Side {
-  return { label, measure: (durationS) => authLoad(o, durationS) };
+  return { label, measure: (durationS) => authLoad(o, durationS), ...pidsOf(o.pid) };
 }
+
+const pidsOf = (pid: number | undefined) => (pid ? { pids: () => processTree(pid) } : {});

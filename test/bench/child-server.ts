@@ -61,9 +61,13 @@ async function answers200(url: string): Promise<boolean> {
 
 export async function startChildServer(o: ChildServerOptions): Promise<ChildServer> {
   if (!o.program === !o.script) throw new Error(`${o.name}: give either a script or a program`);
+  // BENCH_CPU_PROF_DIR: every Node server writes a V8 CPU profile there when it stops (`node --cpu-prof`)
+  const profile = process.env.BENCH_CPU_PROF_DIR
+    ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_CPU_PROF_DIR]
+    : [];
   const [file, args] = o.program
     ? [o.program, o.args ?? []]
-    : [process.execPath, [o.script as string, ...(o.args ?? [])]];
+    : [process.execPath, [...profile, o.script as string, ...(o.args ?? [])]];
   const child = spawn(file, args, {
     cwd: projectRoot,
     env: o.env ?? process.env,

@@ -48,10 +48,27 @@ export interface BenchContext {
   defer(cleanup: () => unknown): void;
 }
 
+/** What a benchmark should reach: its ratio at least `ratio`, and the project's median p99 under `p99Ms`. */
+export interface Goal {
+  ratio: number;
+  p99Ms?: number;
+}
+
+/**
+ * A benchmark states its goal in its description, in one form the report reads: `goal ratio >= 0.4`, optionally
+ * followed by `and p99 < 10 ms`.
+ */
+export function goalOf(description: string): Goal | undefined {
+  const m = /goal ratio >= ([\d.]+)(?: and p99 < ([\d.]+) ms)?/.exec(description);
+  if (!m) return undefined;
+  return { ratio: Number(m[1]), ...(m[2] ? { p99Ms: Number(m[2]) } : {}) };
+}
+
 export interface Benchmark {
   name: string;
   /** What `Sample.value` counts, e.g. "req/s". */
   figure: string;
+  /** What it measures, and its goal (`goalOf`). */
   description: string;
   start(ctx: BenchContext): Promise<BenchSides>;
 }
@@ -86,6 +103,9 @@ export interface BenchResult {
   ratio: number;
   /** The benchmark's extra sides, each with its median / baseline median. */
   extras?: Array<SideResult & { ratio: number }>;
+  goal?: Goal;
+  /** Whether the goal was reached (undefined without a goal). */
+  met?: boolean;
 }
 
 const settingsSchema = z.object({
@@ -203,13 +223,24 @@ export async function runBenchmark(bench: Benchmark, config: BenchConfig): Promi
     const [p, b, ...extras] = all.map((side, i) => summarise(side.label, samples[i] ?? []));
     const project = p as SideResult;
     const baseline = b as SideResult;
+    const ratio = project.median / baseline.median;
+    const goal = goalOf(bench.description);
     return {
       name: bench.name,
       figure: bench.figure,
       description: bench.description,
       project,
       baseline,
-      ratio: project.median / baseline.median,
+      ratio,
+      ...(goal
+        ? {
+            goal,
+            met:
+              ratio >= goal.ratio &&
+              (goal.p99Ms === undefined ||
+                (project.p99MsMedian !== undefined && project.p99MsMedian < goal.p99Ms)),
+          }
+        : {}),
       ...(extras.length > 0
         ? {
             extras: extras.map((e) => ({

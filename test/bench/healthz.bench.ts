@@ -1,7 +1,8 @@
 import { freePort } from "../support/free-port.ts";
 import { startChildServer } from "./child-server.ts";
 import type { Benchmark } from "./frame.ts";
-import { expectAnswer, httpSide } from "./http-load.ts";
+import { processTree } from "./process-cpu.ts";
+import { expectAnswer, wrkSide } from "./wrk.ts";
 
 const BODY = JSON.stringify({ status: "ok" });
 const ANSWER = { contentType: /^application\/json\b/, body: BODY };
@@ -34,10 +35,16 @@ export const benchmark: Benchmark = {
 
     const sides = { project, baseline };
     for (const s of Object.values(sides)) await expectAnswer(`${s.url}/healthz`, ANSWER);
-    const load = { connections: config.connections, expectBody: BODY };
+    const load = {
+      connections: config.connections,
+      paths: ["/healthz"],
+      expectStatus: 200,
+      expectBody: BODY,
+    };
+    const tree = (s: { pid: number | undefined }) => () => processTree(s.pid as number);
     return {
-      project: httpSide("http-utility", { ...load, url: `${project.url}/healthz` }),
-      baseline: httpSide("node:http", { ...load, url: `${baseline.url}/healthz` }),
+      project: wrkSide("http-utility", { ...load, base: project.url }, tree(project)),
+      baseline: wrkSide("node:http", { ...load, base: baseline.url }, tree(baseline)),
     };
   },
 };

@@ -17,6 +17,13 @@ const cores = (p: number | undefined, b: number | undefined) => `${core(p)} / ${
 const unreliable = (p: SideResult, b: SideResult) =>
   `${p.unreliableRounds}/${p.rounds.length} / ${b.unreliableRounds}/${b.rounds.length}`;
 
+/** `>= 0.4 ✔`, with the p99 bound when there is one; empty without a goal. */
+function goalOf(r: BenchResult): string {
+  if (!r.goal) return "";
+  const p99 = r.goal.p99Ms !== undefined ? `, p99 < ${r.goal.p99Ms} ms (${r.project.p99MsMedian ?? "?"})` : "";
+  return `>= ${r.goal.ratio}${p99} ${r.met ? "✔" : "✘"}`;
+}
+
 /** The results as a pipe-separated table, one row per benchmark. */
 export function formatTable(results: readonly BenchResult[]): string {
   const rows = [
@@ -26,6 +33,7 @@ export function formatTable(results: readonly BenchResult[]): string {
       "project median",
       "baseline median",
       "ratio",
+      "goal",
       "project rounds",
       "baseline rounds",
       "generator cores (p / b)",
@@ -39,6 +47,7 @@ export function formatTable(results: readonly BenchResult[]): string {
         formatValue(r.project.median),
         formatValue(r.baseline.median),
         r.ratio.toFixed(2),
+        goalOf(r),
         r.project.rounds.map((s) => formatValue(s.value)).join(" "),
         r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
         cores(r.project.generatorCoresMedian, r.baseline.generatorCoresMedian),
@@ -52,6 +61,7 @@ export function formatTable(results: readonly BenchResult[]): string {
         formatValue(e.median),
         formatValue(r.baseline.median),
         e.ratio.toFixed(2),
+        "",
         e.rounds.map((s) => formatValue(s.value)).join(" "),
         r.baseline.rounds.map((s) => formatValue(s.value)).join(" "),
         cores(e.generatorCoresMedian, r.baseline.generatorCoresMedian),

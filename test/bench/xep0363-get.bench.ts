@@ -4,7 +4,9 @@ import path from "node:path";
 import { freePort } from "../support/free-port.ts";
 import { startChildServer } from "./child-server.ts";
 import type { Benchmark } from "./frame.ts";
-import { FILE, IN_FLIGHT, MiB, startUploadService, WRK, wrkSide } from "./xep0363-support.ts";
+import { processTree } from "./process-cpu.ts";
+import { WRK, wrkSide } from "./wrk.ts";
+import { FILE, IN_FLIGHT, MiB, startUploadService } from "./xep0363-support.ts";
 
 const NGINX = "/usr/sbin/nginx";
 const FILES = 32;
@@ -85,8 +87,16 @@ export const benchmark: Benchmark = {
       if (!body.equals(FILE)) throw new Error(`${base}${p}: not the uploaded bytes (${body.length})`);
     }
     return {
-      project: wrkSide("http-utility", service.url, project, IN_FLIGHT, service.workDir),
-      baseline: wrkSide("nginx", nginx.url, files, IN_FLIGHT, service.workDir),
+      project: wrkSide(
+        "http-utility",
+        { base: service.url, paths: project, connections: IN_FLIGHT, expectStatus: 200 },
+        () => processTree(service.server.pid as number),
+      ),
+      baseline: wrkSide(
+        "nginx",
+        { base: nginx.url, paths: files, connections: IN_FLIGHT, expectStatus: 200 },
+        () => processTree(nginx.pid as number),
+      ),
     };
   },
 };

@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { type AttachmentsService, BENCH_DOMAIN, startAttachmentsService } from "./attachments-support.ts";
@@ -9,8 +8,8 @@ import { createSlot, type MongooseImOptions, token } from "./xep0363-mongooseim.
 
 /**
  * What the XEP-0363 benchmarks share: http-utility with MongooseIM's S3 uploads on for the bench domain
- * (attachments-support.ts, its own storage), slots made as MongooseIM makes them (xep0363-mongooseim.ts), a
- * closed-loop PUT client and a wrk side for GETs.
+ * (attachments-support.ts, its own storage), slots made as MongooseIM makes them (xep0363-mongooseim.ts) and a
+ * closed-loop PUT client; the GETs are wrk's (wrk.ts).
  */
 
 export const MiB = 2 ** 20;
@@ -129,95 +128,6 @@ export function uploadSide(
       latencies.sort((a, b) => a - b);
       const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
       return { value: latencies.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99) };
-    },
-  };
-}
-
-/** CPU seconds a process has used so far (utime + stime of /proc/<pid>/stat). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
-}
-
-export const WRK = "/usr/bin/wrk";
-
-/**
- * GETs by wrk (one thread, `connections` keep-alive connections) cycling through `paths` of `base`: requests/s,
- * failing on any non-2xx answer or socket error. Reports wrk's own share of the machine's CPU.
- */
-export function wrkSide(
-  label: string,
-  base: string,
-  paths: string[],
-  connections: number,
-  dir: string,
-): Side {
-  return {
-    label,
-    async measure(durationS): Promise<Sample> {
-      const script = path.join(dir, `wrk-${label.replace(/\W+/g, "-")}.lua`);
-      await writeFile(
-        script,
-        `local paths = { ${paths.map((p) => JSON.stringify(p)).join(", ")} }
-local i = 0
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-`,
-      );
-      const child = spawn(
-        WRK,
-        [
-          "-t1",
-          `-c${connections}`,
-          `-d${Math.max(1, Math.round(durationS))}s`,
-          "--latency",
-          "-s",
-          script,
-          base,
-        ],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
-      let out = "";
-      child.stdout.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      const pid = child.pid as number;
-      let cpu = 0;
-      const sampler = setInterval(() => {
-        cpuSeconds(pid).then(
-          (v) => {
-            cpu = v;
-          },
-          () => {},
-        );
-      }, 200);
-      const t0 = performance.now();
-      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-      clearInterval(sampler);
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) throw new Error(`${label}: wrk exited ${code}: ${out}`);
-      if (/Non-2xx or 3xx responses|Socket errors/.test(out))
-        throw new Error(`${label}: wrk saw failures:\n${out}`);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
-      if (!rps) throw new Error(`${label}: no Requests/sec in wrk's output:\n${out}`);
-      const ms = (q: string) => {
-        const m = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s)$`, "m").exec(out);
-        if (!m) return undefined;
-        const v = Number(m[1]);
-        return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
-      };
-      const cores = (await readFile("/proc/cpuinfo", "utf8")).match(/^processor\s/gm)?.length ?? 1;
-      console.error(
-        `xep0363-get  ${label}: wrk used ${cpu.toFixed(2)} CPU s in ${seconds.toFixed(1)} s: ` +
-          `${((100 * cpu) / (seconds * cores)).toFixed(0)} % of the machine's ${cores} cores`,
-      );
-      return { value: Number(rps), p50Ms: ms("50"), p99Ms: ms("99") };
     },
   };
 }
