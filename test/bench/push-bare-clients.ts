@@ -4,7 +4,7 @@ import { FCM_HOST } from "../support/fake-fcm.ts";
 
 /**
  * The baselines of the push fan-out benchmarks: the least a client must do to send the project's requests.
- * Headers, body and credentials are the ones the project's SDKs sent (recorded by the fakes during the
+ * Headers, body and credentials are the ones the project's senders sent (recorded by the fakes during the
  * set-up), so both sides put the same bytes on the wire; only the client code differs.
  */
 
@@ -15,13 +15,13 @@ export interface BareClient {
 }
 
 /**
- * APNs: one `node:http2` session (as node-apn keeps one per provider), one stream a notification,
- * `POST /3/device/<token>` with node-apn's headers (its JWT included) and its payload.
+ * APNs: one `node:http2` session (as the sender keeps one per environment), one stream a notification,
+ * `POST /3/device/<token>` with the sender's headers (its JWT included) and its payload.
  */
 export function bareApnsClient(o: {
   port: number;
   ca: string;
-  /** node-apn's regular headers: apns-topic, apns-push-type, apns-priority, authorization… */
+  /** the sender's regular headers: apns-topic, apns-push-type, apns-priority, authorization… */
   headers: Record<string, string>;
   body: string;
 }): BareClient {
@@ -63,8 +63,8 @@ export function bareApnsClient(o: {
 const PER_CONNECTION = new Set(["host", "connection", "content-length", "transfer-encoding"]);
 
 /**
- * FCM: `node:https` with a keep-alive agent (as Node's global agent, which the SDK uses in production),
- * `POST /v1/projects/<project>/messages:send` of the SDK's JSON with the token swapped in, the SDK's headers
+ * FCM: `node:https` with a keep-alive agent (as the sender's own in production),
+ * `POST /v1/projects/<project>/messages:send` of the sender's JSON with the token swapped in, its headers
  * (its Bearer access token included).
  */
 export function bareFcmClient(o: {
@@ -72,7 +72,7 @@ export function bareFcmClient(o: {
   ca: string;
   projectId: string;
   headers: Record<string, string>;
-  /** The SDK's request body, `{ message: { token, … } }`. */
+  /** The sender's request body, `{ message: { token, … } }`. */
   body: { message: Record<string, unknown> };
 }): BareClient {
   const agent = new https.Agent({ keepAlive: true, ca: o.ca });

@@ -23,13 +23,14 @@ export const benchmark: Benchmark = {
   description:
     `${NOTIFICATIONS} alerts, ${IN_FLIGHT} in flight, to a local fake APNs (HTTP/2, TLS, ES256 JWT checked ` +
     "per request) in its own process: Notifier.toTokens over push_tokens (badge kept in PostgreSQL, metrics) " +
-    "and the node-apn sender, vs a bare node:http2 session sending node-apn's very headers, JWT and payload; " +
-    "extra: the node-apn sender alone (no notifier, no database); p50/p99 per notification; goal ratio >= 0.7",
+    "and the APNs sender (node:http2), vs a bare node:http2 session sending the sender's very headers, JWT " +
+    "and payload; extra: the APNs sender alone (no notifier, no database); p50/p99 per notification; goal " +
+    "ratio >= 0.7",
   async start(ctx: BenchContext) {
     const stack = await startPushStack(ctx, "apns");
     const { rows, fakes } = stack;
 
-    // one notification through the project records what node-apn puts on the wire: the baseline sends it
+    // one notification through the project records what the sender puts on the wire: the baseline sends it
     delivered(await stack.notifier.toToken(rows[0] as (typeof rows)[0], MESSAGE));
     const recorded = (await fakes.take()).apns.last;
     if (!recorded) throw new Error("the fake APNs recorded no request");
@@ -41,14 +42,14 @@ export const benchmark: Benchmark = {
     });
     ctx.defer(() => bare.close());
     console.error(
-      `${NAME}: node-apn sends ${JSON.stringify(recorded.headers).length} bytes of headers ` +
+      `${NAME}: the APNs sender sends ${JSON.stringify(recorded.headers).length} bytes of headers ` +
         `(${Object.keys(recorded.headers).join(", ")}), a ${JSON.stringify(recorded.body).length}-byte payload`,
     );
 
     return pushFanOutSides(ctx, {
       name: NAME,
       stack,
-      labels: { project: "notifier + node-apn", bare: "bare node:http2", alone: "node-apn sender alone" },
+      labels: { project: "notifier + APNs sender", bare: "bare node:http2", alone: "APNs sender alone" },
       check: allReached,
       bareSend: (token) => bare.send(token),
     });

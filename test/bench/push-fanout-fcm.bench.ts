@@ -30,14 +30,14 @@ export const benchmark: Benchmark = {
   description:
     `${NOTIFICATIONS} alerts, ${IN_FLIGHT} in flight, to a local fake FCM v1 (HTTPS, Bearer checked) in its ` +
     "own process: Notifier.toTokens over push_tokens (badge kept in PostgreSQL, metrics) and the " +
-    "firebase-admin sender (keep-alive agent, as Node's global agent), vs a bare node:https keep-alive loop " +
-    "posting the SDK's very JSON, headers and access token; extra: the firebase-admin sender alone (no " +
+    "FCM sender (node:https, keep-alive agent), vs a bare node:https keep-alive loop " +
+    "posting the sender's very JSON, headers and access token; extra: the FCM sender alone (no " +
     "notifier, no database); p50/p99 per notification; goal ratio >= 0.7",
   async start(ctx: BenchContext) {
     const stack = await startPushStack(ctx, "fcm");
     const { rows, fakes } = stack;
 
-    // one notification through the project records what firebase-admin puts on the wire (its OAuth access
+    // one notification through the project records what the sender puts on the wire (its OAuth access
     // token fetched on the way): the baseline sends the same
     delivered(await stack.notifier.toToken(rows[0] as (typeof rows)[0], MESSAGE));
     const recorded = (await fakes.take()).fcm.last;
@@ -51,7 +51,7 @@ export const benchmark: Benchmark = {
     });
     ctx.defer(() => bare.close());
     console.error(
-      `${NAME}: firebase-admin sends the headers ${Object.keys(recorded.headers).join(", ")} ` +
+      `${NAME}: the FCM sender sends the headers ${Object.keys(recorded.headers).join(", ")} ` +
         `and a ${JSON.stringify(recorded.body).length}-byte JSON body`,
     );
 
@@ -59,9 +59,9 @@ export const benchmark: Benchmark = {
       name: NAME,
       stack,
       labels: {
-        project: "notifier + firebase-admin",
+        project: "notifier + FCM sender",
         bare: "bare https keep-alive",
-        alone: "firebase-admin sender alone",
+        alone: "FCM sender alone",
       },
       check: allReached,
       bareSend: (token) => bare.send(token),

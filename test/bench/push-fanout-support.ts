@@ -28,7 +28,7 @@ import { type FanOutSample, fanOutSide, fanOutSummary } from "./push-fanout-load
 /**
  * What the push fan-out benchmarks stand on: a database of their own with NOTIFICATIONS device tokens in
  * push_tokens, the fake providers in their own process (push-fakes.ts), and the project's push stack
- * composed as http-utility's main.ts composes it: `createPushSenders` (the real node-apn / firebase-admin
+ * composed as http-utility's main.ts composes it: `createPushSenders` (the real APNs / FCM
  * senders, pointed at the fakes through their endpoint deps) and `createNotifier` over the pool.
  */
 
@@ -84,7 +84,7 @@ async function storeTokens(pool: Pool, service: "apns" | "fcm"): Promise<TokenRo
 
 /**
  * As loopbackAgent() of fake-fcm.ts (every connection to the fake, the asked host as SNI) but keeping its
- * connections alive, as Node's global agent does: without a test agent the SDK sends through that one.
+ * connections alive, as the FCM sender's own agent does without a test agent.
  */
 function keepAliveLoopbackAgent(port: number, ca: string): https.Agent {
   class LoopbackAgent extends https.Agent {
@@ -211,7 +211,7 @@ export async function startPushStack(ctx: BenchContext, service: "apns" | "fcm")
 
 /**
  * The three sides both fan-out benchmarks compare: the notifier (`toTokens`), the bare client sending the
- * same requests, and the SDK's sender alone; their summary printed at the end.
+ * same requests, and the sender alone; their summary printed at the end.
  */
 export function pushFanOutSides(
   ctx: BenchContext,

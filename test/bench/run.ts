@@ -49,6 +49,7 @@ for (const file of files) {
   try {
     results.push(await runBenchmark(mod.benchmark, config));
   } catch (err) {
+    console.error(`${mod.benchmark.name}: ${(err as Error).stack}`);
     failures.push({ name: mod.benchmark.name, error: (err as Error).message });
   }
 }

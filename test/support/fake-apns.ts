@@ -12,7 +12,7 @@ import { makeCertificate } from "./certificates.ts";
 /**
  * A local APNs for the push tests: Apple's HTTP/2 provider API ("Sending notification requests to APNs",
  * developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns), enough of it
- * for @parse/node-apn to talk to: `POST /3/device/<token>` over TLS with ALPN h2, provider authentication
+ * for the APNs sender (services/http-utility/src/push/senders/apns.ts) to talk to: `POST /3/device/<token>` over TLS with ALPN h2, provider authentication
  * by a JWT (ES256, `kid` and `iss` checked against the keys given) or by a client certificate, 200 with an
  * `apns-id`, or the JSON error body `{ reason, timestamp? }` scripted per device token. Test-only.
  */
@@ -212,9 +212,9 @@ function regularHeaders(headers: IncomingHttpHeaders): Record<string, string> {
 }
 
 /**
- * A client certificate and key for certificate authentication, made in the test. An EC key: node-apn parses
- * certificates with node-forge, which reads RSA only, and skips its checks (key match, expiry, the Apple
- * sandbox/production extensions a self-signed certificate cannot carry) when it cannot parse them.
+ * A client certificate and key for certificate authentication, made in the test. An EC key: the sender
+ * (apns-credentials.ts) checks key match and expiry of any certificate, and Apple's sandbox/production
+ * extensions, which a self-signed certificate cannot carry, on RSA certificates only.
  */
 export async function makeEcClientCertificate(): Promise<{ cert: string; key: string }> {
   const pems = await generate([{ name: "commonName", value: "Apple Push Services: test.app" }], {

@@ -7,16 +7,16 @@ import type { Duplex } from "node:stream";
 import { makeCertificate } from "./certificates.ts";
 
 /**
- * A local Firebase Cloud Messaging for the real firebase-admin SDK: Google's OAuth 2.0 token endpoint
- * (`POST /token`, the JWT-bearer grant of RFC 7523 that a service account uses) and the FCM HTTP v1 API
+ * A local Firebase Cloud Messaging for the real FCM sender (services/http-utility/src/push/senders/fcm.ts):
+ * Google's OAuth 2.0 token endpoint (`POST /token`, the JWT-bearer grant of RFC 7523 that a service account
+ * uses, fetched by google-auth-library) and the FCM HTTP v1 API
  * (`POST /v1/projects/{project}/messages:send`, https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send),
  * both on one HTTPS server on 127.0.0.1.
  *
- * The SDK has both host names built in (oauth2.googleapis.com in google-auth-library, fcm.googleapis.com in
- * firebase-admin), and neither honours the key's `token_uri`. It is pointed here by `agent()`: an https.Agent
- * that opens every connection to this server whatever host was asked, keeping that host as the TLS server
- * name, and trusts the test certificate made for those two names. The SDK takes it as `cert(key, agent)` (the
- * token fetch) and `initializeApp({ httpAgent: agent })` (the sends). Test-only.
+ * The sender has both host names built in (oauth2.googleapis.com, fcm.googleapis.com). It is pointed here by
+ * `agent()`: an https.Agent that opens every connection to this server whatever host was asked, keeping that
+ * host as the TLS server name, and trusts the test certificate made for those two names; the sender takes it
+ * through its test hook (`fcmAgent`) for the token fetch and the sends. Test-only.
  */
 
 export const OAUTH_HOST = "oauth2.googleapis.com";

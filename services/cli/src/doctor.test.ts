@@ -19,7 +19,7 @@ import { type CheckResult, runDoctor } from "./doctor.ts";
 /**
  * `sidecars doctor` against real parts: the test database, the auth service's real app listening as MongooseIM
  * reaches it, a health endpoint standing for buddies, fs storage in a temporary folder, the local FCM for the
- * real firebase-admin SDK (a trusted and an unknown service-account key), and certificates made here.
+ * real FCM sender's token fetch (a trusted and an unknown service-account key), and certificates made here.
  */
 
 const BASIC_AUTH = "mongooseim:doctor-secret";

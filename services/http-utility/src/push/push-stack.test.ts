@@ -15,7 +15,7 @@ import { createPushDeps } from "./deps.ts";
 
 /**
  * The whole push stack as the service composes it (createPushDeps with workers): the HTTP routes, the
- * notifier, pg-boss broadcasts, the real firebase-admin and @parse/node-apn, against the local APNs and
+ * notifier, pg-boss broadcasts, the real FCM and APNs senders (push/senders/), against the local APNs and
  * FCM (test/support/fake-apns.ts, fake-fcm.ts) and a real database. What the API answers and exactly what
  * reaches the providers; no name is looked up beyond loopback.
  */

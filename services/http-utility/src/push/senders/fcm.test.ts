@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { getApps } from "firebase-admin/app";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -14,14 +13,15 @@ import {
   startFakeFcm,
   writeServiceAccount,
 } from "../../../../../test/support/fake-fcm.ts";
-import { createFcmSender, retryAfterMs } from "./fcm.ts";
+import { createFcmSender } from "./fcm.ts";
+import { retryAfterMs } from "./fcm-message.ts";
 import type { PushSender } from "./sender.ts";
 
 /**
- * The FCM sender through the real firebase-admin SDK against a local FCM and Google token endpoint
- * (test/support/fake-fcm.ts), reached through the SDK's httpAgent; every other name lookup fails the test.
+ * The FCM sender (node:https, google-auth-library's JWT grant) against a local FCM and Google token endpoint
+ * (test/support/fake-fcm.ts), reached through the sender's httpAgent; every other name lookup fails the test.
  * Checked: the exact v1 JSON FCM receives for Android and iOS, the OAuth JWT grant made once and its token
- * reused, one SDK app per key file, and each FCM error as the outcome the orchestrator acts on.
+ * reused, one grant per key file, and each FCM error as the outcome the orchestrator acts on.
  */
 
 const PROJECT = "oyo-chat";
@@ -197,25 +197,25 @@ describe("OAuth 2.0 and apps", () => {
     await other.close();
   });
 
-  it("shares one SDK app between the senders of one key file until the last closes", async () => {
+  it("shares one access token between the senders of one key file, closing one leaves the others", async () => {
     const shared = await fake.addServiceAccount(path.join(dir, "shared.json"), "shared-project");
-    const appsBefore = getApps().length;
     const first = newSender(shared.file);
     const second = newSender(shared.file);
-    expect(getApps()).toHaveLength(appsBefore + 1);
     expect(await first.send(TOKEN, { body: "1" })).toMatchObject({ status: "sent" });
     expect(await second.send(TOKEN, { body: "2" })).toMatchObject({ status: "sent" });
     expect(tokenRequests(fake, shared.clientEmail)).toHaveLength(1);
 
     await first.close();
     await first.close(); // twice is once
+    await expect(first.send(TOKEN, { body: "x" })).rejects.toThrow(/closed/);
     expect(await second.send(TOKEN, { body: "3" })).toMatchObject({ status: "sent" });
     await second.close();
-    expect(getApps()).toHaveLength(appsBefore);
+    expect(tokenRequests(fake, shared.clientEmail)).toHaveLength(1);
 
+    // the last sender of a key file closed: a new one asks for its own token
     const third = newSender(shared.file);
-    expect(getApps()).toHaveLength(appsBefore + 1);
     expect(await third.send(TOKEN, { body: "4" })).toMatchObject({ status: "sent" });
+    expect(tokenRequests(fake, shared.clientEmail)).toHaveLength(2);
     await third.close();
   });
 
@@ -266,7 +266,7 @@ describe("FCM's answers as outcomes", () => {
       { status: "retry", reason: "QUOTA_EXCEEDED" },
     ],
     [
-      "503 UNAVAILABLE with a Retry-After beyond the SDK's own retries",
+      "503 UNAVAILABLE with a Retry-After beyond the sender's own retries (60 s)",
       () => fcmAnswers.unavailable(120),
       { status: "retry", reason: "UNAVAILABLE", afterMs: 120_000 },
     ],
@@ -278,10 +278,10 @@ describe("FCM's answers as outcomes", () => {
     fake.script(token, answer());
     const sendsBefore = fake.sends().length;
     expect(await sender.send(token, { body: "x" })).toEqual(outcome);
-    expect(fake.sends().length - sendsBefore).toBe(1); // the SDK did not retry these itself
+    expect(fake.sends().length - sendsBefore).toBe(1); // the sender did not retry these itself
   });
 
-  it("a 503 the SDK retried itself (backoff 0 on the first retry) ends as sent", async () => {
+  it("a 503 the sender retried itself (at once on the first retry, as firebase-admin) ends as sent", async () => {
     const token = `${TOKEN}-flaky`;
     fake.script(token, fcmAnswers.unavailable());
     const sendsBefore = fake.sends().length;

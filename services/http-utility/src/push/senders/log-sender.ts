@@ -71,8 +71,8 @@ export function deviceOf(token: string): string {
 }
 
 /**
- * The message as the real senders put it on the wire (fcm.ts toFcmMessage, apns.ts toNotification): a silent
- * push carries no title, body or sound, only its badge and data; fields not given are left out.
+ * The message as the real senders put it on the wire (fcm-message.ts toFcmMessage, apns.ts payloadOf): a
+ * silent push carries no title, body or sound, only its badge and data; fields not given are left out.
  */
 function asSent(m: PushMessage): PushMessage {
   const shown: PushMessage = m.silent
