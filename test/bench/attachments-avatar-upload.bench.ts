@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,6 +15,7 @@ import {
 import { loopSide } from "./closed-loop.ts";
 import type { BenchContext, Benchmark, Side } from "./frame.ts";
 import { httpLoad } from "./http-load.ts";
+import { processTree } from "./process-cpu.ts";
 
 /** Uploads in flight against the service, and avatars in flight in the sharp loop. */
 const IN_FLIGHT = 4;
@@ -31,16 +33,30 @@ async function photo(): Promise<Buffer> {
     .toBuffer();
 }
 
+/** The child processes of this one that run `script` (the frame samples their CPU). */
+function childrenRunning(script: string): number[] {
+  return processTree(process.pid).filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(script);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** The baseline: avatar-sharp-loop.ts in its own process, IN_FLIGHT avatars at a time. */
 function startSharpLoop(
   ctx: BenchContext,
   file: string,
   images: { concurrency: number; quality: number; thumbnailSizes: number[] },
 ): Side {
-  return loopSide(
+  const script = "test/bench/avatar-sharp-loop.ts";
+  let pids: number[] = [];
+  const side = loopSide(
     ctx,
     "bare sharp loop",
-    "test/bench/avatar-sharp-loop.ts",
+    script,
     [
       file,
       String(IN_FLIGHT),
@@ -50,6 +66,13 @@ function startSharpLoop(
     ],
     "avatar",
   );
+  return {
+    ...side,
+    pids: () => {
+      if (pids.length === 0) pids = childrenRunning(script);
+      return pids;
+    },
+  };
 }
 
 /** Stored files under the storage root (its `.partial/` aside). */
@@ -121,6 +144,7 @@ export const benchmark: Benchmark = {
     return {
       project: {
         label: "http-utility",
+        pids: () => (service.server.pid ? [service.server.pid] : []),
         async measure(durationS) {
           const sample = await httpLoad(load, durationS);
           await checkOneAvatar(service, files);

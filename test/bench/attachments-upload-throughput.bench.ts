@@ -106,6 +106,7 @@ function uploadSide(
 ): Side {
   return {
     label,
+    pids: () => [o.pid],
     async measure(): Promise<Sample> {
       try {
         const { result: r, before, peak } = await withRss(o.pid, () => upload(o.url, o.headers));
@@ -142,25 +143,34 @@ export const benchmark: Benchmark = {
   description:
     "POST /api/v1/attachments/videos of a 1 GiB MP4 (multipart, Content-Length known), one upload per " +
     "measurement whatever BENCH_DURATION_S (use BENCH_ROUNDS=3): http-utility (fs storage: type sniffing, " +
-    "SHA-256, fsync, ffmpeg poster attempt, row) vs bare node:http piping the request to a file; the " +
+    "SHA-256, fsync, ffmpeg poster attempt, row) vs bare node:http piping the request to a file (the extra " +
+    "side: the same copy fsynced, test/bench/bare-upload-server.ts fsync); the " +
     `service's RSS growth must stay < ${RSS_GROWTH_LIMIT / MiB} MiB; goal ratio >= 0.7`,
   async start(ctx) {
     const service = await startAttachmentsService(ctx);
     if (service.config.media.uploads.videos.maxBytes < FILE_BYTES) {
       throw new Error(`media.uploads.videos.maxBytes is below ${FILE_BYTES}`);
     }
-    const bareDir = path.join(service.workDir, "bare-uploads");
-    await mkdir(bareDir);
-    const port = await freePort();
-    const bare = await startChildServer({
-      name: "bare node:http upload",
-      script: "test/bench/bare-upload-server.ts",
-      args: [String(port), bareDir],
-      url: `http://127.0.0.1:${port}`,
-      readyPath: "/",
-    });
-    ctx.defer(bare.stop);
-    if (!service.server.pid || !bare.pid) throw new Error("a server has no pid");
+    // the baseline as until now (nothing flushed), and the same copy flushed to disk as the fs storage must
+    // before it answers (bare-upload-server.ts fsync): the fair baseline of a durable store, an extra side
+    const startBare = async (mode: "fsync" | "no-fsync") => {
+      const dir = path.join(service.workDir, `bare-uploads-${mode}`);
+      await mkdir(dir);
+      const port = await freePort();
+      const server = await startChildServer({
+        name: `bare node:http upload (${mode})`,
+        script: "test/bench/bare-upload-server.ts",
+        args: [String(port), dir, ...(mode === "fsync" ? ["fsync"] : [])],
+        url: `http://127.0.0.1:${port}`,
+        readyPath: "/",
+      });
+      ctx.defer(server.stop);
+      if (!server.pid) throw new Error(`${server.name} has no pid`);
+      return { url: server.url, pid: server.pid, dir };
+    };
+    const bare = await startBare("no-fsync");
+    const durable = await startBare("fsync");
+    if (!service.server.pid) throw new Error("the service has no pid");
 
     const projectGrowth: number[] = [];
     ctx.defer(() => {
@@ -175,6 +185,16 @@ export const benchmark: Benchmark = {
           `MiB (${worst < RSS_GROWTH_LIMIT ? "within" : "OVER"} the ${RSS_GROWTH_LIMIT / MiB} MiB limit)`,
       );
     });
+    const bareSide = (label: string, b: typeof bare) =>
+      uploadSide(label, {
+        url: `${b.url}/upload`,
+        pid: b.pid,
+        headers: {},
+        check: (r) =>
+          (JSON.parse(r.body) as { size?: number }).size === r.bytes ? undefined : "bytes missing",
+        cleanup: () => emptyDir(b.dir),
+        growth: [],
+      });
     return {
       project: uploadSide("http-utility", {
         url: `${service.url}/api/v1/attachments/videos`,
@@ -190,15 +210,8 @@ export const benchmark: Benchmark = {
         cleanup: () => removeUploads(service),
         growth: projectGrowth,
       }),
-      baseline: uploadSide("node:http -> file", {
-        url: `${bare.url}/upload`,
-        pid: bare.pid,
-        headers: {},
-        check: (r) =>
-          (JSON.parse(r.body) as { size?: number }).size === r.bytes ? undefined : "bytes missing",
-        cleanup: () => emptyDir(bareDir),
-        growth: [],
-      }),
+      baseline: bareSide("node:http -> file", bare),
+      extras: [bareSide("node:http -> file, fsync", durable)],
     };
   },
 };

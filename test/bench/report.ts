@@ -20,7 +20,8 @@ const unreliable = (p: SideResult, b: SideResult) =>
 /** `>= 0.4 ✔`, with the p99 bound when there is one; empty without a goal. */
 function goalOf(r: BenchResult): string {
   if (!r.goal) return "";
-  const p99 = r.goal.p99Ms !== undefined ? `, p99 < ${r.goal.p99Ms} ms (${r.project.p99MsMedian ?? "?"})` : "";
+  const p99 =
+    r.goal.p99Ms !== undefined ? `, p99 < ${r.goal.p99Ms} ms (${r.project.p99MsMedian ?? "?"})` : "";
   return `>= ${r.goal.ratio}${p99} ${r.met ? "✔" : "✘"}`;
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import { type AttachmentsService, BENCH_DOMAIN, startAttachmentsService } from "./attachments-support.ts";
 import type { BenchContext, Sample, Side } from "./frame.ts";
 import { createSlot, type MongooseImOptions, token } from "./xep0363-mongooseim.ts";
@@ -92,18 +93,35 @@ export function send(
 }
 
 /**
- * `IN_FLIGHT` uploads at all times for `durationS`, each over keep-alive; MiB/s of uploads answered 201.
- * `next` gives each upload's URL, method and headers (a fresh slot for http-utility).
+ * Keeps every socket for the next upload, as OkHttp (Conversations) and the other clients' HTTP stacks do
+ * whatever the server's `Keep-Alive: timeout=` hint says. Node's agent drops a socket whose hint is 1 s (the
+ * test config's `shutdown.keepAliveTimeoutMs`, which the bench's service runs with), so every upload to the
+ * service would pay a new connection while the baseline's (5 s, as production's default) reuse theirs.
+ */
+class KeepingAgent extends http.Agent {
+  override keepSocketAlive(socket: Duplex): boolean {
+    super.keepSocketAlive(socket);
+    return true;
+  }
+}
+
+/**
+ * `IN_FLIGHT` uploads at all times for `durationS`, each over keep-alive; uploads answered 201 per second.
+ * `next` gives each upload's URL, method and headers (a fresh slot for http-utility); `pids`, the processes
+ * serving them (their CPU is reported beside the client's); each measurement's figure is also pushed to
+ * `values`.
  */
 export function uploadSide(
   label: string,
   next: () => { url: string; method: "PUT" | "POST"; headers: Record<string, string> },
   cleanup: () => Promise<void>,
+  o: { pids?: () => readonly number[]; values?: number[] } = {},
 ): Side {
   return {
     label,
+    ...(o.pids ? { pids: o.pids } : {}),
     async measure(durationS): Promise<Sample> {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+      const agent = new KeepingAgent({ keepAlive: true, maxSockets: IN_FLIGHT });
       const latencies: number[] = [];
       const until = performance.now() + durationS * 1000;
       let failed: string | undefined;
@@ -127,7 +145,9 @@ export function uploadSide(
       if (failed) throw new Error(failed);
       latencies.sort((a, b) => a - b);
       const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-      return { value: latencies.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99) };
+      const value = latencies.length / seconds;
+      o.values?.push(value);
+      return { value, p50Ms: at(0.5), p99Ms: at(0.99) };
     },
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, fdatasync } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from "node:fs/promises";
 import path from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -18,8 +18,9 @@ import {
 /**
  * A directory (a shared NFS mount in a cluster, as in the legacy system). Objects live at
  * `<root>/<first two characters>/<key>`; a write goes to `<root>/.partial/` on the same file system, is
- * fsynced, then renamed into place, so a reader never sees half a file and a crash leaves only a partial
- * file that `sweepPartial` removes.
+ * fsynced, then renamed into place and the directory fsynced (a rename is on disk only then: fsync(2)), so a
+ * reader never sees half a file, a stored object survives a crash once `put` resolves, and a crash before
+ * leaves only a partial file that `sweepPartial` removes.
  */
 const options = z
   .object({
@@ -40,26 +41,39 @@ const PARTIAL = ".partial";
  */
 const SYNC_EVERY = 32 * 1024 * 1024;
 
-function flushingAsItGoes(out: ReturnType<typeof createWriteStream>) {
+function flushingAsItGoes(handle: FileHandle) {
   let unsynced = 0;
   let syncing: Promise<void> | undefined;
   const stage = new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, done) {
       unsynced += chunk.length;
-      // the descriptor WriteStream opened (public since Node 0.x, missing from @types/node)
-      const fd = (out as unknown as { fd: number | null }).fd;
-      if (unsynced >= SYNC_EVERY && !syncing && typeof fd === "number") {
+      if (unsynced >= SYNC_EVERY && !syncing) {
         unsynced = 0;
-        // an error here (the file already closed) only means there is nothing left to flush early
-        syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
-          syncing = undefined;
-        });
+        // an error here is reported by the fsync at the end
+        syncing = handle.datasync().then(
+          () => {
+            syncing = undefined;
+          },
+          () => {
+            syncing = undefined;
+          },
+        );
       }
       done(null, chunk);
     },
   });
   return { stage, settled: () => syncing };
+}
+
+/** Flushes a directory's entries (a rename into it, a directory made in it) to disk. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Where a key lives under the root: also the path nginx appends in `X-Accel-Redirect` mode. */
@@ -81,12 +95,31 @@ function openFsStorage(o: z.output<typeof options>): Storage {
   const root = path.resolve(fromRoot(o.root));
   const durable = o.fsync;
   const partialDir = path.join(root, PARTIAL);
-  // shard directories known to exist: a mkdir less per write (one removed under us is made again)
+  // Directories known to exist (`.partial` and the shards): a mkdir less per write. One removed under us (an
+  // operator cleaning up) fails the open or the rename with ENOENT, which forgets them all and makes it again.
   const made = new Set<string>();
   const ensureDir = async (dir: string) => {
     if (made.has(dir)) return;
-    await mkdir(dir, { recursive: true });
+    const created = await mkdir(dir, { recursive: true });
+    // the names of new directories must reach the disk too, or a file renamed into one may be lost with it
+    if (durable && created !== undefined) {
+      for (let d = dir; ; d = path.dirname(d)) {
+        await syncDir(path.dirname(d));
+        if (d === created || d === path.dirname(d)) break;
+      }
+    }
     made.add(dir);
+  };
+  const retryOnceMade = async <T>(dir: string, work: () => Promise<T>): Promise<T> => {
+    await ensureDir(dir);
+    try {
+      return await work();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      made.clear();
+      await ensureDir(dir);
+      return work();
+    }
   };
 
   /** The file of a key; `assertKey` has already ruled out separators, dots and encodings. */
@@ -115,32 +148,32 @@ function openFsStorage(o: z.output<typeof options>): Storage {
       // the body may fail (a size limit, a cut connection) before the pipeline below listens: without a
       // listener that error would be uncaught; the pipeline still sees it (`body.errored`)
       body.on("error", () => {});
-      await mkdir(partialDir, { recursive: true });
       const partial = path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
+      // Opened here, not by the stream, so a missing `.partial` is made and the open tried again before a byte is
+      // read. The stream then owns the handle: with `flush` it fsyncs the file before it closes it (no second
+      // open to flush), and the pipeline resolves only after that close.
+      const handle = await retryOnceMade(partialDir, () => open(partial, "wx"));
       try {
         // 4 MiB writes: a large upload reaches the disk in a few hundred thread-pool writes, not thousands
-        const out = createWriteStream(partial, { flags: "wx", highWaterMark: 4 * 1024 * 1024 });
+        const out = createWriteStream(partial, {
+          fd: handle,
+          flush: durable,
+          highWaterMark: 4 * 1024 * 1024,
+        });
         if (durable) {
-          const flush = flushingAsItGoes(out);
+          const flush = flushingAsItGoes(handle);
           await pipeline(body, flush.stage, out);
           await flush.settled();
-          const handle = await open(partial, "r");
-          try {
-            await handle.sync();
-          } finally {
-            await handle.close();
-          }
         } else {
           await pipeline(body, out);
         }
-        await ensureDir(path.dirname(file));
-        await rename(partial, file).catch(async (err: NodeJS.ErrnoException) => {
-          if (err.code !== "ENOENT") throw err;
-          made.clear(); // someone removed a directory under us (an operator cleaning up): make it again
-          await ensureDir(path.dirname(file));
-          await rename(partial, file);
-        });
+        const dir = path.dirname(file);
+        await retryOnceMade(dir, () => rename(partial, file));
+        // the new name reaches the disk before the caller answers that the object is stored
+        if (durable) await syncDir(dir);
       } catch (err) {
+        // closed by the stream already, unless it failed before: a FileHandle's close waits for its writes
+        await handle.close().catch(() => {});
         await rm(partial, { force: true });
         throw err;
       }
@@ -218,8 +251,7 @@ function openFsStorage(o: z.output<typeof options>): Storage {
 
     async freeBytes() {
       // the root may not exist before the first upload: its file system is the one it will be made on
-      await mkdir(root, { recursive: true });
-      const s = await statfs(root);
+      const s = await retryOnceMade(root, () => statfs(root));
       return s.bavail * s.bsize;
     },
 

@@ -516,3 +516,26 @@ describe("fs storage with fsync off", () => {
     }
   });
 });
+
+describe("fs storage directories", () => {
+  it("makes `.partial` and a shard again when they are removed under it (an operator cleaning up)", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
+    try {
+      const fs = await createStorage({ kind: "fs", options: { root: dir } });
+      const data = randomBytes(1000);
+      const first = newKey("bin");
+      await fs.put(first, Readable.from([data]), { contentType: "application/octet-stream" });
+      // the directories it remembers as made are gone: the next writes make them again
+      await rm(dir, { recursive: true, force: true });
+      const again = `${first.slice(0, 2)}${newKey("bin").slice(2)}`;
+      await fs.put(again, Readable.from([data]), { contentType: "application/octet-stream" });
+      expectSameBytes(await buffer(await fs.get(again)), data, "the object stored after the removal");
+      await rm(path.join(dir, first.slice(0, 2)), { recursive: true });
+      await fs.put(first, Readable.from([data]), { contentType: "application/octet-stream" });
+      expectSameBytes(await buffer(await fs.get(first)), data, "the object stored in a shard made again");
+      expect(await readdir(path.join(dir, ".partial"))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

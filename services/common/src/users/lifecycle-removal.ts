@@ -163,9 +163,14 @@ async function removeRows(
          SELECT name FROM attachments
           WHERE domain = $1 AND node = $2 AND parent IS NULL AND ($3 = 'delete' OR kind = 'avatar')
        )
+       -- one IN of the two ways a row is theirs (their own, a variant of theirs): an OR of them read the whole
+       -- table (docs/database.md "Query plans at 1,000,000 rows")
        DELETE FROM attachments
-        WHERE name IN (SELECT name FROM own) OR parent IN (SELECT name FROM own)
-           OR (domain = $1 AND node = $2 AND ($3 = 'delete' OR kind = 'avatar'))
+        WHERE name IN (
+          SELECT a.name FROM attachments a
+           WHERE a.domain = $1 AND a.node = $2 AND ($3 = 'delete' OR a.kind = 'avatar')
+          UNION ALL
+          SELECT v.name FROM attachments v WHERE v.parent IN (SELECT name FROM own))
        RETURNING name, legacy_path`,
       [...who, policy],
     );

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import type { Pool } from "#common/db/pool.ts";
-import { inTransaction } from "#common/db/transaction.ts";
 import { assertKey } from "#common/media/keys.ts";
 import type { Jid } from "#common/users/jid.ts";
 import type { AttachmentRow } from "../attachments/store.ts";
@@ -9,9 +8,9 @@ import { errors } from "../errors.ts";
 /**
  * XEP-0363 uploads as rows of `attachments` (kind 'upload', migrations/1764680000363_xmpp-uploads.sql). A slot's
  * row is named by the slot itself, so its GET URL finds it with one primary-key read and a second PUT to it
- * collides on the key (409). The row is reserved before the first byte is read, in the domain's lock with the
- * quota check, so uploads at once cannot all slip under the quota, and completed (its SHA-256) once the
- * object is stored; a failed upload removes it again, so the client may retry its slot.
+ * collides on the key (409). The row is reserved before the first byte is read, with the quota check (in the
+ * domain's lock when a quota applies, so uploads at once cannot all slip under it), and completed (its
+ * SHA-256) once the object is stored; a failed upload removes it again, so the client may retry its slot.
  */
 
 /** The SHA-256 of a reserved row whose object is not complete yet: never the hash of a real file. */
@@ -55,45 +54,89 @@ export interface Quotas {
   userBytes: number;
 }
 
-const sum = async (client: { query: Pool["query"] }, sql: string, values: unknown[]): Promise<number> =>
-  Number((await client.query<{ used: string }>(sql, values)).rows[0]?.used ?? 0);
+/**
+ * One statement: whether the slot's row exists, what the quotas that apply already hold, and the row inserted
+ * when neither refuses it (ON CONFLICT: a PUT to the same slot at the same moment inserts nothing). A sum is
+ * computed only for a quota that applies ($7, $8 are 0 otherwise).
+ */
+const RESERVE = `
+WITH used AS (
+  SELECT
+    EXISTS (SELECT 1 FROM attachments WHERE name = $1::text) AS taken,
+    CASE WHEN $7::bigint > 0
+      THEN (SELECT coalesce(sum(size), 0) FROM attachments WHERE domain = $2 AND kind = 'upload')
+      ELSE 0 END AS domain_used,
+    CASE WHEN $8::bigint > 0
+      THEN (SELECT coalesce(sum(size), 0) FROM attachments WHERE domain = $2 AND node = $3)
+      ELSE 0 END AS user_used
+), inserted AS (
+  INSERT INTO attachments (name, domain, node, kind, original_name, content_type, size, sha256, created_at)
+  SELECT $1::text, $2::text, $3::text, 'upload', $4::text, $5::text, $6::bigint, decode('${PENDING}', 'hex'), date_trunc('milliseconds', now())
+  FROM used
+  WHERE NOT used.taken
+    AND ($7::bigint = 0 OR used.domain_used + $6::bigint <= $7::bigint)
+    AND ($8::bigint = 0 OR used.user_used + $6::bigint <= $8::bigint)
+  ON CONFLICT (name) DO NOTHING
+  RETURNING 1
+)
+SELECT taken, domain_used, user_used, (SELECT count(*) FROM inserted) AS inserted FROM used`;
 
-/** Reserves the slot's row: 409 when it was used, 413 when the quota cannot take `size` more bytes. */
+interface ReserveRow {
+  taken: boolean;
+  domain_used: string;
+  user_used: string;
+  inserted: string;
+}
+
+/**
+ * Reserves the slot's row: 409 when it was used, 413 when a quota cannot take `size` more bytes. With a quota
+ * to keep, the statement runs in the domain's lock, so uploads at once cannot all slip under the quota: each
+ * upload of the domain waits for the statement and COMMIT of the one before it. Without one, the primary key
+ * alone refuses a second reservation of a slot. Either way the COMMIT does not wait for its WAL flush (a disk
+ * flush per upload less, beside the file's own): the 201 comes only after `complete`, whose synchronous
+ * commit flushes this reservation with it, and a reservation lost in a crash is only a slot given back.
+ */
 export async function reserve(pool: Pool, r: Reservation, quotas: Quotas): Promise<void> {
-  await inTransaction(pool, async (client) => {
-    // The domain's lock is held until COMMIT, so each upload of the domain waits for the one before it to
-    // commit, but not for its WAL flush too: the 201 comes only after `complete`, whose synchronous commit
-    // flushes this reservation with it, and a reservation lost in a crash is only a slot given back.
-    await client.query("SET LOCAL synchronous_commit TO off");
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      `xep0363:${r.owner.domain}`,
-    ]);
-    const taken = await client.query("SELECT 1 FROM attachments WHERE name = $1", [r.name]);
-    if (taken.rowCount) throw errors.xmppSlotUsed();
-    if (quotas.domainBytes > 0) {
-      const used = await sum(
-        client,
-        "SELECT coalesce(sum(size), 0) AS used FROM attachments WHERE domain = $1 AND kind = 'upload'",
-        [r.owner.domain],
-      );
-      if (used + r.size > quotas.domainBytes) {
-        throw errors.xmppDomainQuota(r.owner.domain, quotas.domainBytes, used, r.size);
-      }
+  const userBytes = r.owner.node !== "" ? quotas.userBytes : 0;
+  const values = [
+    r.name,
+    r.owner.domain,
+    r.owner.node,
+    r.filename,
+    r.contentType,
+    r.size,
+    quotas.domainBytes,
+    userBytes,
+  ];
+  const decide = (row: ReserveRow | undefined) => {
+    if (!row || row.taken) throw errors.xmppSlotUsed();
+    const domainUsed = Number(row.domain_used);
+    if (quotas.domainBytes > 0 && domainUsed + r.size > quotas.domainBytes) {
+      throw errors.xmppDomainQuota(r.owner.domain, quotas.domainBytes, domainUsed, r.size);
     }
-    if (quotas.userBytes > 0 && r.owner.node !== "") {
-      const used = await sum(
-        client,
-        "SELECT coalesce(sum(size), 0) AS used FROM attachments WHERE domain = $1 AND node = $2",
-        [r.owner.domain, r.owner.node],
-      );
-      if (used + r.size > quotas.userBytes) throw errors.quotaExceeded(quotas.userBytes, used, r.size);
+    const userUsed = Number(row.user_used);
+    if (userBytes > 0 && userUsed + r.size > userBytes)
+      throw errors.quotaExceeded(userBytes, userUsed, r.size);
+    // neither refused it, yet nothing was inserted: a PUT to the same slot got there first
+    if (Number(row.inserted) !== 1) throw errors.xmppSlotUsed();
+  };
+  const client = await pool.connect();
+  try {
+    // one round trip for both (a simple query without parameters may hold several statements)
+    await client.query("BEGIN; SET LOCAL synchronous_commit TO off");
+    if (quotas.domainBytes > 0 || userBytes > 0) {
+      await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+        `xep0363:${r.owner.domain}`,
+      ]);
     }
-    await client.query(
-      `INSERT INTO attachments (name, domain, node, kind, original_name, content_type, size, sha256, created_at)
-       VALUES ($1, $2, $3, 'upload', $4, $5, $6, decode($7, 'hex'), date_trunc('milliseconds', now()))`,
-      [r.name, r.owner.domain, r.owner.node, r.filename, r.contentType, r.size, PENDING],
-    );
-  });
+    decide((await client.query<ReserveRow>({ name: "xep0363-reserve", text: RESERVE, values })).rows[0]);
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /** Marks the reserved row complete: its object is stored and hashed. */

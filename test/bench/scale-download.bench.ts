@@ -1,0 +1,12 @@
+import type { Benchmark } from "./frame.ts";
+import { CONNECTIONS, downloadSides } from "./scale-download.ts";
+
+export const benchmark: Benchmark = {
+  name: "scale-download",
+  figure: "req/s",
+  description:
+    `GET of a real ~9 KB WebP thumbnail by wrk, ${CONNECTIONS} connections, http-utility (1 process, media ` +
+    "cache as configured: the row is looked up once): on a database of 1000000 attachment rows vs on an empty " +
+    "one; goal ratio >= 0.8",
+  start: (ctx) => downloadSides(ctx, {}),
+};
