@@ -187,3 +187,27 @@ export function noisePixels(width: number, height: number, seed: number): Buffer
   for (let i = 0; i < data.length; i++) data[i] = next() & 0xff;
   return data;
 }
+
+/**
+ * The bare upload baseline (bare-upload-server.ts) in its own process, writing under `workDir`: with `fsync` the
+ * copy flushed to disk as the fs storage flushes before it answers (the fair baseline of a durable store).
+ */
+export async function startBareUploadServer(
+  ctx: BenchContext,
+  workDir: string,
+  mode: "fsync" | "no-fsync",
+): Promise<{ url: string; pid: number; dir: string }> {
+  const dir = path.join(workDir, `bare-uploads-${mode}`);
+  await mkdir(dir);
+  const port = await freePort();
+  const server = await startChildServer({
+    name: `bare node:http upload (${mode})`,
+    script: "test/bench/bare-upload-server.ts",
+    args: [String(port), dir, ...(mode === "fsync" ? ["fsync"] : [])],
+    url: `http://127.0.0.1:${port}`,
+    readyPath: "/",
+  });
+  ctx.defer(server.stop);
+  if (!server.pid) throw new Error(`${server.name} has no pid`);
+  return { url: server.url, pid: server.pid, dir };
+}

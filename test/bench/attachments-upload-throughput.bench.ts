@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { freePort } from "../support/free-port.ts";
 import { withRss } from "../support/rss.ts";
 import {
   type AttachmentsService,
@@ -12,8 +11,8 @@ import {
   BENCH_DOMAIN,
   multipartFraming,
   startAttachmentsService,
+  startBareUploadServer,
 } from "./attachments-support.ts";
-import { startChildServer } from "./child-server.ts";
 import type { Benchmark, Sample, Side } from "./frame.ts";
 
 /** The file of every upload: 1 GiB, made on the fly. */
@@ -153,23 +152,8 @@ export const benchmark: Benchmark = {
     }
     // the baseline as until now (nothing flushed), and the same copy flushed to disk as the fs storage must
     // before it answers (bare-upload-server.ts fsync): the fair baseline of a durable store, an extra side
-    const startBare = async (mode: "fsync" | "no-fsync") => {
-      const dir = path.join(service.workDir, `bare-uploads-${mode}`);
-      await mkdir(dir);
-      const port = await freePort();
-      const server = await startChildServer({
-        name: `bare node:http upload (${mode})`,
-        script: "test/bench/bare-upload-server.ts",
-        args: [String(port), dir, ...(mode === "fsync" ? ["fsync"] : [])],
-        url: `http://127.0.0.1:${port}`,
-        readyPath: "/",
-      });
-      ctx.defer(server.stop);
-      if (!server.pid) throw new Error(`${server.name} has no pid`);
-      return { url: server.url, pid: server.pid, dir };
-    };
-    const bare = await startBare("no-fsync");
-    const durable = await startBare("fsync");
+    const bare = await startBareUploadServer(ctx, service.workDir, "no-fsync");
+    const durable = await startBareUploadServer(ctx, service.workDir, "fsync");
     if (!service.server.pid) throw new Error("the service has no pid");
 
     const projectGrowth: number[] = [];

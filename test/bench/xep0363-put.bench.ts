@@ -1,7 +1,6 @@
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { freePort } from "../support/free-port.ts";
-import { startChildServer } from "./child-server.ts";
+import { startBareUploadServer } from "./attachments-support.ts";
 import { type Benchmark, median } from "./frame.ts";
 import { FILE, IN_FLIGHT, MiB, startUploadService, uploadSide } from "./xep0363-support.ts";
 
@@ -21,22 +20,8 @@ export const benchmark: Benchmark = {
     "without fsync is the extra side; goal ratio >= 0.7",
   async start(ctx) {
     const service = await startUploadService(ctx);
-    const bare = async (mode: "fsync" | "no-fsync") => {
-      const dir = path.join(service.workDir, `bare-uploads-${mode}`);
-      await mkdir(dir);
-      const port = await freePort();
-      const server = await startChildServer({
-        name: `bare node:http upload (${mode})`,
-        script: "test/bench/bare-upload-server.ts",
-        args: [String(port), dir, ...(mode === "fsync" ? ["fsync"] : [])],
-        url: `http://127.0.0.1:${port}`,
-        readyPath: "/",
-      });
-      ctx.defer(server.stop);
-      return { server, dir };
-    };
-    const durable = await bare("fsync");
-    const plain = await bare("no-fsync");
+    const durable = await startBareUploadServer(ctx, service.workDir, "fsync");
+    const plain = await startBareUploadServer(ctx, service.workDir, "no-fsync");
     ctx.defer(() => service.clear());
     // one PUT checked end to end before the load: stored, and the same bytes back
     const probe = service.slot("probe.bin");
@@ -59,14 +44,14 @@ export const benchmark: Benchmark = {
       uploadSide(
         label,
         () => ({
-          url: `${b.server.url}/upload`,
+          url: `${b.url}/upload`,
           method: "POST",
           headers: { "content-type": "application/octet-stream" },
         }),
         async () => {
           for (const f of await readdir(b.dir)) await rm(path.join(b.dir, f), { force: true });
         },
-        { pids: () => (b.server.pid ? [b.server.pid] : []), ...(record ? { values: record } : {}) },
+        { pids: () => [b.pid], ...(record ? { values: record } : {}) },
       );
     return {
       project: uploadSide(
