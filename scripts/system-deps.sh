@@ -4,6 +4,7 @@
 #   chromium  the API documentation page in a real browser (services/http-utility/src/openapi/routes.test.ts)
 #   ffmpeg    video posters (services/http-utility/src/attachments/video-poster.test.ts, videos.test.ts)
 #   prosody, prosody-modules  test/xep0357-push.test.ts (Prosody 0.12 with mod_cloud_notify and mod_smacks)
+#   slapd, ldap-utils  the ldap authenticator's tests (OpenLDAP started by test/support/slapd.ts)
 # With `bench` (npm run bench), also what the benchmarks need:
 #   wrk       the HTTP load generator (C) of test/bench/wrk.ts
 #   nginx     the download baselines (attachments-thumbnail, xep0363-get)
@@ -12,7 +13,7 @@
 # leave a system ejabberd or Prosody running, so services are kept from starting while it installs.
 set -euo pipefail
 
-PACKAGES=(ejabberd chromium ffmpeg prosody prosody-modules)
+PACKAGES=(ejabberd chromium ffmpeg prosody prosody-modules slapd ldap-utils)
 if [ "${1:-}" = "bench" ]; then PACKAGES+=(wrk nginx); fi
 
 installed() {
@@ -60,4 +61,5 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now ejabberd >/dev/null 2>&1 || true
   systemctl disable --now prosody >/dev/null 2>&1 || true
   systemctl disable --now nginx >/dev/null 2>&1 || true
+  systemctl disable --now slapd >/dev/null 2>&1 || true
 fi
