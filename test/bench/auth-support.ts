@@ -33,12 +33,32 @@ export const DOMAINS = {
   scram: "scram.bench.test",
   /** check_password with nothing cached: cacheTtlSeconds 0, so every check verifies. */
   cold: "cold.bench.test",
+  /** check_password of tokens: a jwt domain (HS256, JWT_BENCH), default cacheTtlSeconds (60). */
+  jwt: "jwt.bench.test",
+  /** the same with nothing cached (cacheTtlSeconds 0): every token verified. */
+  jwtCold: "cold.jwt.bench.test",
+} as const;
+
+/** The key and claims of the jwt bench domain (auth-check-jwt.bench.ts signs its token with them). */
+export const JWT_BENCH = {
+  secret: "the HS256 secret of the jwt bench domain, 32+ bytes",
+  issuer: "https://id.bench.test",
+  audience: "xmpp-sidecars-bench",
 } as const;
 
 const BENCH_DOMAINS: Record<string, Record<string, unknown>> = {
   [DOMAINS.check]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
   [DOMAINS.scram]: { passwordFormat: "scram", scramFormat: "multi" },
   [DOMAINS.cold]: { passwordFormat: "plain", cacheTtlSeconds: 0 },
+  [DOMAINS.jwt]: {
+    authenticator: { kind: "jwt", options: { ...JWT_BENCH, algorithms: ["HS256"] } },
+    passwordFormat: "plain",
+  },
+  [DOMAINS.jwtCold]: {
+    authenticator: { kind: "jwt", options: { ...JWT_BENCH, algorithms: ["HS256"] } },
+    passwordFormat: "plain",
+    cacheTtlSeconds: 0,
+  },
 };
 
 /** A copy of config/ whose test.json also serves the bench domains (every other value as in the repository). */

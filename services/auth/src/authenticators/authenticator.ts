@@ -13,7 +13,12 @@ import type { NewSecret } from "#common/users/web-users.ts";
  * (`domains.<d>.authenticator.kind`) are the definitions of registry.ts; this file is the contract only and
  * imports none of them.
  */
-export type CheckResult = { ok: true } | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" };
+export type CheckResult =
+  /**
+   * `validUntilMs`: when the password stops being good by itself (a token's `exp`, epoch ms); the auth core
+   * remembers the success no longer than that, whatever the domain's cacheTtlSeconds.
+   */
+  { ok: true; validUntilMs?: number } | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" };
 
 /** What a backend keeps for get_password: cleartext (legacy rows, `keepCleartext` domains) and/or SCRAM data. */
 export interface StoredSecret {
@@ -25,6 +30,8 @@ export type { NewSecret } from "#common/users/web-users.ts";
 
 export interface Authenticator {
   readonly kind: string;
+  /** Longer passwords are refused unread; 4096 bytes when unset (a token may be longer than a password). */
+  readonly maxPasswordBytes?: number;
   checkPassword(jid: Jid, password: string): Promise<CheckResult>;
   userExists(jid: Jid): Promise<boolean>;
   /** Only backends that hold credentials themselves; undefined when the user has none. */

@@ -114,7 +114,7 @@ describe("authenticator registry", () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StartupProblems);
     expect((err as StartupProblems).problems).toEqual([
-      'domains.a.test.authenticator: kind "ldapp" is unknown: use one of web_users, http, module (docs/auth.md)',
+      'domains.a.test.authenticator: kind "ldapp" is unknown: use one of web_users, http, module, jwt, ldap (docs/auth.md)',
       "domains.b.test.authenticator.options.url: unknown key: none is taken here: remove it",
     ]);
     expect((err as Error).message).toMatch(/^2 problems:\n {2}- domains\.a\.test/);

@@ -7,6 +7,8 @@ import { ProblemCollector } from "#common/plugins/problems.ts";
 import { createRegistry } from "#common/plugins/registry.ts";
 import { type Authenticator, type AuthenticatorDeps, authenticatorPoint } from "./authenticator.ts";
 import http from "./http-authenticator.ts";
+import jwt from "./jwt-authenticator.ts";
+import ldap from "./ldap-authenticator.ts";
 import { moduleAuthenticator } from "./module-authenticator.ts";
 import webUsers, { createWebUsersAuthenticator } from "./web-users-authenticator.ts";
 
@@ -19,7 +21,7 @@ const DOMAIN_FILE = /^[a-z0-9][a-z0-9.-]*$/;
 /** The authenticator kinds (`domains.<d>.authenticator.kind`), `module` reading from `externalsDir`. */
 export function createAuthenticatorKinds(externalsDir = EXTERNALS_DIR) {
   const modules = createModuleFolder({ dir: externalsDir, name: DOMAIN_FILE, suggest: ".ts" });
-  return createRegistry(authenticatorPoint, [webUsers, http, moduleAuthenticator(modules)]);
+  return createRegistry(authenticatorPoint, [webUsers, http, moduleAuthenticator(modules), jwt, ldap]);
 }
 
 export interface DomainAuth {

@@ -163,12 +163,16 @@ export async function createAuthCore(deps: {
   async function check(jid: Jid, password: string): Promise<[boolean, Outcome, Refusal?]> {
     const d = domainOf(jid);
     if (!d) return [false, "unknown_domain"];
-    if (password.length === 0 || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return [false, "no"];
+    const a = authenticatorOf(d, jid);
+    const maxBytes = a.maxPasswordBytes ?? MAX_PASSWORD_BYTES;
+    if (password.length === 0 || Buffer.byteLength(password) > maxBytes) return [false, "no"];
     if (listener.connected() && cache.has(jid, password)) return [true, "cached"];
     const generation = cache.generation(jid);
-    const result = await bounded(authenticatorOf(d, jid).checkPassword(jid, password));
+    const result = await bounded(a.checkPassword(jid, password));
     if (!result.ok) return [false, "no", result.reason === "disabled" ? "disabled" : undefined];
-    if (listener.connected()) cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation);
+    // a token is remembered no longer than it is valid (its exp), whatever the domain's TTL
+    if (listener.connected())
+      cache.put(jid, password, d.config.cacheTtlSeconds * 1000, generation, result.validUntilMs);
     return [true, "ok"];
   }
 

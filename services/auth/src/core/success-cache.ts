@@ -44,8 +44,17 @@ export class SuccessCache {
     return `${this.epoch}:${this.generations.get(this.userKey(jid)) ?? 0}`;
   }
 
-  put(jid: Jid, password: string, ttlMs: number, generation: string, now = Date.now()): void {
-    if (ttlMs <= 0 || generation !== this.generation(jid)) return;
+  /** Remembered for `ttlMs`, and never past `validUntilMs` (a token's expiry) when given. */
+  put(
+    jid: Jid,
+    password: string,
+    ttlMs: number,
+    generation: string,
+    validUntilMs?: number,
+    now = Date.now(),
+  ): void {
+    const until = Math.min(now + ttlMs, validUntilMs ?? Number.POSITIVE_INFINITY);
+    if (ttlMs <= 0 || until <= now || generation !== this.generation(jid)) return;
     if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.entries().next().value;
       if (oldest) this.delete(oldest[0], oldest[1].user);
@@ -53,7 +62,7 @@ export class SuccessCache {
     const k = this.entryKey(jid, password);
     const user = this.userKey(jid);
     this.entries.delete(k); // re-insert at the end: Map order is age order
-    this.entries.set(k, { until: now + ttlMs, user });
+    this.entries.set(k, { until, user });
     const keys = this.byUser.get(user) ?? new Set<string>();
     keys.add(k);
     this.byUser.set(user, keys);
