@@ -64,6 +64,7 @@ function configWith(o: {
   auth?: Record<string, unknown>;
   push?: Record<string, unknown>;
   tls?: { cert: string; key: string };
+  domains?: Record<string, unknown>;
 }): Config {
   return loadConfig({
     env: { APP_ENV: "test" },
@@ -76,6 +77,7 @@ function configWith(o: {
       },
       media: { storage: { kind: "fs", options: { root: path.join(dir, "media") } } },
       ...(o.push ? { push: o.push } : {}),
+      ...(o.domains ? { domains: o.domains } : {}),
     },
   });
 }
@@ -150,6 +152,30 @@ describe("sidecars doctor", () => {
     const sent = fcm.sends().slice(sendsBefore);
     expect(sent.length).toBeGreaterThan(0);
     for (const s of sent) expect((s as { validate_only?: unknown }).validate_only).toBe(true);
+  });
+
+  it("takes a token domain's 'every user exists' for what it is, and still WARNs a backend that says so", async () => {
+    const jwt = (userExists: string) => ({
+      authenticator: {
+        kind: "jwt",
+        options: {
+          secret: "a-shared-secret-of-at-least-32-bytes!!",
+          algorithms: ["HS256"],
+          issuer: "https://sso.example.org",
+          audience: "xmpp",
+          userExists,
+        },
+      },
+      passwordFormat: "plain",
+    });
+    const results = await doctor(configWith({ domains: { "tokens.test": jwt("any") } }));
+    expect(find(results, "domain tokens.test")[0]).toMatchObject({
+      status: "ok",
+      detail: expect.stringContaining("every user exists"),
+    });
+    const byTable = await doctor(configWith({ domains: { "tokens.test": jwt("web_users") } }));
+    expect(find(byTable, "domain tokens.test")[0]).toMatchObject({ status: "ok" });
+    expect(find(byTable, "domain tokens.test")[0]?.detail).not.toContain("every user exists");
   });
 
   it("FAILs a basic_auth or a path_prefix MongooseIM would not get through", async () => {
