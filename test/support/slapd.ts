@@ -57,6 +57,8 @@ export interface Slapd {
   connectionsOpened(): Promise<number>;
   /** Connections open now (cn=Monitor's current), including the one asking. */
   connectionsOpen(): Promise<number>;
+  /** Bind operations completed since slapd started, including the asking one's own bind. */
+  bindsCompleted(): Promise<number>;
   /** SIGSTOP: connections are still accepted by the kernel, nothing is answered. */
   pause(): void;
   /** SIGCONT. */
@@ -226,10 +228,10 @@ export async function startSlapd(): Promise<Slapd> {
     }
   };
 
-  const monitorCounter = async (dn: string) => {
-    const out = await ldap(LDAPSEARCH, ["-LLL", "-b", dn, "-s", "base", "monitorCounter"]);
-    const m = /^monitorCounter: (\d+)$/m.exec(out);
-    if (!m) throw new Error(`${dn} gave no monitorCounter: ${out}`);
+  const monitorCounter = async (dn: string, attribute = "monitorCounter") => {
+    const out = await ldap(LDAPSEARCH, ["-LLL", "-b", dn, "-s", "base", attribute]);
+    const m = new RegExp(`^${attribute}: (\\d+)$`, "m").exec(out);
+    if (!m) throw new Error(`${dn} gave no ${attribute}: ${out}`);
     return Number(m[1]);
   };
 
@@ -284,6 +286,7 @@ userPassword: ${ssha(READER_PASSWORD)}
     add,
     connectionsOpened: () => monitorCounter("cn=Total,cn=Connections,cn=Monitor"),
     connectionsOpen: () => monitorCounter("cn=Current,cn=Connections,cn=Monitor"),
+    bindsCompleted: () => monitorCounter("cn=Bind,cn=Operations,cn=Monitor", "monitorOpCompleted"),
     pause: () => child?.kill("SIGSTOP"),
     resume: () => child?.kill("SIGCONT"),
     async stop() {

@@ -164,6 +164,13 @@ describe("ldap authenticator against slapd", () => {
     expect(await a.checkPassword(jid("nobody"), "anything")).toEqual({ ok: false, reason: "unknown_user" });
     expect(await a.userExists(jid("carol"))).toBe(true);
     expect(await a.userExists(jid("nobody"))).toBe(false);
+    // a name nobody has costs a bind as a wrong password does: the answer's time does not tell them apart
+    const bindsOf = async (user: string) => {
+      const before = await slapd.bindsCompleted();
+      await a.checkPassword(jid(user), "a wrong password");
+      return (await slapd.bindsCompleted()) - before;
+    };
+    expect(await bindsOf("nobody")).toBe(await bindsOf("carol"));
 
     // two entries answer (cn=twin): refused whatever the password, and the operator is told
     const twins = await ldap(searchOptions({ search: { baseDn: PEOPLE, filter: "(cn={user})" } }));

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { FilterParser } from "ldapts";
 import { z } from "zod";
@@ -302,7 +303,13 @@ export function createLdapAuthenticator(o: LdapOptions, deps: AuthenticatorDeps)
       // a DN with no password is an unauthenticated bind (RFC 4513 5.1.2), which many directories accept
       if (password === "") return { ok: false, reason: "bad_password" };
       const dn = await dnOf(jid);
-      if (dn === undefined) return { ok: false, reason: "unknown_user" };
+      if (dn === undefined) {
+        // a bind as no one, so that a name nobody has costs the round trip a wrong password does: the time of
+        // the answer tells no one which names exist (web_users does the same with a dummy derivation)
+        if (o.search !== undefined)
+          await directory.bind(`cn=${randomBytes(12).toString("hex")},${o.search.baseDn}`, password);
+        return { ok: false, reason: "unknown_user" };
+      }
       const bound = await directory.bind(dn, password);
       if (bound === "invalid_credentials") return { ok: false, reason: "bad_password" };
       if (bound === "no_such_object") return { ok: false, reason: "unknown_user" };
