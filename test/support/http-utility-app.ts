@@ -9,6 +9,7 @@ import { type AppDeps, createHttpUtilityHandler } from "../../services/http-util
 import { createMediaDeps } from "../../services/http-utility/src/attachments/media-deps.ts";
 import { createPushDeps, type PushDeps } from "../../services/http-utility/src/push/deps.ts";
 import { createRegistrationDeps } from "../../services/http-utility/src/registration/deps.ts";
+import { createAppSessions } from "../../services/http-utility/src/sessions/tokens.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 /** A web_users account the app is started with (its password stored as the domain's config says). */
@@ -73,6 +74,7 @@ export async function startHttpUtilityApp(o: HttpUtilityTestOptions = {}): Promi
     attachments: await createMediaDeps(ctx),
     push,
     registration: createRegistrationDeps(ctx, { metrics: metrics.registry }),
+    sessions: createAppSessions({ ...ctx, listener: db.listener }),
     metrics,
   };
   const server: RunningServer = await startServer(createHttpUtilityHandler(deps), {
@@ -93,6 +95,7 @@ export async function startHttpUtilityApp(o: HttpUtilityTestOptions = {}): Promi
       await server.close(100);
       await push.close();
       await deps.attachments.storage.close();
+      deps.sessions?.close();
       await core.close();
       await db.drop();
     },

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   buddies: () => import("./commands/buddies.ts"),
   doctor: () => import("./commands/doctor.ts"),
   domains: () => import("./commands/domains.ts"),
+  sessions: () => import("./commands/sessions.ts"),
 };
 
 /** The command names `argv` runs: its first word when that is a command, else all of them. */

@@ -20,6 +20,8 @@ import { MONGOOSEPUSH_PREFIXES, mongooseImRoutes, mongoosePushErrors } from "./p
 import { sendRoutes } from "./push/send/routes.ts";
 import type { RegistrationDeps } from "./registration/deps.ts";
 import { registrationRoutes } from "./registration/routes.ts";
+import { sessionRoutes } from "./sessions/routes.ts";
+import { type AppSessions, createAppSessions } from "./sessions/tokens.ts";
 import { xmppUploadRoutes } from "./xmpp-upload/routes.ts";
 
 /**
@@ -35,6 +37,11 @@ export interface AppDeps extends Pick<ServiceContext, "config" | "log" | "pool">
   push: PushDeps;
   /** SMS senders, budget and limits of registration by phone number (`createRegistrationDeps`). */
   registration: RegistrationDeps;
+  /**
+   * Access tokens of app sessions, on the process's LISTEN connection (`createAppSessions`). Without it the
+   * app makes its own, which looks each token's session up in the database (no notifications to trust).
+   */
+  sessions?: AppSessions;
   metrics?: Metrics;
 }
 
@@ -63,9 +70,12 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   const app = createBaseApp({ service: "http-utility", ...deps });
   app.set("trust proxy", config.services.httpUtility.trustProxy);
   app.use(requireForwardedFor(app.get("trust proxy fn")));
+  const sessions = deps.sessions ?? createAppSessions({ config, pool, log });
   const callers = createCallers({
     core: deps.core,
     apiKeys: config.services.httpUtility.apiKeys,
+    sessions,
+    domains: config,
     apps: { config, pool, registry: deps.metrics?.registry },
   });
 
@@ -74,6 +84,7 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   // the groups declared as route definitions: mounted here, and described from the same definitions
   const declared = {
     users: registrationRoutes({ config, log, pool, ...deps.registration }),
+    sessions: sessionRoutes({ config, pool, core: deps.core, sessions, callers }),
     locations: locationsRoutes({ config, pool }),
     "app-version": appVersionRoutes({ config, pool }),
     attachments: attachmentsRoutes({ config, log, pool, ...deps.attachments, media: config.media }),
@@ -101,6 +112,7 @@ export function createHttpUtilityApp(deps: AppDeps): Express {
   };
   const mount = { base: "/api/v1", resolveCaller: callers.resolve };
   api.use(routesRouter(declared.users, mount));
+  api.use(routesRouter(declared.sessions, mount));
   api.use(routesRouter(declared.locations, mount));
   api.use(routesRouter(declared["app-version"], mount));
   const [current, legacyRoot] = partition(declared.notifications, (r) => r.path.startsWith("/api/v1/"));

@@ -13,11 +13,13 @@ import type { CallerPolicy as RouteCallerPolicy } from "#common/http/route.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
 import { defaultApp, isBelow, isVersion, minimumVersion } from "./app-version/versions.ts";
 import { errors } from "./errors.ts";
+import type { AppSessions } from "./sessions/tokens.ts";
 
 /**
  * Who is calling (docs/api.md "Who is calling", docs/security.md "Who can call what"). Apps: HTTP Basic
  * with the user's JID and XMPP password, decided by the auth service's own core (per-domain authenticators,
- * success cache, failures counted per client address: docs/security.md).
+ * success cache, failures counted per client address: docs/security.md), or `Authorization: Bearer <access
+ * token>` of an app session (sessions/tokens.ts: a JWT, told from an API key by its shape).
  * Servers: `Authorization: Bearer <key>`, matched against the SHA-256 of each configured key, with scopes.
  * MongooseIM, on the internal listener: no credentials, its connection's address (`caller.internal`).
  * A route definition names its policy (`caller: caller.app`); `routesRouter` resolves it with
@@ -27,7 +29,13 @@ import { errors } from "./errors.ts";
  * `legacy`: no credentials, trusted by the `node` it names under the app's legacy compatibility
  * (docs/cutover.md "Installed apps"); a handler that reads stored data never runs for such a caller.
  */
-export type AppCaller = { kind: "app"; jid: Jid; legacy?: true };
+export type AppCaller = {
+  kind: "app";
+  jid: Jid;
+  legacy?: true;
+  /** The app session whose access token the call carried (none for HTTP Basic). */
+  sessionId?: string;
+};
 /** `domain`: the one domain the key acts in, when its config limits it (`apiKeys.<name>.domain`). */
 export type ServerCaller = {
   kind: "server";
@@ -53,6 +61,7 @@ type ApiKeys = Config["services"]["httpUtility"]["apiKeys"];
 
 /** The names of the security schemes in the OpenAPI document's `components.securitySchemes`. */
 export const APP_BASIC = "appBasic";
+export const APP_BEARER = "appBearer";
 export const API_KEY = "apiKey";
 
 export const securitySchemes: Record<string, ZodOpenApiSecuritySchemeObject> = {
@@ -61,6 +70,13 @@ export const securitySchemes: Record<string, ZodOpenApiSecuritySchemeObject> = {
     scheme: "basic",
     description:
       "Apps: HTTP Basic with the user's JID (`node@domain`, case-insensitive) as the user name and their XMPP password (the `token` that `POST /api/v1/users/authorize` answered).",
+  },
+  [APP_BEARER]: {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description:
+      'Apps: `Authorization: Bearer <access token>` of an app session (`POST /api/v1/sessions`, docs/api.md "Sessions"): a JWT that lives 15 minutes by default; `POST /api/v1/sessions/refresh` gives the next.',
   },
   [API_KEY]: {
     type: "http",
@@ -75,16 +91,24 @@ export const securitySchemes: Record<string, ZodOpenApiSecuritySchemeObject> = {
 export const security = {
   /** Anyone. */
   public: [] as Record<string, string[]>[],
-  /** An app user (HTTP Basic). */
-  app: [{ [APP_BASIC]: [] }] as Record<string, string[]>[],
+  /** An app user (HTTP Basic, or the bearer access token of an app session). */
+  app: [{ [APP_BASIC]: [] }, { [APP_BEARER]: [] }] as Record<string, string[]>[],
   /** A server whose API key has `scope`. */
   server: (scope: ApiScope): Record<string, string[]>[] => [{ [API_KEY]: [scope] }],
   /** Either an app user (on their own data) or a server whose API key has `scope`. */
-  appOrServer: (scope: ApiScope): Record<string, string[]>[] => [{ [APP_BASIC]: [] }, { [API_KEY]: [scope] }],
+  appOrServer: (scope: ApiScope): Record<string, string[]>[] => [
+    { [APP_BASIC]: [] },
+    { [APP_BEARER]: [] },
+    { [API_KEY]: [scope] },
+  ],
 };
 
 const APP_ERRORS: ErrorEntry[] = [
   errors.invalidCredentials,
+  errors.basicAuthDisabled,
+  errors.invalidAccessToken,
+  errors.accessTokenExpired,
+  errors.sessionRevoked,
   errors.accountDisabled,
   errors.tooManyFailures,
   errors.authUnavailable,
@@ -192,6 +216,18 @@ function basicCredentials(header: string): { jid: Jid; password: string } | unde
 export interface Callers {
   /** The caller of `req` under `policy` (undefined for a public or internal one), or the error that refuses it. */
   resolve(policy: CallerPolicy, req: Request): Promise<Caller | undefined>;
+  /**
+   * An app's login with the JID and password of a request's body (`POST /api/v1/sessions`), decided exactly
+   * as HTTP Basic is (426 for an app too old, failures counted per client address, 403 for a disabled
+   * account), whatever the domain's `appBasicAuth`: the app as it declared itself, and where it calls from.
+   */
+  login(
+    req: Request,
+    jid: Jid,
+    password: string,
+  ): Promise<{ caller: AppCaller; app: DeclaredApp; client: string }>;
+  /** The app as it declares itself, refused (426) when it is too old. */
+  checkApp(req: Request): Promise<DeclaredApp>;
 }
 
 /** What the app calling says of itself, in the headers every current app sends (docs/api.md "App versions"). */
@@ -221,6 +257,10 @@ export function declaredApp(req: Request): DeclaredApp {
 export interface CallerDeps {
   core: AuthApi;
   apiKeys: ApiKeys;
+  /** Access tokens of app sessions; without them a bearer token of an app is refused. */
+  sessions?: AppSessions | undefined;
+  /** The domains served, for their `appBasicAuth` switch (kept up to date in place by the service). */
+  domains?: Pick<Config, "domains"> | undefined;
   /**
    * The apps (minimum versions, legacy compatibility) and the database their overrides and the legacy rate
    * limits live in; without them no version is checked and no legacy call is taken.
@@ -250,9 +290,15 @@ export function createCallers(deps: CallerDeps): Callers {
   async function appCaller(header: string, client: string): Promise<AppCaller> {
     const creds = basicCredentials(header);
     if (!creds) throw errors.invalidCredentials();
+    // before the password is looked at: a domain whose apps moved to sessions counts no failure here
+    if (deps.domains?.domains[creds.jid.domain]?.appBasicAuth === false) throw errors.basicAuthDisabled();
+    return checkLogin(creds.jid, creds.password, client);
+  }
+
+  async function checkLogin(jid: Jid, password: string, client: string): Promise<AppCaller> {
     let login: AppLogin;
     try {
-      login = await deps.core.checkAppLogin(creds.jid, creds.password, client);
+      login = await deps.core.checkAppLogin(jid, password, client);
     } catch {
       throw errors.authUnavailable();
     }
@@ -262,7 +308,28 @@ export function createCallers(deps: CallerDeps): Callers {
         : login.reason === "disabled"
           ? errors.accountDisabled()
           : errors.invalidCredentials();
-    return { kind: "app", jid: creds.jid };
+    return { kind: "app", jid };
+  }
+
+  /** The app session an access token belongs to: signature, expiry and revocation, no database round trip. */
+  async function bearerCaller(token: string): Promise<AppCaller> {
+    if (!deps.sessions) throw errors.invalidAccessToken();
+    let v: Awaited<ReturnType<AppSessions["verify"]>>;
+    try {
+      v = await deps.sessions.verify(token);
+    } catch {
+      throw errors.authUnavailable();
+    }
+    if (!v.ok) {
+      throw v.reason === "expired"
+        ? errors.accessTokenExpired()
+        : v.reason === "revoked"
+          ? errors.sessionRevoked()
+          : errors.invalidAccessToken();
+    }
+    // a domain no longer served (removed at runtime) takes its sessions with it
+    if (deps.domains && !Object.hasOwn(deps.domains.domains, v.jid.domain)) throw errors.sessionRevoked();
+    return { kind: "app", jid: v.jid, sessionId: v.sessionId };
   }
 
   /** 426 with `minimumVersion` when the app declares a version below its minimum for its platform. */
@@ -342,12 +409,15 @@ export function createCallers(deps: CallerDeps): Callers {
     if (policy.kind === "internal") return resolveInternalCaller(policy, req);
     const header = req.headers.authorization ?? "";
     const isBearer = /^Bearer\s/i.test(header);
-    if (policy.kind === "server" || (policy.kind === "appOrServer" && isBearer)) {
+    // an app's access token is a JWT (two dots); an API key (`sk_…`) never has one
+    const accessToken = isBearer ? accessTokenOf(header) : undefined;
+    if (policy.kind === "server" || (policy.kind === "appOrServer" && isBearer && !accessToken)) {
       return serverCaller(header, policy.scope);
     }
     // an app: one too old is told to update (426) before anything else, with or without credentials
     const declared = declaredApp(req);
     await checkVersion(declared);
+    if (accessToken) return bearerCaller(accessToken);
     const client = req.ip ?? req.socket.remoteAddress ?? "unknown";
     if (policy.kind === "app" && policy.legacy && header === "") {
       const legacy = await legacyCaller(policy.legacy, declared, req, client);
@@ -356,5 +426,24 @@ export function createCallers(deps: CallerDeps): Callers {
     return appCaller(header, client);
   }
 
-  return { resolve };
+  return {
+    resolve,
+    async login(req, jid, password) {
+      const app = declaredApp(req);
+      await checkVersion(app);
+      const client = req.ip ?? req.socket.remoteAddress ?? "unknown";
+      return { caller: await checkLogin(jid, password, client), app, client };
+    },
+    async checkApp(req) {
+      const app = declaredApp(req);
+      await checkVersion(app);
+      return app;
+    },
+  };
+}
+
+/** The token of `Bearer <token>` when it has the shape of a JWS compact serialization (RFC 7515 §7.1). */
+function accessTokenOf(header: string): string | undefined {
+  const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(header);
+  return m?.[1];
 }

@@ -29,6 +29,67 @@ export const errors = {
       message: "Send HTTP Basic credentials: your JID (node@domain) and XMPP password.",
       headers: { "www-authenticate": BASIC_REALM },
     },
+    // ---- app sessions (sessions/): bearer access tokens (RFC 6750 §3) and refresh tokens ------------------
+    basicAuthDisabled: {
+      status: 401,
+      code: "basic_auth_disabled",
+      description:
+        "HTTP Basic on the app API is switched off for this domain (`domains.<d>.appBasicAuth`): log in with `POST /api/v1/sessions`",
+      message:
+        "HTTP Basic is switched off for your domain: log in once with POST /api/v1/sessions (your JID and password in the body) and send its access token as `Authorization: Bearer <token>`.",
+      headers: { "www-authenticate": `Bearer realm="xmpp-sidecars"` },
+    },
+    invalidAccessToken: {
+      status: 401,
+      code: "invalid_access_token",
+      description:
+        "a bearer access token that is malformed, tampered with, or signed with a key that is gone: log in again",
+      message: "This access token is not valid: log in again with POST /api/v1/sessions.",
+      headers: {
+        "www-authenticate": `Bearer realm="xmpp-sidecars", error="invalid_token", error_description="invalid access token"`,
+      },
+    },
+    accessTokenExpired: {
+      status: 401,
+      code: "access_token_expired",
+      description: "the access token has expired: get the next with `POST /api/v1/sessions/refresh`",
+      message:
+        "This access token has expired: get a new one with POST /api/v1/sessions/refresh and your refresh token.",
+      headers: {
+        "www-authenticate": `Bearer realm="xmpp-sidecars", error="invalid_token", error_description="access token expired"`,
+      },
+    },
+    sessionRevoked: {
+      status: 401,
+      code: "session_revoked",
+      description:
+        "the access token's session has ended (logout, password change, disabled account, a reused refresh token): log in again",
+      message:
+        "This session has ended (logged out, password changed or revoked): log in again with POST /api/v1/sessions.",
+      headers: {
+        "www-authenticate": `Bearer realm="xmpp-sidecars", error="invalid_token", error_description="session ended"`,
+      },
+    },
+    invalidRefreshToken: {
+      status: 401,
+      code: "invalid_refresh_token",
+      description: "an unknown refresh token, or its session has expired or ended: log in again",
+      message: (why: string) => `This refresh token ${why}: log in again with POST /api/v1/sessions.`,
+    },
+    refreshTokenReused: {
+      status: 401,
+      code: "refresh_token_reused",
+      description:
+        "a refresh token that had been used already (a copy of it): its whole session is revoked now; log in again",
+      message:
+        "This refresh token had been used already, so it may have been copied: its session is revoked. Log in again with POST /api/v1/sessions.",
+    },
+    noSession: {
+      status: 404,
+      code: "not_found",
+      description: "no such live session among the caller's own",
+      message: "No such session among yours: list them with GET /api/v1/sessions.",
+    },
     invalidAppVersion: {
       status: 400,
       code: "invalid_app_version",

@@ -6,6 +6,7 @@ import { createPushDeps } from "./push/deps.ts";
 import { withXep0357 } from "./push/xep0357/index.ts";
 import { createRegistrationDeps } from "./registration/deps.ts";
 import { startRetention } from "./retention/schedule.ts";
+import { createAppSessions } from "./sessions/tokens.ts";
 
 /**
  * The http-utility composition root (docs/architecture.md "A service is a value"): the auth core it shares with the auth service's
@@ -30,7 +31,9 @@ export const httpUtilityService: ServiceDefinition = {
       const retention = config.retention;
       await startRetention({ boss: push.jobs, pool, log, retention, storage: attachments.storage });
     }
-    const deps = { config, log, pool, core, attachments, push, registration, metrics };
+    // app sessions' access tokens, refused at once when revoked anywhere (NOTIFY on the same LISTEN connection)
+    const sessions = createAppSessions({ config, pool, log, listener: ctx.listener });
+    const deps = { config, log, pool, core, attachments, push, registration, sessions, metrics };
     return {
       handler: createHttpUtilityHandler(deps),
       // MongooseIM's hooks and MongoosePush API: loopback by default, never on the public port (docs/push.md)
@@ -44,6 +47,7 @@ export const httpUtilityService: ServiceDefinition = {
         log.info("domains reloaded");
       },
       async close() {
+        sessions.close();
         await core.close();
         // the job queue first: a scheduled purge in progress may still delete media files
         await push.close();

@@ -143,10 +143,10 @@ describe("buddies admin API: domains", () => {
     expect(invalid.body.error.message).toContain(
       "domains.bad.example.keepCleartext: Invalid input: expected boolean",
     );
-    const kind = await call("PUT", "/api/domains/bad.example", { authenticator: { kind: "ldap" } });
+    const kind = await call("PUT", "/api/domains/bad.example", { authenticator: { kind: "kerberos" } });
     expect(kind).toMatchObject({
       status: 422,
-      body: { error: { message: expect.stringMatching(/kind "ldap" is unknown/) } },
+      body: { error: { message: expect.stringMatching(/kind "kerberos" is unknown/) } },
     });
     const name = await call("PUT", "/api/domains/Bad_Name", {});
     expect(name).toMatchObject({ status: 422, body: { error: { code: "invalid_domain" } } });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SCRAM_HASHES } from "../credentials/scram.ts";
+import { DURATION_FORMS, durationMs } from "../durations.ts";
 import { buddiesSchema } from "./buddies-schema.ts";
 import { mediaSchema } from "./media-schema.ts";
 import { MONGOOSEIM_VERSIONS } from "./mongooseim.ts";
@@ -42,7 +43,7 @@ const passwordFormat = z.enum(["plain", "scram"]);
 // services/http-utility/src/registration/sms/registry.ts
 const authenticator = z
   .object({
-    kind: z.string().min(1).describe("authenticator: `web_users`, `http` or `module`"),
+    kind: z.string().min(1).describe("authenticator: `web_users`, `http`, `module`, `jwt` or `ldap`"),
     options: z.record(z.string(), z.unknown()).default({}).describe("options of that kind"),
   })
   .strict();
@@ -164,6 +165,12 @@ export const domainSchema = z
       .array(z.string().min(1))
       .default([])
       .describe("buddy nodes of this domain: always checked against web_users, whatever the authenticator"),
+    appBasicAuth: z
+      .boolean()
+      .default(true)
+      .describe(
+        'the app API takes HTTP Basic (JID and password) from this domain\'s users; false once its apps use sessions: Basic is refused (401 `basic_auth_disabled`) and only bearer access tokens from `POST /api/v1/sessions` are taken (docs/api.md "Sessions")',
+      ),
     registration: registration.default({
       enabled: false,
       countries: [],
@@ -186,6 +193,38 @@ export const domainSchema = z
     path: ["scramHashes"],
     message: "the legacy ==SCRAM== format needs sha1",
   });
+
+/** A duration of the CLI's `--older-than` form (`15m`, `30d`), within [min, max] (written as durations too). */
+const duration = (fallback: string, min: string, max: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => durationMs(v) !== undefined, { message: `is not a duration: ${DURATION_FORMS}` })
+    .refine(
+      (v) => {
+        const ms = durationMs(v);
+        return ms === undefined || (ms >= (durationMs(min) ?? 0) && ms <= (durationMs(max) ?? 0));
+      },
+      { message: `must be from ${min} to ${max}` },
+    );
+
+/** App sessions (docs/api.md "Sessions"): how long their tokens live. */
+const appSessionsSchema = z
+  .object({
+    accessTtl: duration("15m", "1m", "24h").describe(
+      "life of an access token (`15m`): how long a stolen one works, and how long a revoked session's tokens are remembered as revoked",
+    ),
+    refreshTtl: duration("30d", "1h", "365d").describe(
+      "life of a refresh token (`30d`): an app not seen for that long logs in with its password again; each refresh starts it over",
+    ),
+  })
+  .strict()
+  .refine((s) => (durationMs(s.accessTtl) ?? 0) < (durationMs(s.refreshTtl) ?? 0), {
+    path: ["refreshTtl"],
+    message: "must be longer than accessTtl",
+  })
+  .prefault({})
+  .describe('app sessions: bearer access tokens and rotating refresh tokens (docs/api.md "Sessions")');
 
 /** Keys of the buddies service by name, made by `sidecars buddies admin-key`: only their SHA-256. */
 const buddiesKeys = z
@@ -383,6 +422,7 @@ export const configFieldsSchema = z
                   .strict(),
               )
               .describe(`limits shared by all processes through PostgreSQL: ${RATE_LIMITS.join(", ")}`),
+            sessions: appSessionsSchema,
             locations: z
               .object({
                 maxBatch: z.number().int().min(1).max(10_000).describe("reports per request"),

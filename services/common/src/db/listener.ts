@@ -40,6 +40,15 @@ interface Connection {
   client: pg.Client;
   listening: Set<string>;
   requested: Set<string>;
+  /** The last statement sent: the next waits for it (pg deprecates a query while another is running). */
+  last: Promise<unknown>;
+}
+
+/** Sends `sql` on `c` after every statement sent before it; rejects as the statement does. */
+function send(c: Connection, sql: string): Promise<unknown> {
+  const next = c.last.catch(() => {}).then(() => c.client.query(sql));
+  c.last = next;
+  return next;
 }
 
 export function startListener(options: { connectionString: string; log: Logger }): Listener {
@@ -82,7 +91,7 @@ export function startListener(options: { connectionString: string; log: Logger }
     for (const ch of wanted()) {
       if (c.requested.has(ch)) continue;
       c.requested.add(ch);
-      c.client.query(`LISTEN ${c.client.escapeIdentifier(ch)}`).then(
+      send(c, `LISTEN ${c.client.escapeIdentifier(ch)}`).then(
         () => {
           if (conn !== c) return;
           c.listening.add(ch);
@@ -130,7 +139,7 @@ export function startListener(options: { connectionString: string; log: Logger }
       return;
     }
     const reconnected = [...subs].some((s) => s.wasWhole);
-    conn = { client, listening: new Set(), requested: new Set() };
+    conn = { client, listening: new Set(), requested: new Set(), last: Promise.resolve() };
     delay = 250;
     if (reconnected) log.info("notification listener reconnected");
     listenWanted(conn);
@@ -162,7 +171,7 @@ export function startListener(options: { connectionString: string; log: Logger }
             if (still.has(ch) || !c.requested.has(ch)) continue;
             c.requested.delete(ch);
             c.listening.delete(ch);
-            c.client.query(`UNLISTEN ${c.client.escapeIdentifier(ch)}`).catch(() => {});
+            send(c, `UNLISTEN ${c.client.escapeIdentifier(ch)}`).catch(() => {});
           }
         },
       };

@@ -13,9 +13,10 @@ import { jidText } from "./lifecycle.ts";
 /**
  * A user's data for themselves (a GDPR access request; docs/operations.md "Removing, exporting, disabling a
  * user"): their account without password material, registration sessions without codes, device tokens (the
- * token values are theirs), channel subscriptions, mutes, notifications sent to them, avatar, attachments and
- * locations. One JSON document, written piece by piece from one snapshot (a REPEATABLE READ transaction) with
- * keyset pages, so a user with a million locations costs a page of memory; or a zip holding that document
+ * token values are theirs), app sessions (never a token or its hash), channel subscriptions, mutes,
+ * notifications sent to them, avatar, attachments and locations. One JSON document, written piece by piece
+ * from one snapshot (a REPEATABLE READ transaction) with keyset pages, so a user with a million locations
+ * costs a page of memory; or a zip holding that document
  * (`data.json`) and the stored files of their attachments (`files/<name>`), each read when its turn comes.
  */
 
@@ -36,6 +37,7 @@ export async function hasUserData(pool: Pool | pg.PoolClient, jid: Jid): Promise
      UNION ALL SELECT 1 FROM attachments WHERE domain = $1 AND node = $2
      UNION ALL SELECT 1 FROM avatars WHERE domain = $1 AND node = $2
      UNION ALL SELECT 1 FROM registration_challenges WHERE domain = $1 AND node = $2
+     UNION ALL SELECT 1 FROM app_sessions WHERE domain = $1 AND node = $2
      LIMIT 1`,
     [jid.domain, jid.node],
   );
@@ -192,6 +194,16 @@ async function* exportChunks(
               sends AS "codesSent", last_sent_at AS "lastSentAt", code_expires_at AS "codeExpiresAt",
               verified_at AS "verifiedAt", used_at AS "usedAt"
          FROM registration_challenges WHERE domain = $1 AND node = $2`,
+    ),
+  );
+  // the app logins: never a token or its hash (app_refresh_tokens is left out)
+  yield* list(
+    "appSessions",
+    await q<Record<string, unknown>>(
+      `SELECT id, created_at AS "createdAt", last_used_at AS "lastUsedAt", expires_at AS "expiresAt",
+              revoked_at AS "revokedAt", revoked_reason AS "revokedReason", client_address AS "clientAddress",
+              app_name AS "appName", app_version AS "appVersion", app_platform AS "appPlatform"
+         FROM app_sessions WHERE domain = $1 AND node = $2 ORDER BY created_at, id`,
     ),
   );
   yield* list(

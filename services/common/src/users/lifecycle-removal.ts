@@ -3,6 +3,7 @@ import type { AttachmentPolicy } from "../config/users-schema.ts";
 import type { Pool } from "../db/pool.ts";
 import { isKey } from "../media/keys.ts";
 import type { Storage } from "../media/storage.ts";
+import { deleteUserSessions } from "./app-sessions.ts";
 import type { Jid } from "./jid.ts";
 import { jidText } from "./lifecycle.ts";
 
@@ -215,6 +216,8 @@ async function removeRows(
         [jid.node],
       );
     }
+    // their app sessions: each still live is NOTIFYed at the commit, so its access tokens stop at once
+    rows.app_sessions = await deleteUserSessions(client, jid);
     await count("web_users", "DELETE FROM web_users WHERE domain = $1 AND node = $2");
 
     if (Object.values(rows).every((n) => n === 0)) {

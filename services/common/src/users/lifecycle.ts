@@ -1,5 +1,8 @@
+import type pg from "pg";
 import type { Config } from "../config/schema.ts";
 import type { Pool } from "../db/pool.ts";
+import { inTransaction } from "../db/transaction.ts";
+import { revokeAllSessions } from "./app-sessions.ts";
 import type { Jid } from "./jid.ts";
 
 /**
@@ -20,6 +23,7 @@ export const USER_TABLES = [
   "attachments",
   "avatars",
   "registration_challenges",
+  "app_sessions",
 ] as const;
 export type UserTable = (typeof USER_TABLES)[number];
 
@@ -59,9 +63,19 @@ export type DisableResult = "disabled" | "enabled" | "unchanged" | "unknown_user
  * Disables (`disabled: true`) or enables the account. Every login check refuses a disabled row (check_password
  * false, get_password 404, the app API 403 `account_disabled`) while user_exists stays true, so MongooseIM
  * keeps its roster and offline messages. The UPDATE fires web_users' NOTIFY trigger (migration
- * 1763790000000), so every auth process of every machine drops what it cached of the user at once.
+ * 1763790000000), so every auth process of every machine drops what it cached of the user at once; disabling
+ * also revokes their app sessions (app-sessions.ts), in the same transaction.
  */
 export async function setDisabled(pool: Pool, jid: Jid, disabled: boolean): Promise<DisableResult> {
+  return inTransaction(pool, async (client) => {
+    const result = await setDisabledIn(client, jid, disabled);
+    // its app sessions end with it, in every process at once (NOTIFY app_sessions_revoked at the commit)
+    if (disabled && result !== "unknown_user") await revokeAllSessions(client, jid, "account_disabled");
+    return result;
+  });
+}
+
+async function setDisabledIn(pool: pg.PoolClient, jid: Jid, disabled: boolean): Promise<DisableResult> {
   // always an UPDATE, changed or not: its NOTIFY also clears a cache that missed an earlier one
   const r = await pool.query<{ was: boolean }>(
     `WITH old AS (SELECT disabled_at IS NOT NULL AS was FROM web_users WHERE domain = $1 AND node = $2)

@@ -1,6 +1,7 @@
 import type { DomainConfig } from "../config/schema.ts";
 import { hashPassword, type ScramCredentials } from "../credentials/scram.ts";
 import type { Pool } from "../db/pool.ts";
+import { SESSIONS_REVOKED_CHANNEL } from "./app-sessions.ts";
 import type { Jid } from "./jid.ts";
 
 /**
@@ -72,13 +73,27 @@ export async function addUser(pool: Pool, jid: Jid, secret: NewSecret, domain: F
 }
 
 /** Replaces the password; false when there is no such user. */
+/**
+ * A new password (MongooseIM's set_password, the CLI, registration): the user's app sessions are revoked with
+ * it, in the same statement, so a token got with the old password stops working in every process
+ * (app-sessions.ts). `upgradeLegacyRow` is not a change of password and revokes nothing.
+ */
 export async function setPassword(pool: Pool, jid: Jid, secret: NewSecret, domain: Format): Promise<boolean> {
   const { token, scram } = await credentialsFor(secret, domain);
-  const r = await pool.query(
-    "UPDATE web_users SET token = $3, scram = $4, updated_at = now() WHERE domain = $1 AND node = $2",
+  const r = await pool.query<{ changed: number }>(
+    `WITH changed AS (
+       UPDATE web_users SET token = $3, scram = $4, updated_at = now() WHERE domain = $1 AND node = $2
+       RETURNING domain, node
+     ), revoked AS (
+       UPDATE app_sessions s SET revoked_at = now(), revoked_reason = 'password_changed'
+         FROM changed c WHERE s.domain = c.domain AND s.node = c.node AND s.revoked_at IS NULL
+       RETURNING s.id
+     )
+     SELECT (SELECT count(*) FROM changed)::int AS changed,
+            (SELECT count(pg_notify('${SESSIONS_REVOKED_CHANNEL}', id::text)) FROM revoked)::int AS revoked`,
     [jid.domain, jid.node, token, scram],
   );
-  return r.rowCount === 1;
+  return r.rows[0]?.changed === 1;
 }
 
 /**

@@ -497,12 +497,13 @@ describe("the OpenAPI document of http-utility", () => {
     expect(openApiProblems(JSON.parse(JSON.stringify(doc)))).toEqual([]);
   });
 
-  it("names the API, its version (package.json), the server, both security schemes and the error body", () => {
+  it("names the API, its version (package.json), the server, the security schemes and the error body", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(doc.info).toMatchObject({ title: "xmpp-sidecars public API", version: pkg.version });
     expect(doc.servers).toEqual([{ url: "/", description: expect.any(String) }]);
     expect(doc.components?.securitySchemes).toEqual({
       appBasic: { type: "http", scheme: "basic", description: expect.stringMatching(/JID.*XMPP password/) },
+      appBearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: expect.any(String) },
       apiKey: { type: "http", scheme: "bearer", bearerFormat: "sk_…", description: expect.any(String) },
     });
     expect(doc.components?.schemas?.Error).toEqual({

@@ -22,6 +22,10 @@ export interface RouteGroup {
 /** The groups, in the order the document lists them. */
 const GROUPS = [
   { name: "users", description: "Registration by phone number (SMS challenge)" },
+  {
+    name: "sessions",
+    description: "App sessions: the password once for a bearer access token and a rotating refresh token",
+  },
   { name: "locations", description: "Location reports of app users" },
   { name: "app-version", description: "The minimum version each app must run" },
   { name: "attachments", description: "Pictures, avatars, generated avatars and videos" },
@@ -98,7 +102,8 @@ export function buildOpenApiDocument(groups: readonly RouteGroup[]): OpenApiDocu
       description: [
         "The HTTP API of the xmpp-sidecars http-utility service, which the chat apps and their backends call.",
         "",
-        "**Who is calling.** Apps authenticate with HTTP Basic: their JID (`node@domain`) and XMPP password.",
+        "**Who is calling.** Apps authenticate with HTTP Basic: their JID (`node@domain`) and XMPP password;",
+        "or, once logged in with `POST /api/v1/sessions`, with `Authorization: Bearer <access token>`.",
         "Servers send `Authorization: Bearer <API key>`; each key has scopes. Some operations are public.",
         "",
         "**Errors** are JSON `{ error: { code, message } }`: `code` is stable, `message` is for people.",

@@ -19,6 +19,8 @@ import { mongooseImRoutes } from "../push/mongooseim/routes.ts";
 import { sendRoutes } from "../push/send/routes.ts";
 import { createRegistrationDeps } from "../registration/deps.ts";
 import { registrationRoutes } from "../registration/routes.ts";
+import { sessionRoutes } from "../sessions/routes.ts";
+import { createAppSessions } from "../sessions/tokens.ts";
 import { xmppUploadRoutes } from "../xmpp-upload/routes.ts";
 import { buildOpenApiDocument, routeGroups } from "./document.ts";
 import { apiDocsRouter, CONTENT_SECURITY_POLICY } from "./routes.ts";
@@ -36,6 +38,16 @@ const media = await createMediaDeps({ ...deps, log });
 const doc = buildOpenApiDocument(
   routeGroups({
     users: registrationRoutes({ ...deps, log, ...createRegistrationDeps({ ...deps, log }) }),
+    // described only: no request reaches them here
+    sessions: sessionRoutes({
+      ...deps,
+      core: { userExists: async () => false },
+      sessions: createAppSessions({ ...deps, log }),
+      callers: {
+        login: () => Promise.reject(new Error("not called")),
+        checkApp: () => Promise.reject(new Error("not called")),
+      },
+    }),
     locations: locationsRoutes(deps),
     "app-version": appVersionRoutes(deps),
     attachments: attachmentsRoutes({ ...deps, log, ...media, media: deps.config.media }),
