@@ -12,6 +12,8 @@ CREATE TABLE IF NOT EXISTS app_sessions (
   last_used_at   timestamptz NOT NULL DEFAULT now(),
   -- the end of the current refresh token: each refresh moves it (services.httpUtility.sessions.refreshTtl)
   expires_at     timestamptz NOT NULL,
+  -- a session opened with an SSO token (a jwt domain) ends with that token: no refresh moves it past this
+  not_after      timestamptz,
   revoked_at     timestamptz,
   -- 'logout', 'logout_all', 'refresh_token_reused', 'password_changed', 'account_disabled', 'operator', 'user_gone'
   revoked_reason text,

@@ -93,14 +93,21 @@ export function isRefreshTokenShape(text: string): boolean {
 /** A session for `jid` and its first refresh token, valid `refreshTtlMs`. */
 export async function createSession(
   pool: Pool,
-  o: { jid: Jid; clientAddress?: string | undefined; app: DeclaredAppInfo; refreshTtlMs: number },
+  o: {
+    jid: Jid;
+    clientAddress?: string | undefined;
+    app: DeclaredAppInfo;
+    refreshTtlMs: number;
+    /** The session never outlives this (the SSO token it was opened with), whatever its refreshes. */
+    notAfter?: Date | undefined;
+  },
 ): Promise<{ session: AppSession; refreshToken: string }> {
   const id = randomUUID();
   const refreshToken = newRefreshToken();
   return inTransaction(pool, async (client) => {
     const r = await client.query<SessionRow>(
-      `INSERT INTO app_sessions AS s (id, domain, node, expires_at, client_address, app_name, app_version, app_platform)
-       VALUES ($1, $2, $3, now() + make_interval(secs => $4::double precision / 1000), $5, $6, $7, $8)
+      `INSERT INTO app_sessions AS s (id, domain, node, expires_at, not_after, client_address, app_name, app_version, app_platform)
+       VALUES ($1, $2, $3, LEAST(now() + make_interval(secs => $4::double precision / 1000), $9), $9, $5, $6, $7, $8)
        RETURNING ${SESSION_COLUMNS}`,
       [
         id,
@@ -111,6 +118,7 @@ export async function createSession(
         o.app.name ?? null,
         o.app.version ?? null,
         o.app.platform ?? null,
+        o.notAfter ?? null,
       ],
     );
     await client.query("INSERT INTO app_refresh_tokens (sha256, session_id) VALUES ($1, $2)", [
@@ -170,7 +178,7 @@ export async function refreshSession(
     ]);
     const s = await client.query<SessionRow>(
       `UPDATE app_sessions s SET last_used_at = now(),
-              expires_at = now() + make_interval(secs => $2::double precision / 1000)
+              expires_at = LEAST(now() + make_interval(secs => $2::double precision / 1000), s.not_after)
         WHERE s.id = $1 RETURNING ${SESSION_COLUMNS}`,
       [row.session_id, refreshTtlMs],
     );

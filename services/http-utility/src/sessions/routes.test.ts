@@ -24,6 +24,10 @@ import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_TYPE, createAppSessions } from "./t
 const DOMAIN = "oyo.test";
 const NO_BASIC = "nobasic.test";
 const SERVER_KEY = `sk_${randomBytes(32).toString("base64url")}`;
+/** A `jwt` domain: its users log in with a token of this (shared-secret) identity provider. */
+const SSO = "sso.test";
+const SSO_SECRET = randomBytes(32).toString("base64url");
+const SSO_ISSUER = "https://idp.sso.test";
 let app: HttpUtilityTestApp;
 /** The second instance: another process of the cluster, with its own LISTEN connection. */
 let other: { server: RunningServer; base: string; close(): Promise<void> };
@@ -39,6 +43,13 @@ beforeAll(async () => {
       domains: {
         [DOMAIN]: { passwordFormat: "plain", scramIterations: 4096 },
         [NO_BASIC]: { passwordFormat: "plain", scramIterations: 4096, appBasicAuth: false },
+        [SSO]: {
+          passwordFormat: "plain",
+          authenticator: {
+            kind: "jwt",
+            options: { secret: SSO_SECRET, algorithms: ["HS256"], issuer: SSO_ISSUER, audience: "xmpp" },
+          },
+        },
       },
     },
   });
@@ -529,5 +540,31 @@ describe("a domain with HTTP Basic switched off (appBasicAuth: false)", () => {
     // the other domain is not affected
     const v = await newUser();
     expect((await videos(basic(v))).status).toBe(200);
+  });
+});
+
+describe("a session opened with an SSO token", () => {
+  it("ends when the token does: neither the refresh token nor a refresh outlives its exp", async () => {
+    const inSeconds = 120;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("alice")
+      .setIssuer(SSO_ISSUER)
+      .setAudience("xmpp")
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + inSeconds)
+      .sign(new TextEncoder().encode(SSO_SECRET));
+    const first = await login({ text: `alice@${SSO}`, password: token });
+    // the default refresh TTL is 30 days: here the SSO token's two minutes bound both tokens
+    expect(first.refreshExpiresIn).toBeLessThanOrEqual(inSeconds);
+    expect(first.refreshExpiresIn).toBeGreaterThan(inSeconds - 30);
+    expect(first.expiresIn).toBeLessThanOrEqual(inSeconds);
+    expect((await videos(bearer(first.accessToken))).status).toBe(200);
+    const next = await refresh(first.refreshToken);
+    expect(next.status, next.text).toBe(200);
+    expect((next.body as unknown as TokensAnswer).refreshExpiresIn).toBeLessThanOrEqual(inSeconds);
+    // a password login on a web_users domain keeps the configured refresh TTL
+    const plain = await login(await newUser());
+    expect(plain.refreshExpiresIn).toBeGreaterThan(29 * 24 * 3600);
   });
 });

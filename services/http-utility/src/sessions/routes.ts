@@ -1,3 +1,4 @@
+import { decodeJwt } from "jose";
 import type { AuthApi } from "#auth";
 import type { Config } from "#common/config/schema.ts";
 import type { Pool } from "#common/db/pool.ts";
@@ -51,6 +52,25 @@ export function sessionRoutes(deps: {
 }): Route<CallerPolicy>[] {
   const { pool, sessions } = deps;
 
+  /**
+   * On a `jwt` domain, when the client logged in with an SSO token (a buddy logs in with its web_users password
+   * instead): the token's `exp`, which the authenticator has just checked. The session ends with it, so that a
+   * user the identity provider stops issuing tokens to is out within a token's life, not a refresh TTL's.
+   */
+  function ssoTokenEnd(domain: string, password: string): Date | undefined {
+    if (
+      !Object.hasOwn(deps.config.domains, domain) ||
+      deps.config.domains[domain]?.authenticator.kind !== "jwt"
+    )
+      return undefined;
+    try {
+      const { exp } = decodeJwt(password);
+      return typeof exp === "number" ? new Date(exp * 1000) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function tokens(session: AppSession, refreshToken: string): Promise<TokensAnswer> {
     const access = await sessions.issue(session);
     return {
@@ -87,6 +107,7 @@ export function sessionRoutes(deps: {
           clientAddress: login.client,
           app: login.app,
           refreshTtlMs: sessions.refreshTtlMs,
+          notAfter: ssoTokenEnd(login.caller.jid.domain, body.password),
         });
         res
           .status(201)
