@@ -14,8 +14,8 @@ import {
 } from "./attachments-support.ts";
 import { loopSide } from "./closed-loop.ts";
 import type { BenchContext, Benchmark, Side } from "./frame.ts";
-import { httpLoad } from "./http-load.ts";
 import { processTree } from "./process-cpu.ts";
+import { wrkLoad } from "./wrk.ts";
 
 /** Uploads in flight against the service, and avatars in flight in the sharp loop. */
 const IN_FLIGHT = 4;
@@ -134,19 +134,22 @@ export const benchmark: Benchmark = {
     await checkOneAvatar(service, files);
 
     const { contentType, body } = multipartBody(jpeg, "avatar.jpg", "image/jpeg");
+    // wrk, as every HTTP benchmark: the same multipart request each time, every answer a 201
     const load = {
-      url: `${service.url}/api/v1/attachments/avatars`,
+      base: service.url,
+      paths: ["/api/v1/attachments/avatars"],
       connections: IN_FLIGHT,
       method: "POST" as const,
       headers: { authorization: AUTHORIZATION, "content-type": contentType },
       body,
+      expectStatus: 201,
     };
     return {
       project: {
         label: "http-utility",
         pids: () => (service.server.pid ? [service.server.pid] : []),
         async measure(durationS) {
-          const sample = await httpLoad(load, durationS);
+          const sample = await wrkLoad("http-utility", load, durationS);
           await checkOneAvatar(service, files);
           return sample;
         },
