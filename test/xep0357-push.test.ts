@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -21,6 +21,7 @@ import { accountHash } from "../services/http-utility/src/push/xep0357/nodes.ts"
 import { testConfigDir } from "./support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
 import { type Ejabberd, ejabberdUnavailable, startEjabberd } from "./support/ejabberd.ts";
+import { type FakeApns, startFakeApns } from "./support/fake-apns.ts";
 import {
   type FakeFcm,
   fcmAnswers,
@@ -38,10 +39,11 @@ import { connectUser } from "./support/xmpp-user.ts";
  * The XEP-0357 app server with the real servers: ejabberd 23.01 (`mod_push`, `mod_stream_mgmt`) and Prosody
  * 0.12 (`mod_cloud_notify`, `mod_smacks`), each with a private domain and one whose privacy mode is off, both
  * told to send the sender and the text. A client (xmpp.js) registers with `register-push-fcm` as
- * Conversations does, enables push on its server, and goes away with stream management (the socket cut, the
- * session kept); another user writes to it; the local FCM (test/support/fake-fcm.ts) gets exactly one push.
- * A wrong publish secret and a dead token push nothing. Last, a second "process" takes the components over
- * when the first stops.
+ * Conversations does (or `register-push-apns`, as an iPhone app on p2's protocol), enables push on its
+ * server, and goes away with stream management (the socket cut, the session kept); another user writes to
+ * it; the local FCM (test/support/fake-fcm.ts) or APNs (test/support/fake-apns.ts) gets exactly one push.
+ * A wrong publish secret pushes nothing; a dead token is forgotten and the server told so. Last, a second
+ * "process" takes the components over when the first stops.
  */
 
 const ej = { unavailable: ejabberdUnavailable() };
@@ -55,6 +57,11 @@ const NS_DATA = "jabber:x:data";
 const NS_PUSH = "urn:xmpp:push:0";
 const NS_SM = "urn:xmpp:sm:3";
 
+/** The iPhone app's APNs credentials (token auth), its key made in beforeAll. */
+const BUNDLE_ID = "im.example.chat";
+const APNS_KEY_ID = "CHATKEY123";
+const APNS_TEAM_ID = "CHATTEAM45";
+
 interface Server {
   name: string;
   port: number;
@@ -63,6 +70,7 @@ interface Server {
 
 let db: TestDatabase;
 let fcm: FakeFcm;
+let apns: FakeApns;
 let dns: ReturnType<typeof refuseDns>;
 let ejabberd: Ejabberd;
 let prosody: Prosody;
@@ -92,6 +100,9 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 
 const sendsTo = (token: string) =>
   fcm.sends().filter((s) => (s.message as { token?: string }).token === token);
+const apnsTo = (token: string) => apns.requests.filter((r) => r.token === token);
+/** An iPhone's device token: 32 bytes, in hex as apps hand it over. */
+const apnsToken = () => randomBytes(32).toString("hex");
 
 beforeAll(async () => {
   const why = ej.unavailable ?? pr.unavailable;
@@ -101,6 +112,12 @@ beforeAll(async () => {
   db = await createTestDatabase();
   fcm = await startFakeFcm();
   const account = await fcm.addServiceAccount(path.join(dir, "chat-firebase.json"), "chat-push");
+  const apnsKey = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const apnsKeyFile = path.join(dir, `AuthKey_${APNS_KEY_ID}.p8`);
+  await writeFile(apnsKeyFile, apnsKey.privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+  apns = await startFakeApns({
+    tokenKeys: [{ keyId: APNS_KEY_ID, teamId: APNS_TEAM_ID, publicKey: apnsKey.publicKey }],
+  });
   const passwordFile = path.join(dir, "component.secret");
   await writeFile(passwordFile, `${SECRET}\n`, { mode: 0o600 });
 
@@ -144,7 +161,7 @@ beforeAll(async () => {
   ]);
 
   for (const d of [EJ, EJ_OPEN]) {
-    for (const u of ["alice", "bob", "carol", "erin"]) {
+    for (const u of ["alice", "bob", "carol", "erin", "ivy", "gus"]) {
       await addUser(db.pool, { node: u, domain: d }, { cleartext: PASSWORD }, {
         authenticator: { kind: "web_users", options: {} },
         passwordFormat: "plain",
@@ -152,7 +169,7 @@ beforeAll(async () => {
     }
   }
   for (const d of [PR, PR_OPEN]) {
-    for (const u of ["alice", "bob", "carol", "dave"]) await prosody.register(u, d, PASSWORD);
+    for (const u of ["alice", "bob", "carol", "dave", "ivy", "gus"]) await prosody.register(u, d, PASSWORD);
   }
 
   const xmppServer = (d: string) =>
@@ -162,7 +179,18 @@ beforeAll(async () => {
     overrides: {
       domains,
       push: {
-        apps: { Chat: { fcm: { serviceAccountFile: account.file } } },
+        apps: {
+          Chat: {
+            fcm: { serviceAccountFile: account.file },
+            apns: {
+              bundleId: BUNDLE_ID,
+              production: true,
+              keyFile: apnsKeyFile,
+              keyId: APNS_KEY_ID,
+              teamId: APNS_TEAM_ID,
+            },
+          },
+        },
         xep0357: {
           checkMs: 200,
           domains: {
@@ -189,7 +217,14 @@ beforeAll(async () => {
   registry = new Registry();
   push = await createPushDeps(
     { config, log, pool: db.pool },
-    { endpoints: { fcmAgent: fcm.agent() }, workers: false, metrics: registry },
+    {
+      endpoints: {
+        fcmAgent: fcm.agent(),
+        apnsEndpoint: { address: "127.0.0.1", port: apns.port, ca: apns.ca },
+      },
+      workers: false,
+      metrics: registry,
+    },
   );
   appServer = startXep0357({ config, log, pool: db.pool, notifier: push.notifier, metrics: registry });
   await vi.waitFor(
@@ -215,6 +250,7 @@ afterAll(async () => {
   await ejabberd?.stop();
   await prosody?.stop();
   await fcm?.close();
+  await apns?.close();
   await db?.drop();
   dns?.restore();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -267,12 +303,16 @@ async function phone(domain: string, username: string): Promise<Client> {
 
 const formField = (name: string, value: string) => xml("field", { var: name }, xml("value", {}, value));
 
-/** Conversations' registration with the app server (p2's `register-push-fcm`): its node and secret. */
+/**
+ * Conversations' registration with the app server (p2's `register-push-fcm`; `register-push-apns` for an
+ * iPhone, the same fields): its node and secret.
+ */
 async function registerDevice(
   xmpp: Client,
   component: string,
   token: string,
   deviceId: string,
+  service: "fcm" | "apns" = "fcm",
 ): Promise<{ jid: string; node: string; secret: string }> {
   const result = await xmpp.iqCaller.request(
     xml(
@@ -280,7 +320,7 @@ async function registerDevice(
       { type: "set", to: component },
       xml(
         "command",
-        { xmlns: NS_COMMANDS, node: "register-push-fcm", action: "execute" },
+        { xmlns: NS_COMMANDS, node: `register-push-${service}`, action: "execute" },
         xml(
           "x",
           { xmlns: NS_DATA, type: "submit" },
@@ -355,30 +395,69 @@ async function write(domain: string, to: string, body: string): Promise<void> {
 }
 
 /**
+ * What the user's server made of our `cancel`/`item-not-found` for a gone device, from its log: ejabberd
+ * disables that push at once, Prosody counts an error against it (and disables it at `push_max_errors`).
+ */
+async function toldGone(domain: string, user: string, node: string): Promise<void> {
+  const jid = `${user}@${domain}`;
+  await vi.waitFor(
+    async () => {
+      if (serverOf(domain).name === "ejabberd") {
+        const said = `push.${domain} rejected notification for ${jid} (${node}), disabling push: `;
+        const line = (await ejabberd.logs()).split("\n").find((l) => l.includes(said));
+        expect(line).toMatch(/\(cancel\)\s*$/);
+      } else {
+        expect(await prosody.logs()).toContain(
+          `Got error <cancel:item-not-found:the device is gone> for identifier 'push.${domain}<${node}': ` +
+            "error count for this identifier is now at 1",
+        );
+      }
+    },
+    { timeout: 20_000, interval: 200 },
+  );
+}
+
+/**
  * No second push: Prosody sends what a hibernated session queued after a 1 s timer, ejabberd at once; 2 s
  * more without a push is the behaviour asserted, not a wait for something.
  */
 const quietWindow = () => new Promise((r) => setTimeout(r, 2000));
 
-/** The whole path once: register, enable, go away, a message, the one push it makes. */
-async function pushOnce(domain: string, user: string) {
+/** The path up to the push: register, enable, go away, and bob's message; its text and the device id. */
+async function awayAndWritten(domain: string, user: string, service: "fcm" | "apns", token: string) {
   const xmpp = await phone(domain, user);
-  const token = `fcm-${user}-${domain}-${randomBytes(4).toString("hex")}:APA91b${"x".repeat(100)}`;
   const deviceId = randomBytes(8).toString("hex");
-  const answer = await registerDevice(xmpp, `push.${domain}`, token, deviceId);
+  const answer = await registerDevice(xmpp, `push.${domain}`, token, deviceId, service);
   expect(answer.jid).toBe(`push.${domain}`);
   await enablePush(xmpp, answer.jid, answer.node, answer.secret);
   await goAway(xmpp);
   const text = `meet me at the station ${randomBytes(3).toString("hex")}`;
   await write(domain, `${user}@${domain}`, text);
-  await vi.waitFor(() => expect(sendsTo(token).length).toBeGreaterThan(0), {
-    timeout: 20_000,
-    interval: 100,
-  });
+  return { text, deviceId };
+}
+
+/** The one push a fake got for a device: waited for, then none more during quietWindow. */
+async function exactlyOne<T>(pushes: () => T[]): Promise<T> {
+  await vi.waitFor(() => expect(pushes().length).toBeGreaterThan(0), { timeout: 30_000, interval: 100 });
   await quietWindow();
-  const sends = sendsTo(token);
-  expect(sends).toHaveLength(1);
-  return { message: sends[0]?.message as Record<string, unknown>, text, deviceId, token };
+  const all = pushes();
+  expect(all).toHaveLength(1);
+  return all[0] as T;
+}
+
+/** The whole path once for an Android phone: the one FCM message it makes. */
+async function pushOnce(domain: string, user: string) {
+  const token = `fcm-${user}-${domain}-${randomBytes(4).toString("hex")}:APA91b${"x".repeat(100)}`;
+  const { text, deviceId } = await awayAndWritten(domain, user, "fcm", token);
+  const send = await exactlyOne(() => sendsTo(token));
+  return { message: send.message as Record<string, unknown>, text, deviceId, token };
+}
+
+/** The whole path once for an iPhone: the one request the fake APNs got. */
+async function apnsOnce(domain: string, user: string) {
+  const token = apnsToken();
+  const { text, deviceId } = await awayAndWritten(domain, user, "apns", token);
+  return { request: await exactlyOne(() => apnsTo(token)), text, deviceId };
 }
 
 describe.each([
@@ -411,6 +490,55 @@ describe.each([
       body: text,
     });
     expect(String((message.data as Record<string, string>).sender)).toMatch(new RegExp(`^bob@${openDomain}`));
+  });
+
+  it("an iPhone (register-push-apns), privacy mode: one alert saying a message came, no text, no sender", async () => {
+    const { request, text, deviceId } = await apnsOnce(privateDomain, "ivy");
+    // to the app's bundle, with its signing key: an alert, delivered at once
+    expect(request.auth).toEqual({ kind: "token", keyId: APNS_KEY_ID, teamId: APNS_TEAM_ID });
+    const { authorization, ...headers } = request.headers;
+    expect(authorization).toMatch(/^bearer /);
+    expect(headers).toEqual({ "apns-topic": BUNDLE_ID, "apns-push-type": "alert", "apns-priority": "10" });
+    expect(request.body).toEqual({
+      type: "xep0357",
+      account: accountHash(`ivy@${privateDomain}`, deviceId),
+      message: "1",
+      // ejabberd sends no count, Prosody always 1
+      ...(privateDomain === PR ? { count: "1" } : {}),
+      // what the lock screen shows: the configured alertTitle alone, and the device's first badge
+      aps: { alert: { title: "New message" }, badge: 1, sound: "default", "mutable-content": 1 },
+    });
+    // the JWT aside (random base64url), nothing Apple or the phone gets names the text or the sender
+    const seen = JSON.stringify({ headers, body: request.body });
+    expect(seen).not.toContain(text);
+    expect(seen).not.toContain("bob");
+  });
+
+  it("an iPhone, privacy off: the alert shows the sender and the text", async () => {
+    const { request, text, deviceId } = await apnsOnce(openDomain, "ivy");
+    const bob = `bob@${openDomain}`;
+    expect(request.headers).toMatchObject({
+      "apns-topic": BUNDLE_ID,
+      "apns-push-type": "alert",
+      "apns-priority": "10",
+    });
+    const body = request.body as Record<string, unknown>;
+    expect(body).toMatchObject({
+      type: "xep0357",
+      account: accountHash(`ivy@${openDomain}`, deviceId),
+      message: "1",
+      body: text,
+    });
+    // the data as the server sent it (its full JID, bob's client's resource included)
+    expect(String(body.sender).split("/")[0]).toBe(bob);
+    // the alert names the contact, and groups by it as the chat does, whichever of bob's clients wrote
+    expect(body.aps).toEqual({
+      alert: { title: bob, body: text },
+      badge: 1,
+      sound: "default",
+      "thread-id": bob,
+      "mutable-content": 1,
+    });
   });
 
   it("a wrong publish secret is refused: the server's publish gets forbidden, nothing is pushed", async () => {
@@ -452,7 +580,51 @@ describe("dead tokens and several processes", () => {
     expect(sendsTo(token)).toHaveLength(1);
     expect(await tokensOf(db.pool, { domain: EJ, node: "erin" })).toEqual([]);
     expect(await metric("push_sends_total", { provider: "fcm", outcome: "dead_token" })).toBeGreaterThan(0);
+    await toldGone(EJ, "erin", answer.node);
   });
+
+  it.each([
+    { server: "ejabberd", domain: EJ },
+    { server: "Prosody", domain: PR },
+  ])(
+    "$server: an APNs token answered 410 Unregistered is forgotten, and the server told the device is gone",
+    async ({ domain }) => {
+      const xmpp = await phone(domain, "gus");
+      const token = apnsToken();
+      apns.script(token, { status: 410, reason: "Unregistered" });
+      const answer = await registerDevice(
+        xmpp,
+        `push.${domain}`,
+        token,
+        randomBytes(8).toString("hex"),
+        "apns",
+      );
+      await enablePush(xmpp, answer.jid, answer.node, answer.secret);
+      expect(await tokensOf(db.pool, { domain, node: "gus" })).toMatchObject([{ service: "apns", token }]);
+      await goAway(xmpp);
+      const dead = await metric("xep0357_publishes_total", { domain, outcome: "dead_token" });
+      await write(domain, `gus@${domain}`, "are you there?");
+      await vi.waitFor(
+        async () =>
+          expect(await metric("xep0357_publishes_total", { domain, outcome: "dead_token" })).toBe(dead + 1),
+        { timeout: 30_000, interval: 100 },
+      );
+      expect(apnsTo(token)).toHaveLength(1);
+      expect(await tokensOf(db.pool, { domain, node: "gus" })).toEqual([]);
+      expect(
+        await metric("push_sends_total", { provider: "apns", outcome: "dead_token", reason: "Unregistered" }),
+      ).toBeGreaterThan(0);
+      await toldGone(domain, "gus", answer.node);
+      if (domain === EJ) {
+        // and ejabberd, having disabled it, publishes nothing for the next message
+        const published = await metric("xep0357_publishes_total", { domain });
+        await write(domain, `gus@${domain}`, "hello?");
+        await quietWindow();
+        expect(await metric("xep0357_publishes_total", { domain })).toBe(published);
+        expect(apnsTo(token)).toHaveLength(1);
+      }
+    },
+  );
 
   it("another process holds nothing while the first runs, and takes every component when it stops", async () => {
     standby = startXep0357({ config, log, pool: db.pool, notifier: push.notifier, metrics: registry });

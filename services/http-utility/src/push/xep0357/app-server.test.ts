@@ -222,15 +222,20 @@ describe("publishes", () => {
     const a = await register(server, "hank", "apns-hank", "hank-ipad", "apns");
     const summary = {
       "message-count": "1",
-      "last-message-sender": `ivy@${DOMAIN}`,
+      // as ejabberd and Prosody send it: the full JID of the client that wrote
+      "last-message-sender": `ivy@${DOMAIN}/phone-4f2a`,
       "last-message-body": "hello",
     };
     expect(await server.publish(iq(DOMAIN, publish(f.node, f.secret, summary)))).toBe(true);
     expect(await server.publish(iq(DOMAIN, publish(a.node, a.secret, summary)))).toBe(true);
     expect(await server.publish(iq(DOMAIN, publish(a.node, a.secret, summary)))).toBe(true);
-    expect(fcm.pushesTo("fcm-hank")[0]?.data).toMatchObject({ sender: `ivy@${DOMAIN}`, body: "hello" });
+    expect(fcm.pushesTo("fcm-hank")[0]?.data).toMatchObject({
+      sender: `ivy@${DOMAIN}/phone-4f2a`,
+      body: "hello",
+    });
+    // the lock screen names the contact and groups by them, not by their client's resource
     expect(apns.pushesTo("apns-hank")).toMatchObject([
-      { title: `ivy@${DOMAIN}`, body: "hello", badge: 1, mutableContent: true },
+      { title: `ivy@${DOMAIN}`, body: "hello", badge: 1, mutableContent: true, threadId: `ivy@${DOMAIN}` },
       { title: `ivy@${DOMAIN}`, body: "hello", badge: 2 },
     ]);
   });

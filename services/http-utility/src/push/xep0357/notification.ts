@@ -40,7 +40,9 @@ export function notificationOf(i: NotificationInput): PushMessage {
   const priority = message ? "high" : "normal";
 
   if (i.service === "fcm" || !message) return { data, silent: true, priority };
-  const sender = i.private ? undefined : summary.sender;
+  // ejabberd and Prosody both send the full JID: the alert names the contact, and groups by it as the chat
+  // does, not by whichever of the contact's clients wrote (nor shows that client's resource)
+  const sender = i.private || summary.sender === undefined ? undefined : bareJid(summary.sender);
   return {
     title: sender ?? i.alertTitle,
     ...(i.private || body === undefined ? {} : { body }),
@@ -51,4 +53,10 @@ export function notificationOf(i: NotificationInput): PushMessage {
     mutableContent: true,
     ...(sender === undefined ? {} : { threadId: sender }),
   };
+}
+
+/** A JID without its resource (the first `/` starts it: RFC 7622 §3.1). */
+function bareJid(jid: string): string {
+  const slash = jid.indexOf("/");
+  return slash < 0 ? jid : jid.slice(0, slash);
 }
