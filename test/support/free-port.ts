@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /** A TCP port free on 127.0.0.1 right now. */
 export function freePort(): Promise<number> {
@@ -29,4 +29,31 @@ export async function deadPort(): Promise<{ port: number; close(): Promise<void>
     port: (s.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => s.close(() => resolve())),
   };
+}
+
+/**
+ * Resolves once something accepts connections on 127.0.0.1:`port`; throws what `exited` says once the daemon
+ * has gone, or after `until` (a Date.now() time) that `name` is not listening.
+ */
+export async function listening(
+  port: number,
+  until: number,
+  exited: () => string | undefined,
+  name: string,
+): Promise<void> {
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    const why = exited();
+    if (why) throw new Error(why);
+    if (Date.now() > until) throw new Error(`${name} not listening on ${port} after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

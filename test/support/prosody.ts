@@ -1,12 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { makeCertificate } from "./certificates.ts";
-import { freePort } from "./free-port.ts";
+import { freePort, listening } from "./free-port.ts";
 import { runAs, SU_ENV, shellWords } from "./run-as.ts";
 
 /**
@@ -96,25 +95,6 @@ ${o.tail ?? ""}
 
 const asUser = (args: string[]) => runAs(USER, shellWords(args));
 
-/** Resolves once something accepts connections on 127.0.0.1:`port`. */
-async function listening(port: number, until: number, exited: () => string | undefined): Promise<void> {
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    const why = exited();
-    if (why) throw new Error(why);
-    if (Date.now() > until) throw new Error(`Prosody not listening on ${port} after 30 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 export async function startProsody(o: ProsodyOptions): Promise<Prosody> {
   const why = prosodyUnavailable();
   if (why) throw new Error(why);
@@ -179,7 +159,8 @@ export async function startProsody(o: ProsodyOptions): Promise<Prosody> {
 
   try {
     const until = Date.now() + 30_000;
-    for (const port of [tlsPort, starttlsPort, componentPort]) await listening(port, until, () => exit);
+    for (const port of [tlsPort, starttlsPort, componentPort])
+      await listening(port, until, () => exit, "Prosody");
   } catch (err) {
     const text = await logs();
     await stop();

@@ -2,12 +2,12 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { makeCertificate } from "./certificates.ts";
-import { freePort } from "./free-port.ts";
+import { freePort, listening } from "./free-port.ts";
 
 /**
  * A private OpenLDAP slapd 2.5 (Debian packages `slapd` and `ldap-utils`, installed by scripts/system-deps.sh)
@@ -126,25 +126,6 @@ access to * by * read
 `;
 }
 
-/** Resolves once something accepts connections on 127.0.0.1:`port`. */
-async function listening(port: number, until: number, exited: () => string | undefined): Promise<void> {
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    const why = exited();
-    if (why) throw new Error(why);
-    if (Date.now() > until) throw new Error(`slapd not listening on ${port} after 30 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A server on `port` that cuts every connection: holds a stopped slapd's port so no other test takes it. */
 async function holdPort(port: number): Promise<Server | undefined> {
   const s = createServer((socket) => socket.destroy());
@@ -202,7 +183,7 @@ export async function startSlapd(): Promise<Slapd> {
       });
     });
     const until = Date.now() + 30_000;
-    for (const p of [port, ldapsPort]) await listening(p, until, () => exit);
+    for (const p of [port, ldapsPort]) await listening(p, until, () => exit, "slapd");
   };
 
   const halt = async () => {

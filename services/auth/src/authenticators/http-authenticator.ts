@@ -1,8 +1,6 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { createOutboundPolicy, type OutboundPolicy, outboundRequest } from "#common/http/outbound-address.ts";
-import { fromRoot } from "#common/paths.ts";
-import { OptionError } from "#common/plugins/problems.ts";
+import { readOptionFile } from "#common/plugins/problems.ts";
 import {
   type Authenticator,
   type AuthenticatorDeps,
@@ -88,18 +86,9 @@ export default defineAuthenticator({
   create: (options, deps) => createHttpAuthenticator(options, deps),
 });
 
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(fromRoot(file));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new OptionError("tls.ca", `cannot read ${file} (${code}): fix the path or the file's permissions`);
-  }
-}
-
 /** The http authenticator of parsed options: also what a per-domain module wraps (externals-auth/). */
 export function createHttpAuthenticator(o: HttpOptions, deps: AuthenticatorDeps): Authenticator {
-  const ca = o.tls.ca ? readCa(o.tls.ca) : undefined;
+  const ca = o.tls.ca ? readOptionFile("tls.ca", o.tls.ca) : undefined;
   const policy = createOutboundPolicy(
     o.allowTargets,
     `domains.${deps.domain}.authenticator.options.allowTargets`,

@@ -1,5 +1,4 @@
 import { createPublicKey, createSecretKey, type KeyObject, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createRemoteJWKSet, customFetch, type FetchImplementation, type JWTVerifyGetKey } from "jose";
 import {
   createOutboundPolicy,
@@ -7,8 +6,7 @@ import {
   type OutboundPolicy,
   outboundRequest,
 } from "#common/http/outbound-address.ts";
-import { fromRoot } from "#common/paths.ts";
-import { OptionError } from "#common/plugins/problems.ts";
+import { OptionError, readOptionFile } from "#common/plugins/problems.ts";
 
 /**
  * Where the keys of a `jwt` domain come from (jwt-authenticator.ts): a shared secret (HS*, RFC 7518 §3.2), a
@@ -45,15 +43,6 @@ export class KeySourceError extends Error {
   override name = "KeySourceError";
 }
 
-function readOption(option: string, file: string): Buffer {
-  try {
-    return readFileSync(fromRoot(file));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new OptionError(option, `cannot read ${file} (${code}): fix the path or the file's permissions`);
-  }
-}
-
 /** The secret's bytes: as written in config, or a file's content without its final line break. */
 export function secretKey(
   o: { secret?: string | undefined; secretFile?: string | undefined },
@@ -64,7 +53,7 @@ export function secretKey(
     o.secret !== undefined
       ? Buffer.from(o.secret, "utf8")
       : Buffer.from(
-          readOption("secretFile", o.secretFile ?? "")
+          readOptionFile("secretFile", o.secretFile ?? "")
             .toString("utf8")
             .replace(/\r?\n$/, ""),
           "utf8",
@@ -102,7 +91,7 @@ function misfit(alg: string, key: KeyObject): string | undefined {
 
 /** A PEM public key (SPKI or PKCS#1) or certificate, fit for every algorithm listed. */
 export function publicKey(file: string, algorithms: readonly string[]): KeyObject {
-  const pem = readOption("publicKey", file).toString("utf8");
+  const pem = readOptionFile("publicKey", file).toString("utf8");
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
     throw new OptionError(
       "publicKey",
@@ -181,7 +170,7 @@ async function getJson(
  * `allowTargets`, and a name resolving there is refused at each connection.
  */
 export function remoteKeys(o: RemoteKeyOptions, domain: string): JWTVerifyGetKey {
-  const ca = o.tls.ca ? readOption("tls.ca", o.tls.ca) : undefined;
+  const ca = o.tls.ca ? readOptionFile("tls.ca", o.tls.ca) : undefined;
   const policy = createOutboundPolicy(o.allowTargets, `domains.${domain}.authenticator.options.allowTargets`);
   const source = o.jwksUrl ? "jwksUrl" : "issuerUrl";
   try {

@@ -1,10 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { FilterParser } from "ldapts";
 import { z } from "zod";
 import { StartupProblems } from "#common/errors.ts";
-import { fromRoot } from "#common/paths.ts";
-import { OptionError } from "#common/plugins/problems.ts";
+import { OptionError, readOptionFile } from "#common/plugins/problems.ts";
 import type { Jid } from "#common/users/jid.ts";
 import {
   type Authenticator,
@@ -184,15 +182,6 @@ function filterProblem(template: string): string | undefined {
     return undefined;
   } catch (err) {
     return `is not an LDAP filter (RFC 4515): ${(err as Error).message}`;
-  }
-}
-
-function readOptionFile(key: string, file: string): Buffer {
-  try {
-    return readFileSync(fromRoot(file));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new OptionError(key, `cannot read ${file} (${code}): fix the path or the file's permissions`);
   }
 }
 

@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { StartupProblems } from "../errors.ts";
+import { fromRoot } from "../paths.ts";
 import { formatIssues, type Issue, issuesOf } from "../zod-issues.ts";
 
 /**
@@ -30,6 +32,19 @@ export class OptionError extends Error {
   constructor(path: string, message: string) {
     super(message);
     this.path = path;
+  }
+}
+
+/**
+ * A file an option names (a CA, a key, a secret), relative to the project root or absolute; unreadable, an
+ * OptionError at `option` saying why and what to fix.
+ */
+export function readOptionFile(option: string, file: string): Buffer {
+  try {
+    return readFileSync(fromRoot(file));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new OptionError(option, `cannot read ${file} (${code}): fix the path or the file's permissions`);
   }
 }
 
