@@ -1,15 +1,12 @@
-import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import pg from "pg";
-import { deepMerge, loadConfig } from "#common/config/load.ts";
+import { loadConfig } from "#common/config/load.ts";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { resolveDatabaseUrl } from "#common/db/pool.ts";
-import { projectRoot } from "#common/paths.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { freePort } from "../support/free-port.ts";
 import { outcomeDelta, outcomes } from "./auth-support.ts";
+import { benchConfigDir } from "./bench-database.ts";
 import { startChildServer } from "./child-server.ts";
 import type { Benchmark, Sample, Side } from "./frame.ts";
 import { cpuSecondsOfAll, processTree } from "./process-cpu.ts";
@@ -33,29 +30,6 @@ const COLD = "cold.bearer.bench.test";
 const NODE = "bench-app-user";
 const PASSWORD = "bench-app-user-secret";
 const basic = (domain: string) => `Basic ${Buffer.from(`${NODE}@${domain}:${PASSWORD}`).toString("base64")}`;
-
-/** A copy of config/ whose test.json adds the two bench domains and a long access-token life. */
-async function writeConfigDir(): Promise<string> {
-  const source = path.join(projectRoot, "config");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-bearer-"));
-  for (const f of await readdir(source)) {
-    if (f.endsWith(".json")) await copyFile(path.join(source, f), path.join(dir, f));
-  }
-  const testFile = path.join(dir, "test.json");
-  const patched = deepMerge(JSON.parse(await readFile(testFile, "utf8")), {
-    services: { httpUtility: { sessions: { accessTtl: "60m" } } },
-    domains: {
-      [WARM]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
-      [COLD]: {
-        authenticator: { kind: "web_users", options: {} },
-        passwordFormat: "plain",
-        cacheTtlSeconds: 0,
-      },
-    },
-  });
-  await writeFile(testFile, `${JSON.stringify(patched, null, 2)}\n`);
-  return dir;
-}
 
 /**
  * A wrk load whose figure is requests per CPU-second of the server's processes, checked against the auth
@@ -100,8 +74,17 @@ export const benchmark: Benchmark = {
     "extra: Basic with a cold cache (cacheTtlSeconds 0, PBKDF2 10 000 iterations). The ratio is how many " +
     "times cheaper a bearer call is than a warm Basic one (the issue: less than half the cost); goal ratio >= 2",
   async start(ctx) {
-    const configDir = await writeConfigDir();
-    ctx.defer(() => rm(configDir, { recursive: true, force: true }));
+    const configDir = benchConfigDir(ctx, {
+      services: { httpUtility: { sessions: { accessTtl: "60m" } } },
+      domains: {
+        [WARM]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
+        [COLD]: {
+          authenticator: { kind: "web_users", options: {} },
+          passwordFormat: "plain",
+          cacheTtlSeconds: 0,
+        },
+      },
+    });
     const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
     const config: Config = loadConfig({ env });
     const url = await resolveDatabaseUrl(config);

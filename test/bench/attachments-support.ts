@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -7,10 +7,10 @@ import type { Config } from "#common/config/schema.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
-import { projectRoot } from "#common/paths.ts";
 import { addUser } from "#common/users/web-users.ts";
 import type { UploadAnswer } from "../../services/http-utility/src/attachments/schema.ts";
 import { freePort } from "../support/free-port.ts";
+import { benchConfigDir } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext } from "./frame.ts";
 
@@ -42,25 +42,6 @@ export interface AttachmentsService {
   fileOf(name: string): string;
 }
 
-/** A copy of config/ whose test.json also has the bench domain and `media` (merged over the repository's). */
-async function writeConfigDir(media: Json): Promise<string> {
-  const source = path.join(projectRoot, "config");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-config-"));
-  for (const f of await readdir(source)) {
-    if (f.endsWith(".json")) await copyFile(path.join(source, f), path.join(dir, f));
-  }
-  const testFile = path.join(dir, "test.json");
-  const test = JSON.parse(await readFile(testFile, "utf8")) as Json;
-  const patched = deepMerge(test, {
-    domains: {
-      [BENCH_DOMAIN]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
-    },
-    media,
-  });
-  await writeFile(testFile, `${JSON.stringify(patched, null, 2)}\n`);
-  return dir;
-}
-
 async function deleteBenchRows(pool: Pool): Promise<void> {
   // avatars and variants go with their attachments (ON DELETE CASCADE)
   await pool.query("DELETE FROM attachments WHERE domain = $1", [BENCH_DOMAIN]);
@@ -81,8 +62,11 @@ export async function startAttachmentsService(
   const storageRoot = path.join(base, "storage");
   const workDir = path.join(base, "work");
   await mkdir(workDir);
-  const configDir = await writeConfigDir(
-    deepMerge(
+  const configDir = benchConfigDir(ctx, {
+    domains: {
+      [BENCH_DOMAIN]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
+    },
+    media: deepMerge(
       {
         storage: { kind: "fs", options: { root: storageRoot } },
         tmpDir: path.join(base, "tmp"),
@@ -92,8 +76,7 @@ export async function startAttachmentsService(
       },
       media,
     ),
-  );
-  ctx.defer(() => rm(configDir, { recursive: true, force: true }));
+  });
   const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
 
   // the database the service will use: DATABASE_URL if set, otherwise the embedded one under var/postgres

@@ -1,13 +1,10 @@
-import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "#common/config/load.ts";
 import type { Config, DomainConfig } from "#common/config/schema.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
-import { projectRoot } from "#common/paths.ts";
 import { freePort } from "../support/free-port.ts";
+import { benchConfigDir } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext, Side } from "./frame.ts";
 import { processTree } from "./process-cpu.ts";
@@ -61,20 +58,6 @@ const BENCH_DOMAINS: Record<string, Record<string, unknown>> = {
   },
 };
 
-/** A copy of config/ whose test.json also serves the bench domains (every other value as in the repository). */
-async function writeConfigDir(): Promise<string> {
-  const source = path.join(projectRoot, "config");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-config-"));
-  for (const f of await readdir(source)) {
-    if (f.endsWith(".json")) await copyFile(path.join(source, f), path.join(dir, f));
-  }
-  const testFile = path.join(dir, "test.json");
-  const test = JSON.parse(await readFile(testFile, "utf8")) as { domains?: Record<string, unknown> };
-  test.domains = { ...test.domains, ...BENCH_DOMAINS };
-  await writeFile(testFile, `${JSON.stringify(test, null, 2)}\n`);
-  return dir;
-}
-
 async function deleteBenchUsers(pool: Pool): Promise<void> {
   const domains = Object.values(DOMAINS);
   await pool.query("DELETE FROM web_users WHERE domain = ANY($1)", [domains]);
@@ -94,8 +77,7 @@ export async function startAuthService(
   ctx: BenchContext,
   seed: (db: BenchDatabase) => Promise<void>,
 ): Promise<ChildServer> {
-  const configDir = await writeConfigDir();
-  ctx.defer(() => rm(configDir, { recursive: true, force: true }));
+  const configDir = benchConfigDir(ctx, { domains: BENCH_DOMAINS });
   const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
   // the database the service will use: DATABASE_URL if set, otherwise the embedded one under var/postgres
   const config: Config = loadConfig({ env });

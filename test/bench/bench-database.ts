@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import pg from "pg";
-import { loadConfig } from "#common/config/load.ts";
+import { deepMerge, loadConfig } from "#common/config/load.ts";
 import { migrate } from "#common/db/migrate.ts";
 import { embeddedDatabase } from "#common/db/pool.ts";
+import { testConfigDir } from "../support/config-dir.ts";
 import type { BenchContext } from "./frame.ts";
 
 function withDatabase(url: string, database: string): string {
@@ -45,4 +47,14 @@ export async function benchDatabase(ctx: BenchContext, prefix: string): Promise<
   const url = withDatabase(serverUrl, name);
   await migrate({ databaseUrl: url });
   return url;
+}
+
+/**
+ * A copy of config/ whose test.json has `patch` merged over it (as config files merge: object by object), the
+ * CONFIG_DIR of the services a benchmark starts; removed at the end.
+ */
+export function benchConfigDir(ctx: BenchContext, patch: Record<string, unknown>): string {
+  const dir = testConfigDir((test) => Object.assign(test, deepMerge(test, patch)));
+  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -9,15 +9,10 @@ import {
   outcomes,
   query,
 } from "./auth-support.ts";
+import { benchConfigDir } from "./bench-database.ts";
 import type { BenchContext, Side } from "./frame.ts";
 import { DOMAINS } from "./scale-data.ts";
-import {
-  type ScaleService,
-  scaleConfigDir,
-  scaleDatabases,
-  scalePools,
-  startScaleService,
-} from "./scale-support.ts";
+import { type ScaleService, scaleDatabases, scalePools, startScaleService } from "./scale-support.ts";
 import { wrkSide } from "./wrk.ts";
 
 /**
@@ -47,7 +42,7 @@ export async function startAuthPair(
 ): Promise<AuthPair> {
   const dbs = await scaleDatabases(ctx);
   const pools = scalePools(ctx, dbs);
-  const configDir = await scaleConfigDir(ctx, {
+  const configDir = benchConfigDir(ctx, {
     domains: {
       ...Object.fromEntries(DOMAINS.map((d) => [d, plain])),
       [COLD]: { ...plain, cacheTtlSeconds: 0 },

@@ -3,12 +3,12 @@ import { loadConfig } from "#common/config/load.ts";
 import type { DomainConfig } from "#common/config/schema.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { addUser } from "#common/users/web-users.ts";
+import { benchConfigDir } from "./bench-database.ts";
 import type { BenchContext } from "./frame.ts";
 import { DOMAINS } from "./scale-data.ts";
 import {
   type ScaleDatabases,
   type ScaleService,
-  scaleConfigDir,
   scaleDatabases,
   scalePools,
   scratchDir,
@@ -49,7 +49,7 @@ export async function startHttpUtilityPair(
   const start = async (label: string, databaseUrl: string): Promise<HttpUtilitySide> => {
     const dir = await scratchDir(ctx, "http-utility");
     const storageRoot = path.join(dir, "storage");
-    const configDir = await scaleConfigDir(ctx, {
+    const configDir = benchConfigDir(ctx, {
       domains: { ...Object.fromEntries([...DOMAINS, DOMAIN].map((d) => [d, plain])) },
       push: {
         apps: { [PUSH_APP]: { log: {} }, ScaleChat: { log: {} } },

@@ -1,4 +1,7 @@
 import pg from "pg";
+import { REMOVE_USER_ATTACHMENTS_SQL } from "#common/users/lifecycle-removal.ts";
+import { DELETE_OLDER_THAN_SQL } from "../../services/http-utility/src/attachments/store.ts";
+import { REGISTER_TOKEN_SQL } from "../../services/http-utility/src/push/token-store.ts";
 import type { BenchContext } from "./frame.ts";
 import { gcCutoff, purgeCutoff, rowCounts } from "./scale-data.ts";
 import { scaleDatabases } from "./scale-support.ts";
@@ -54,16 +57,7 @@ const PLANS: Plan[] = [
   {
     name: "store_token: the upsert",
     source: "services/http-utility/src/push/token-store.ts `registerToken`",
-    sql: `INSERT INTO push_tokens AS p (service, token, app, domain, node, device_secret_sha256)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
-         node = EXCLUDED.node, updated_at = now(),
-         badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END,
-         device_secret_sha256 = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node
-           THEN COALESCE(EXCLUDED.device_secret_sha256, p.device_secret_sha256)
-           ELSE EXCLUDED.device_secret_sha256 END
-       WHERE (p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node) OR $7::boolean
-       RETURNING (xmax = 0) AS inserted`,
+    sql: REGISTER_TOKEN_SQL,
     values: (b) => ["fcm", b.fcm, "ScaleApp", b.user.domain, b.user.node, null, false],
   },
   {
@@ -118,22 +112,7 @@ const PLANS: Plan[] = [
   {
     name: "media gc: a batch of old originals and their variants, deleted",
     source: "services/http-utility/src/attachments/store.ts `deleteOlderThan`",
-    sql: `WITH old AS (
-       SELECT a.ctid AS row, a.name FROM attachments a
-       WHERE a.parent IS NULL AND a.legacy_path IS NULL AND a.created_at < $1
-         AND NOT EXISTS (SELECT 1 FROM avatars v WHERE v.name = a.name)
-       ORDER BY a.created_at
-       LIMIT $2
-       FOR UPDATE SKIP LOCKED
-     ), originals AS (
-       -- the rows just found and locked, by their place (a TID scan); their variants through the unique
-       -- (parent, variant). One DELETE with name IN … OR parent IN … read the whole table
-       -- (docs/database.md "Query plans at 1,000,000 rows")
-       DELETE FROM attachments WHERE ctid = ANY (ARRAY(SELECT row FROM old)) RETURNING name, parent
-     ), variants AS (
-       DELETE FROM attachments WHERE parent IN (SELECT name FROM old) RETURNING name, parent
-     )
-     SELECT name, parent FROM originals UNION ALL SELECT name, parent FROM variants`,
+    sql: DELETE_OLDER_THAN_SQL,
     values: (b) => [gcCutoff(b.base), 500],
     before: {
       dropIndex: "avatars_name",
@@ -190,17 +169,7 @@ const PLANS: Plan[] = [
   {
     name: "user removal: their attachments",
     source: "services/common/src/users/lifecycle-removal.ts `removeRows`",
-    sql: `WITH own AS (
-         SELECT name FROM attachments
-          WHERE domain = $1 AND node = $2 AND parent IS NULL AND ($3 = 'delete' OR kind = 'avatar')
-       )
-       DELETE FROM attachments
-        WHERE name IN (
-          SELECT a.name FROM attachments a
-           WHERE a.domain = $1 AND a.node = $2 AND ($3 = 'delete' OR a.kind = 'avatar')
-          UNION ALL
-          SELECT v.name FROM attachments v WHERE v.parent IN (SELECT name FROM own))
-       RETURNING name, legacy_path`,
+    sql: REMOVE_USER_ATTACHMENTS_SQL,
     values: (b) => [b.user.domain, b.user.node, "delete"],
     before: {
       sql: `WITH own AS (

@@ -1,10 +1,8 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { deepMerge } from "#common/config/load.ts";
 import { migrate } from "#common/db/migrate.ts";
-import { projectRoot } from "#common/paths.ts";
 import { freePort } from "../support/free-port.ts";
 import { benchDatabase } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
@@ -168,22 +166,6 @@ export function scalePools(ctx: BenchContext, dbs: ScaleDatabases): { big: pg.Po
 }
 
 export { withClient };
-
-type Json = Record<string, unknown>;
-
-/** A copy of config/ whose test.json is merged with `patch` (removed at the end). */
-export async function scaleConfigDir(ctx: BenchContext, patch: Json): Promise<string> {
-  const source = path.join(projectRoot, "config");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "sidecars-bench-scale-config-"));
-  ctx.defer(() => rm(dir, { recursive: true, force: true }));
-  for (const f of await readdir(source)) {
-    if (f.endsWith(".json")) await copyFile(path.join(source, f), path.join(dir, f));
-  }
-  const testFile = path.join(dir, "test.json");
-  const test = JSON.parse(await readFile(testFile, "utf8")) as Json;
-  await writeFile(testFile, `${JSON.stringify(deepMerge(test, patch), null, 2)}\n`);
-  return dir;
-}
 
 export interface ScaleService {
   server: ChildServer;

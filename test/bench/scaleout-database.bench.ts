@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -6,7 +5,7 @@ import path from "node:path";
 import pg from "pg";
 import { benchDatabase } from "./bench-database.ts";
 import type { Benchmark, Sample, Side } from "./frame.ts";
-import { cpuSecondsOf } from "./process-cpu.ts";
+import { runMeasured } from "./process-cpu.ts";
 
 /**
  * What the database can give a cluster of machines (issue 18 item 7, "what a second machine adds"): every
@@ -77,42 +76,20 @@ interface PgbenchSample extends Sample {
 
 /** One pgbench run of `script` for `durationS`, its CPU sampled as wrk.ts samples wrk's. */
 async function pgbench(url: string, scriptFile: string, durationS: number): Promise<PgbenchSample> {
-  const child = spawn(
-    PGBENCH,
-    [
-      "-n",
-      "-M",
-      "prepared",
-      "-c",
-      String(CLIENTS),
-      "-j",
-      "1",
-      "-T",
-      String(Math.max(1, Math.round(durationS))),
-      "-f",
-      scriptFile,
-      url,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on("data", (c: Buffer) => {
-    out += c.toString();
-  });
-  let cpu = 0;
-  const sampler = setInterval(() => {
-    cpuSecondsOf(child.pid as number).then(
-      (v) => {
-        cpu = v;
-      },
-      () => {},
-    );
-  }, 100);
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  clearInterval(sampler);
+  const { code, out, cpuS } = await runMeasured(PGBENCH, [
+    "-n",
+    "-M",
+    "prepared",
+    "-c",
+    String(CLIENTS),
+    "-j",
+    "1",
+    "-T",
+    String(Math.max(1, Math.round(durationS))),
+    "-f",
+    scriptFile,
+    url,
+  ]);
   const failed = /number of failed transactions: (\d+)/.exec(out)?.[1];
   const tps = /tps = ([\d.]+)/.exec(out)?.[1];
   const done = /number of transactions actually processed: (\d+)/.exec(out)?.[1];
@@ -124,7 +101,7 @@ async function pgbench(url: string, scriptFile: string, durationS: number): Prom
     value: Number(tps),
     p50Ms: latency ? Number(latency) : undefined, // pgbench's average: no percentiles without a log
     transactions: Number(done),
-    generatorCpuS: cpu,
+    generatorCpuS: cpuS,
   };
 }
 

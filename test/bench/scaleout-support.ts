@@ -13,11 +13,10 @@ import {
   uploadOnce,
 } from "./attachments-support.ts";
 import { AUTHORIZATION as AUTH_SERVICE_AUTHORIZATION, outcomeDelta, outcomes } from "./auth-support.ts";
-import { benchDatabase } from "./bench-database.ts";
+import { benchConfigDir, benchDatabase } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext, Side } from "./frame.ts";
 import { processTree } from "./process-cpu.ts";
-import { scaleConfigDir } from "./scale-support.ts";
 import { type WrkLoad, wrkSide } from "./wrk.ts";
 
 /**
@@ -114,7 +113,7 @@ export async function startAuthClusters(
   ctx: BenchContext,
 ): Promise<{ baseline: ChildServer; project: ChildServer }> {
   const databaseUrl = await benchDatabase(ctx, "bench_scaleout_auth_");
-  const configDir = await scaleConfigDir(ctx, {
+  const configDir = benchConfigDir(ctx, {
     domains: {
       [AUTH_DOMAIN]: { authenticator: { kind: "web_users", options: {} }, passwordFormat: "plain" },
     },

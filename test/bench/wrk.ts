@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Sample, Side } from "./frame.ts";
-import { cpuSecondsOf } from "./process-cpu.ts";
+import { runMeasured } from "./process-cpu.ts";
 
 /**
  * HTTP load from wrk (Debian's `wrk`, written in C): on 2 cores a Node.js client saturates before nginx or a
@@ -99,42 +98,17 @@ export async function wrkLoad(label: string, o: WrkLoad, durationS: number): Pro
     if (bodyFile) await writeFile(bodyFile, o.body as Buffer | string);
     const scriptFile = path.join(dir, "load.lua");
     await writeFile(scriptFile, script(o, bodyFile));
-    const child = spawn(
-      WRK,
-      [
-        `-t${o.threads ?? 1}`,
-        `-c${o.connections}`,
-        `-d${Math.max(1, Math.round(durationS))}s`,
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        scriptFile,
-        o.base,
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      out += c.toString();
-    });
-    // wrk's CPU, sampled until it exits (a reaped process has no /proc entry): the last sample is at most
-    // 100 ms short of the total, under 2 % of a 5 s round
-    const pid = child.pid as number;
-    let cpu = 0;
-    const sampler = setInterval(() => {
-      cpuSecondsOf(pid).then(
-        (v) => {
-          cpu = v;
-        },
-        () => {},
-      );
-    }, 100);
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    clearInterval(sampler);
+    const { code, out, cpuS } = await runMeasured(WRK, [
+      `-t${o.threads ?? 1}`,
+      `-c${o.connections}`,
+      `-d${Math.max(1, Math.round(durationS))}s`,
+      "--timeout",
+      "10s",
+      "--latency",
+      "-s",
+      scriptFile,
+      o.base,
+    ]);
     if (code !== 0) throw new Error(`${label}: wrk exited ${code}: ${out}`);
     if (/Non-2xx or 3xx responses|Socket errors/.test(out)) {
       throw new Error(`${label}: wrk saw failures:\n${out}`);
@@ -152,7 +126,7 @@ export async function wrkLoad(label: string, o: WrkLoad, durationS: number): Pro
       p50Ms: latencyMs(out, "50"),
       p99Ms: latencyMs(out, "99"),
       total: Number(total[1]),
-      generatorCpuS: cpu,
+      generatorCpuS: cpuS,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

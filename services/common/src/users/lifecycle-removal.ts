@@ -74,6 +74,21 @@ export class RemovalIncompleteError extends Error {
 
 const BATCH = 100;
 
+/** A user's attachments in a removal (also EXPLAINed by test/bench/scale-plans.ts): $1 domain, $2 node, $3 the policy (`delete` or `anonymise`: only avatars) */
+export const REMOVE_USER_ATTACHMENTS_SQL = `WITH own AS (
+         SELECT name FROM attachments
+          WHERE domain = $1 AND node = $2 AND parent IS NULL AND ($3 = 'delete' OR kind = 'avatar')
+       )
+       -- one IN of the two ways a row is theirs (their own, a variant of theirs): an OR of them read the whole
+       -- table (docs/database.md "Query plans at 1,000,000 rows")
+       DELETE FROM attachments
+        WHERE name IN (
+          SELECT a.name FROM attachments a
+           WHERE a.domain = $1 AND a.node = $2 AND ($3 = 'delete' OR a.kind = 'avatar')
+          UNION ALL
+          SELECT v.name FROM attachments v WHERE v.parent IN (SELECT name FROM own))
+       RETURNING name, legacy_path`;
+
 export async function removeUserData(
   pool: Pool,
   storage: Pick<Storage, "delete">,
@@ -158,23 +173,7 @@ async function removeRows(
     };
 
     // their attachments: every one under `delete`, only avatars under `anonymise`; thumbnails with their original
-    const gone = await count(
-      "attachments",
-      `WITH own AS (
-         SELECT name FROM attachments
-          WHERE domain = $1 AND node = $2 AND parent IS NULL AND ($3 = 'delete' OR kind = 'avatar')
-       )
-       -- one IN of the two ways a row is theirs (their own, a variant of theirs): an OR of them read the whole
-       -- table (docs/database.md "Query plans at 1,000,000 rows")
-       DELETE FROM attachments
-        WHERE name IN (
-          SELECT a.name FROM attachments a
-           WHERE a.domain = $1 AND a.node = $2 AND ($3 = 'delete' OR a.kind = 'avatar')
-          UNION ALL
-          SELECT v.name FROM attachments v WHERE v.parent IN (SELECT name FROM own))
-       RETURNING name, legacy_path`,
-      [...who, policy],
-    );
+    const gone = await count("attachments", REMOVE_USER_ATTACHMENTS_SQL, [...who, policy]);
     await count(
       "attachments_anonymised",
       "UPDATE attachments SET node = '', original_name = NULL WHERE domain = $1 AND node = $2",

@@ -226,19 +226,8 @@ export async function listAttachments(
   return r.rows.map(fromRow);
 }
 
-/**
- * Deletes up to `limit` originals created before `cutoff` (with their variants), answering every deleted
- * name so the caller removes the files. Avatars in use are kept: they are a user's face, not a message.
- * Imported legacy files are never deleted by age: their dates are the legacy files' own (years old), and
- * their bytes lie under the read-only legacy root (migrations/1764680000030_legacy-media.sql).
- */
-export async function deleteOlderThan(
-  pool: Pool,
-  cutoff: Date,
-  limit: number,
-): Promise<{ originals: number; names: string[] }> {
-  const r = await pool.query<{ name: string; parent: string | null }>(
-    `WITH old AS (
+/** One batch of `deleteOlderThan` (also EXPLAINed by test/bench/scale-plans.ts): $1 the cutoff, $2 the batch size */
+export const DELETE_OLDER_THAN_SQL = `WITH old AS (
        SELECT a.ctid AS row, a.name FROM attachments a
        WHERE a.parent IS NULL AND a.legacy_path IS NULL AND a.created_at < $1
          AND NOT EXISTS (SELECT 1 FROM avatars v WHERE v.name = a.name)
@@ -255,9 +244,20 @@ export async function deleteOlderThan(
      ), variants AS (
        DELETE FROM attachments WHERE parent IN (SELECT name FROM old) RETURNING name, parent
      )
-     SELECT name, parent FROM originals UNION ALL SELECT name, parent FROM variants`,
-    [cutoff, limit],
-  );
+     SELECT name, parent FROM originals UNION ALL SELECT name, parent FROM variants`;
+
+/**
+ * Deletes up to `limit` originals created before `cutoff` (with their variants), answering every deleted
+ * name so the caller removes the files. Avatars in use are kept: they are a user's face, not a message.
+ * Imported legacy files are never deleted by age: their dates are the legacy files' own (years old), and
+ * their bytes lie under the read-only legacy root (migrations/1764680000030_legacy-media.sql).
+ */
+export async function deleteOlderThan(
+  pool: Pool,
+  cutoff: Date,
+  limit: number,
+): Promise<{ originals: number; names: string[] }> {
+  const r = await pool.query<{ name: string; parent: string | null }>(DELETE_OLDER_THAN_SQL, [cutoff, limit]);
   return { originals: r.rows.filter((x) => x.parent === null).length, names: r.rows.map((x) => x.name) };
 }
 

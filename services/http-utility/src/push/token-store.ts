@@ -56,6 +56,18 @@ function sameDevice(storedHex: string | null, secret: string | undefined): boole
   return stored.length === given.length && timingSafeEqual(stored, given);
 }
 
+/** registerToken's upsert (also EXPLAINed by test/bench/scale-plans.ts): $1–$6 the row, $7 whether the token may move to another user */
+export const REGISTER_TOKEN_SQL = `INSERT INTO push_tokens AS p (service, token, app, domain, node, device_secret_sha256)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
+         node = EXCLUDED.node, updated_at = now(),
+         badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END,
+         device_secret_sha256 = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node
+           THEN COALESCE(EXCLUDED.device_secret_sha256, p.device_secret_sha256)
+           ELSE EXCLUDED.device_secret_sha256 END
+       WHERE (p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node) OR $7::boolean
+       RETURNING (xmax = 0) AS inserted`;
+
 /**
  * Registers (or re-registers) a token for `owner` and forgets their least recently registered tokens of that
  * app beyond `max`; the token just registered is always kept. With a `rule`, a token of another user moves
@@ -88,19 +100,15 @@ export async function registerToken(
     const secret = rule?.deviceSecret === undefined ? null : secretHash(rule.deviceSecret).toString("hex");
     // the conflict's update is guarded too: a row another registration inserted since our read moves only
     // when the rule lets any registration move (no rule)
-    const { rows } = await client.query<{ inserted: boolean }>(
-      `INSERT INTO push_tokens AS p (service, token, app, domain, node, device_secret_sha256)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (service, token) DO UPDATE SET app = EXCLUDED.app, domain = EXCLUDED.domain,
-         node = EXCLUDED.node, updated_at = now(),
-         badge = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node THEN p.badge ELSE 0 END,
-         device_secret_sha256 = CASE WHEN p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node
-           THEN COALESCE(EXCLUDED.device_secret_sha256, p.device_secret_sha256)
-           ELSE EXCLUDED.device_secret_sha256 END
-       WHERE (p.domain = EXCLUDED.domain AND p.node = EXCLUDED.node) OR $7::boolean
-       RETURNING (xmax = 0) AS inserted`,
-      [t.service, t.token, t.app, t.domain, t.node, secret, mayMove],
-    );
+    const { rows } = await client.query<{ inserted: boolean }>(REGISTER_TOKEN_SQL, [
+      t.service,
+      t.token,
+      t.app,
+      t.domain,
+      t.node,
+      secret,
+      mayMove,
+    ]);
     const row = rows[0];
     if (!row) return { outcome: "refused", evicted: 0 };
     const evicted = await client.query(
