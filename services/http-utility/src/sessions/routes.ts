@@ -122,7 +122,8 @@ export function sessionRoutes(deps: {
       summary: "The next access token and refresh token of a session",
       description:
         "A refresh token works once: the answer carries the next one, and the session's end moves to " +
-        "`services.httpUtility.sessions.refreshTtl` from now. A refresh token presented a second time is " +
+        "`services.httpUtility.sessions.refreshTtl` from now (never past the SSO token's expiry, for a session " +
+        "opened with one on a `jwt` domain). A refresh token presented a second time is " +
         "taken for a stolen copy: the whole session is revoked (`refresh_token_reused`), its access tokens " +
         "stop working in every process, and the app must log in again.",
       caller: caller.public,
