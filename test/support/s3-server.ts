@@ -33,6 +33,7 @@ interface KoaContext {
 type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
 interface S3rverApp {
   middleware: Middleware[];
+  store: FilesystemStore;
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
 }
@@ -68,6 +69,8 @@ export async function startS3Server(): Promise<TestS3Server> {
   // before the router (the last middleware), after the XML encoding of plain-object bodies
   server.middleware.unshift(count);
   server.middleware.splice(server.middleware.length - 1, 0, multipartUploads(uploadsOf), wholePutObjects());
+
+  answerPutsOnceWritten(server);
 
   const { port } = await server.run();
   return {
@@ -108,6 +111,31 @@ function multipartUploads(uploadsOf: (bucket: string) => string): Middleware {
       return;
     }
     await next();
+  };
+}
+
+interface FilesystemStore {
+  putObject(object: { bucket: string; key: string }): Promise<{ size: number }>;
+  getResourcePath(bucket: string, key: string, resource: string): string;
+}
+
+/**
+ * s3rver 3.7's FilesystemStore.putObject resolves when its MD5 stage has seen the last byte, not when the
+ * object's file is written (it waits for the stage's 'finish', not the file stream's), so a GetObject right
+ * after the answer may read a file still being written: seen once under load, a 3 MiB object read back
+ * short. The answer here waits for the file to have the object's size, as S3 answers once it is stored.
+ */
+function answerPutsOnceWritten(server: S3rverApp) {
+  const store = server.store;
+  const putObject = store.putObject.bind(store);
+  store.putObject = async (object) => {
+    const result = await putObject(object);
+    const file = store.getResourcePath(object.bucket, object.key, "object");
+    for (let waited = 0; (await stat(file)).size < result.size; waited += 2) {
+      if (waited > 30_000) throw new Error(`s3rver: ${file} not written in 30 s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return result;
   };
 }
 
