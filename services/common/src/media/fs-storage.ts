@@ -20,7 +20,9 @@ import {
  * `<root>/<first two characters>/<key>`; a write goes to `<root>/.partial/` on the same file system, is
  * fsynced, then renamed into place and the directory fsynced (a rename is on disk only then: fsync(2)), so a
  * reader never sees half a file, a stored object survives a crash once `put` resolves, and a crash before
- * leaves only a partial file that `sweepPartial` removes.
+ * leaves only a partial file that `sweepPartial` removes. A `fresh` key (Storage.put) is written in place
+ * instead, with the same flushes: its half file is never read, and one a crash leaves is gc's orphan or
+ * goes with its pending row.
  */
 const options = z
   .object({
@@ -145,19 +147,27 @@ function openFsStorage(o: z.output<typeof options>): Storage {
   return {
     kind: "fs",
 
-    async put(key, body: Readable) {
+    async put(key, body: Readable, info) {
       const file = fileOf(key);
+      const dir = path.dirname(file);
       // the body may fail (a size limit, a cut connection) before the pipeline below listens: without a
       // listener that error would be uncaught; the pipeline still sees it (`body.errored`)
       body.on("error", () => {});
-      const partial = path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
-      // Opened here, not by the stream, so a missing `.partial` is made and the open tried again before a byte is
-      // read. The stream then owns the handle: with `flush` it fsyncs the file before it closes it (no second
-      // open to flush), and the pipeline resolves only after that close.
-      const handle = await retryOnceMade(partialDir, () => open(partial, "wx"));
+      // A fresh key is written in place (no reader looks for it yet, see Storage.put): one name made, and its
+      // directory's fsync finds it already on disk with the file's own. Any other goes to `.partial` and is
+      // renamed over whatever the key holds only once it is whole and flushed (a content-hash name may already
+      // be served). Opened here, not by the stream, so a missing directory is made and the open tried again
+      // before a byte is read; "w" in place: a crash's leftover under a fresh key is nobody's.
+      const target = info.fresh ? file : path.join(partialDir, `${randomBytes(12).toString("hex")}.part`);
+      const handle = await retryOnceMade(path.dirname(target), () => open(target, info.fresh ? "w" : "wx"));
+      // in place, the name is made by the open: its directory is flushed while the body arrives, not after
+      const named = info.fresh && durable ? syncDir(dir) : undefined;
+      named?.catch(() => {}); // awaited below; a failed write must not leave it unhandled
       try {
-        // 4 MiB writes: a large upload reaches the disk in a few hundred thread-pool writes, not thousands
-        const out = createWriteStream(partial, {
+        // The stream owns the handle: with `flush` it fsyncs the file before it closes it (no second open to
+        // flush), and the pipeline resolves only after that close. 4 MiB writes: a large upload reaches the
+        // disk in a few hundred thread-pool writes, not thousands.
+        const out = createWriteStream(target, {
           fd: handle,
           flush: durable,
           highWaterMark: 4 * 1024 * 1024,
@@ -169,14 +179,14 @@ function openFsStorage(o: z.output<typeof options>): Storage {
         } else {
           await pipeline(body, out);
         }
-        const dir = path.dirname(file);
-        await retryOnceMade(dir, () => rename(partial, file));
+        if (target !== file) await retryOnceMade(dir, () => rename(target, file));
         // the new name reaches the disk before the caller answers that the object is stored
-        if (durable) await syncDir(dir);
+        if (named) await named;
+        else if (durable) await syncDir(dir);
       } catch (err) {
         // closed by the stream already, unless it failed before: a FileHandle's close waits for its writes
         await handle.close().catch(() => {});
-        await rm(partial, { force: true });
+        await rm(target, { force: true });
         throw err;
       }
     },

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pathToFileURL } from "node:url";
 import {
@@ -276,6 +276,20 @@ describe.each([fsBackend(), s3Backend()])("$name storage", (backend) => {
     expect(await s.partials()).toEqual([]);
   });
 
+  it("stores a fresh key (one nothing reads before it is stored) alike; a failed one leaves nothing", async () => {
+    const key = newKey("bin");
+    const bytes = randomBytes(3 * MiB + 1);
+    const info = { contentType: "application/octet-stream", fresh: true };
+    await s.storage.put(key, chunked(bytes, 64 * 1024), info);
+    expect(sha256(await read(s.storage, key))).toBe(sha256(bytes));
+
+    const cut = newKey("bin");
+    await expect(s.storage.put(cut, failingSource(MiB), info)).rejects.toThrow("client went away");
+    expect(await s.storage.stat(cut)).toBeUndefined();
+    expect(await s.partials()).toEqual([]);
+    expect(sha256(await read(s.storage, key))).toBe(sha256(bytes));
+  });
+
   it("sweeps partial writes older than asked, and only those", async () => {
     const key = newKey("jpg");
     await s.storage.put(key, Readable.from([Buffer.from("kept")]), { contentType: "image/jpeg" });
@@ -511,6 +525,33 @@ describe("fs storage with fsync off", () => {
       );
       expect(await fs.stat(other)).toBeUndefined();
       expect(await readdir(path.join(dir, ".partial"))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("fs storage of a fresh key", () => {
+  it("writes it in place, not by way of `.partial`, over whatever a crash left under its name", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sidecars-storage-"));
+    try {
+      const fs = await createStorage({ kind: "fs", options: { root: dir } });
+      const key = newKey("bin");
+      const file = path.join(dir, key.slice(0, 2), key);
+      // a longer half-written file of an upload the process died in (its slot given back since)
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, randomBytes(2 * MiB));
+
+      const data = randomBytes(MiB + 5);
+      const body = new PassThrough();
+      const stored = fs.put(key, body, { contentType: "application/octet-stream", fresh: true });
+      body.write(data.subarray(0, 4096));
+      // while the bytes still come, they are already under the key's own name, and nothing is in `.partial`
+      await expect.poll(async () => (await stat(file)).size, { timeout: 10_000 }).toBe(4096);
+      expect(await readdir(path.join(dir, ".partial")).catch(() => [])).toEqual([]);
+      body.end(data.subarray(4096));
+      await stored;
+      expectSameBytes(await buffer(await fs.get(key)), data, "the object stored over the leftover");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -28,7 +28,7 @@ export interface Storage {
    * stream errors (a size limit, a cut connection) or the process dies, nothing is under `key` and the
    * partial data is removed (or, after a crash, swept by `sweepPartial`).
    */
-  put(key: string, body: Readable, info: { contentType: string }): Promise<void>;
+  put(key: string, body: Readable, info: PutInfo): Promise<void>;
   /** The object's bytes, or a range of them; rejects with `MissingObjectError` when there is none. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** Size and last change, or undefined when there is no such object. */
@@ -44,6 +44,18 @@ export interface Storage {
   /** Bytes an unprivileged writer may still use where objects are written (fs: statfs), for backends that know. */
   freeBytes?(): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface PutInfo {
+  contentType: string;
+  /**
+   * The caller guarantees that nothing reads `key` before `put` resolves and the caller records the object
+   * (an XEP-0363 slot: its row says "pending" until then, and a second PUT to it is refused), so the backend
+   * may write in place rather than beside and rename (fs: a directory entry and a journal commit less per
+   * object). A crash may then leave part of an object under `key`; nothing serves it, and gc removes it with
+   * its row or as an orphan. On a failed `put` nothing stays under `key`, as always.
+   */
+  fresh?: boolean;
 }
 
 export class MissingObjectError extends Error {

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
-import { bufferReleaser } from "#common/media/release-buffers.ts";
+import { releaseBuffers } from "#common/media/release-buffers.ts";
 import type { Storage } from "#common/media/storage.ts";
 import { StreamHash } from "#common/media/stream-hash.ts";
 import { errors } from "../errors.ts";
@@ -38,7 +38,6 @@ function inlineHash(): Hasher {
 class Exact extends Transform {
   bytes = 0;
   readonly hash: Hasher;
-  private readonly release = bufferReleaser();
   private readonly length: number;
   constructor(length: number) {
     super({ highWaterMark: 1024 * 1024 });
@@ -51,7 +50,7 @@ class Exact extends Transform {
       done(errors.xmppSizeMismatch(this.length, this.bytes));
       return;
     }
-    this.release(chunk.length);
+    releaseBuffers(chunk.length);
     const behind = this.hash.update(chunk);
     if (behind) behind.then(() => done(null, chunk), done);
     else done(null, chunk);
@@ -77,7 +76,8 @@ export async function receive(
   body.once("aborted", () => exact.destroy(errors.xmppIncomplete(o.length, exact.bytes)));
   exact.on("error", () => {}); // seen by the backend's write; this keeps an early one from being uncaught
   body.pipe(exact);
-  await storage.put(o.name, exact, { contentType: o.contentType });
+  // a slot's name is read only once its row is complete (slot-store.ts): the backend may write it in place
+  await storage.put(o.name, exact, { contentType: o.contentType, fresh: true });
   try {
     return await exact.hash.digest();
   } catch (err) {
