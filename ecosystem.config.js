@@ -19,12 +19,25 @@ const envBlocks = {
   env_test: { APP_ENV: "test" },
 };
 
+/**
+ * Node flags of a service (pm2 passes them to every worker; the benchmarks start a service with them too).
+ * http-utility: V8's memory reducer shrinks an idle heap and then lets it grow back only slowly, so after a
+ * quiet spell every ~2 MiB promoted started a full collection: XEP-0363 PUTs at 16 in flight fell from 260/s
+ * to 160/s until restart (test/bench/xep0363-put.bench.ts). Without it the heap stays at the size the load
+ * made it (max_memory_restart still bounds it).
+ * @type {Record<string, string[]>}
+ */
+export const nodeArgs = {
+  "http-utility": ["--no-memory-reducer"],
+};
+
 /** @param {string} name @param {"cluster" | "fork"} mode @param {number | string} instances */
 function app(name, mode, instances) {
   return {
     name,
     cwd: root,
     script: `services/${name}/src/main.ts`,
+    node_args: nodeArgs[name] ?? [],
     exec_mode: mode,
     instances,
     wait_ready: true,

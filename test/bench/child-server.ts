@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { projectRoot } from "#common/paths.ts";
+import { nodeArgs } from "../../ecosystem.config.js";
 
 /**
  * A server under load runs in its own process, started with the same Node binary as the bench, so the load
@@ -59,6 +60,18 @@ async function answers200(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * The Node flags pm2 gives the service whose main.ts is among `argv` (ecosystem.config.js `nodeArgs`; the
+ * cluster script names it as an argument): a service is measured as it runs.
+ */
+function serviceNodeArgs(argv: readonly string[]): string[] {
+  for (const arg of argv) {
+    const name = /^services\/([a-z-]+)\/src\/main\.ts$/.exec(arg)?.[1];
+    if (name) return nodeArgs[name] ?? [];
+  }
+  return [];
+}
+
 export async function startChildServer(o: ChildServerOptions): Promise<ChildServer> {
   if (!o.program === !o.script) throw new Error(`${o.name}: give either a script or a program`);
   // BENCH_CPU_PROF_DIR: every Node server writes a V8 CPU profile there when it stops (`node --cpu-prof`)
@@ -67,7 +80,15 @@ export async function startChildServer(o: ChildServerOptions): Promise<ChildServ
     : [];
   const [file, args] = o.program
     ? [o.program, o.args ?? []]
-    : [process.execPath, [...profile, o.script as string, ...(o.args ?? [])]];
+    : [
+        process.execPath,
+        [
+          ...profile,
+          ...serviceNodeArgs([o.script as string, ...(o.args ?? [])]),
+          o.script as string,
+          ...(o.args ?? []),
+        ],
+      ];
   const child = spawn(file, args, {
     cwd: projectRoot,
     env: o.env ?? process.env,

@@ -10,7 +10,7 @@ import type { StorageEngine } from "multer";
 import type { MediaConfig, UploadKind } from "#common/config/media-schema.ts";
 import type { Logger } from "#common/logger.ts";
 import { newKey } from "#common/media/keys.ts";
-import { bufferReleaser } from "#common/media/release-buffers.ts";
+import { releaseBuffers } from "#common/media/release-buffers.ts";
 import type { Storage } from "#common/media/storage.ts";
 import { StreamHash } from "#common/media/stream-hash.ts";
 import { fromRoot } from "#common/paths.ts";
@@ -58,7 +58,6 @@ class Metered extends Transform {
   // of several (every video over one part, 5 MiB, failed on s3)
   bytes = 0;
   readonly hash: StreamHash | undefined;
-  private readonly release = bufferReleaser();
   private readonly limit: number;
   private readonly what: string;
   constructor(limit: number, what: string, hash: boolean) {
@@ -73,7 +72,7 @@ class Metered extends Transform {
       done(errors.fileTooLarge(this.what, this.limit));
       return;
     }
-    this.release(chunk.length);
+    releaseBuffers(chunk.length);
     const behind = this.hash?.update(chunk);
     if (behind) behind.then(() => done(null, chunk), done);
     else done(null, chunk);
