@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import type { Duplex } from "node:stream";
@@ -48,6 +48,10 @@ export async function startUploadService(ctx: BenchContext): Promise<UploadServi
     secretAccessKey: SECRET,
     expirationTime: 600,
   };
+  // the 4,096 shard directories of a store in service (fs-storage.ts: a name's first two characters)
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (const a of alphabet)
+    for (const b of alphabet) await mkdir(path.join(service.storageRoot, a + b), { recursive: true });
   let n = 0;
   return {
     ...service,
@@ -61,8 +65,11 @@ export async function startUploadService(ctx: BenchContext): Promise<UploadServi
       }),
     async clear() {
       await service.pool.query("DELETE FROM attachments WHERE domain = $1", [BENCH_DOMAIN]);
-      for (const f of await readdir(service.storageRoot).catch(() => [])) {
-        await rm(path.join(service.storageRoot, f), { recursive: true, force: true });
+      // the files, not the shard directories: a store in service has all 4,096 of them (any store of more
+      // than a few ten thousand files), and a new shard costs a mkdir and an fsync of the root per upload
+      for (const shard of await readdir(service.storageRoot).catch(() => [])) {
+        const dir = path.join(service.storageRoot, shard);
+        for (const f of await readdir(dir).catch(() => [])) await rm(path.join(dir, f), { force: true });
       }
     },
   };
