@@ -111,14 +111,10 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
             "check the backend it calls (its URL, the network, its logs)",
           );
         }
-        // a token domain has no directory to ask: with `userExists: "any"` (its default, as MongooseIM's own
-        // JWT module) every user exists by design (docs/auth.md "Token (JWT) domains")
-        const everyoneExists =
-          domain.authenticator.kind === "jwt" &&
-          (domain.authenticator.options as { userExists?: unknown }).userExists !== "web_users";
-        if (answer && everyoneExists)
+        // a token domain has no directory to ask: every user exists by design (docs/auth.md "Token (JWT) domains")
+        if (answer && core.everyUserExists(name))
           return ok(
-            `the jwt authenticator answers (every user exists: userExists "any", format ${domain.passwordFormat})`,
+            `the ${domain.authenticator.kind} authenticator answers (every user exists by design, format ${domain.passwordFormat})`,
           );
         return answer
           ? warn(

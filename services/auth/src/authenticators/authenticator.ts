@@ -34,6 +34,11 @@ export interface Authenticator {
   readonly maxPasswordBytes?: number;
   checkPassword(jid: Jid, password: string): Promise<CheckResult>;
   userExists(jid: Jid): Promise<boolean>;
+  /**
+   * `userExists` is true for every name by design, not by a directory's answer (a token domain has none to
+   * ask): `sidecars doctor` then reports it rather than warning that a made-up user exists.
+   */
+  readonly everyUserExists?: boolean;
   /** Only backends that hold credentials themselves; undefined when the user has none. */
   getSecret?(jid: Jid): Promise<StoredSecret | undefined>;
   /** false: no such user. */

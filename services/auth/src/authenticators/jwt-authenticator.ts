@@ -280,6 +280,7 @@ export default defineAuthenticator({
       async userExists(jid) {
         return o.userExists === "any" ? true : webUsers.userExists(deps.pool, jid);
       },
+      everyUserExists: o.userExists === "any",
     };
   },
 });

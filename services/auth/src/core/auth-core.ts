@@ -44,6 +44,8 @@ export interface AuthApi {
 }
 
 export interface AuthCore extends AuthApi {
+  /** Whether the domain's authenticator answers user_exists true for every name by design (Authenticator). */
+  everyUserExists(domain: string): boolean;
   /** New domains and modules from a new config; the old ones stay if the new ones cannot be built. */
   reload(config: Pick<Config, "domains">): Promise<void>;
   close(): Promise<void>;
@@ -240,6 +242,10 @@ export async function createAuthCore(deps: {
         if (listener.connected()) cache.putAnswer(jid, text, d.config.cacheTtlSeconds * 1000, generation);
         return [text, "ok"];
       });
+    },
+
+    everyUserExists(domain) {
+      return registry.get(domain)?.authenticator.everyUserExists === true;
     },
 
     userExists(jid) {
