@@ -168,7 +168,7 @@ describe("sidecars media gc", () => {
     const r = await sidecars(["--older-than", "90d"]);
     expect(r).toMatchObject({ code: 0, stderr: "" }); // no progress bar without a terminal
     const m =
-      /^deleted 3 attachment\(s\) \(7 file\(s\) with thumbnails\) uploaded before (\S+); removed 1 file\(s\) without a row and 1 partial upload\(s\)\n$/.exec(
+      /^deleted 3 attachment\(s\) \(7 file\(s\) with thumbnails\) uploaded before (\S+); removed 1 file\(s\) without a row, 1 partial upload\(s\) and 0 unfinished XEP-0363 upload\(s\)\n$/.exec(
         r.stdout,
       );
     expect(m, r.stdout).not.toBeNull();
@@ -187,9 +187,35 @@ describe("sidecars media gc", () => {
     const again = await sidecars(["--older-than", "90d"]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(
-      /^deleted 0 attachment\(s\) \(0 file\(s\) with thumbnails\) uploaded before \S+; removed 0 file\(s\) without a row and 0 partial upload\(s\)\n$/,
+      /^deleted 0 attachment\(s\) \(0 file\(s\) with thumbnails\) uploaded before \S+; removed 0 file\(s\) without a row, 0 partial upload\(s\) and 0 unfinished XEP-0363 upload\(s\)\n$/,
     );
     expect(await rows()).toEqual(kept().sort());
+  });
+
+  it("drops XEP-0363 reservations a crash left pending for a day, with their half file; one in progress stays", async () => {
+    /** A slot's row as slot-store.ts reserves it (its SHA-256 all zeros until complete), and what was written of it. */
+    const reservation = async (ageMs: number) => {
+      const name = newKey("bin");
+      await db.pool.query(
+        `INSERT INTO attachments (name, domain, node, kind, original_name, content_type, size, sha256, created_at)
+         VALUES ($1, 'oyo.test', '', 'upload', 'voice.ogg', 'audio/ogg', 1048576, decode(repeat('00', 32), 'hex'),
+                 now() - make_interval(secs => $2::double precision / 1000))`,
+        [name, ageMs],
+      );
+      await storeFile(name, ageMs);
+      return name;
+    };
+    const abandoned = await reservation(2 * DAY);
+    const inProgress = await reservation(HOUR);
+
+    const dry = await sidecars(["--older-than", "90d", "--dry-run"]);
+    expect(dry.stdout).toMatch(/ and 1 unfinished XEP-0363 upload\(s\)\n$/);
+    const r = await sidecars(["--older-than", "90d"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/, 1 partial upload\(s\) and 1 unfinished XEP-0363 upload\(s\)\n$/);
+    expect(await rows()).toEqual([...kept(), inProgress].sort());
+    expect(existsSync(fileOf(abandoned))).toBe(false);
+    expect(existsSync(fileOf(inProgress))).toBe(true);
   });
 
   it("counts without deleting anything on --dry-run", async () => {
@@ -198,7 +224,9 @@ describe("sidecars media gc", () => {
     expect(rowsBefore).toHaveLength(old().length + kept().length);
     const dry = await sidecars(["--older-than", "2160h", "--dry-run"]);
     expect(dry).toMatchObject({ code: 0, stderr: "" });
-    expect(dry.stdout).toMatch(/^would delete 3 attachment\(s\) uploaded before \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+    expect(dry.stdout).toMatch(
+      /^would delete 3 attachment\(s\) uploaded before \d{4}-\d\d-\d\dT[\d:.]+Z and 0 unfinished XEP-0363 upload\(s\)\n$/,
+    );
     expect(await rows()).toEqual(rowsBefore);
     expect(await files()).toEqual(filesBefore);
 
@@ -206,7 +234,8 @@ describe("sidecars media gc", () => {
     const ages = await sidecars(["--older-than", "999999w", "--dry-run"]);
     expect(ages).toMatchObject({
       code: 0,
-      stdout: "would delete 0 attachment(s) uploaded before 1970-01-01T00:00:00.000Z\n",
+      stdout:
+        "would delete 0 attachment(s) uploaded before 1970-01-01T00:00:00.000Z and 0 unfinished XEP-0363 upload(s)\n",
       stderr: "",
     });
   });

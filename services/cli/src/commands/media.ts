@@ -4,14 +4,16 @@ import type { Storage } from "#common/media/storage.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
 import { deleteOldAttachments, removeFiles } from "../../../http-utility/src/attachments/gc.ts";
 import { countOlderThan, knownNames } from "../../../http-utility/src/attachments/store.ts";
+import { countAbandoned, dropAbandoned } from "../../../http-utility/src/xmpp-upload/slot-store.ts";
 import { type CliContext, CliError } from "../context.ts";
 import { cutoffBefore, parseDuration } from "../durations.ts";
 import { registerImport } from "./media-import.ts";
 
 /**
  * `sidecars media gc`: attachments older than a moment go, rows first (in batches, so a rerun resumes),
- * then their files. It also removes what crashes leave behind: partial uploads, and files without a row
- * (stored, then the process died before recording them). Current avatars are kept whatever their age, and
+ * then their files. It also removes what crashes leave behind: partial uploads, files without a row
+ * (stored, then the process died before recording them) and XEP-0363 reservations still pending after a day
+ * (the process died mid-upload: slot-store.ts `dropAbandoned`). Current avatars are kept whatever their age, and
  * files imported from the legacy services (`sidecars media import`, media-import.ts) are never deleted: they
  * are not in the storage backend, and their rows are left out of the age sweep (store.ts `deleteOlderThan`).
  */
@@ -25,7 +27,7 @@ export function register(program: Command, ctx: CliContext): void {
   media
     .command("gc")
     .description(
-      "delete attachments uploaded before a moment (current avatars stay), partial uploads and files without a row",
+      "delete attachments uploaded before a moment (current avatars stay), partial uploads, files without a row and unfinished XEP-0363 uploads",
     )
     .requiredOption("--older-than <duration>", "age of the attachments to delete: 90d, 12h, 30m, 2w")
     .option("--dry-run", "count what would be deleted, delete nothing")
@@ -40,7 +42,7 @@ export function register(program: Command, ctx: CliContext): void {
       const pool = await ctx.pool();
       if (opts.dryRun) {
         ctx.out(
-          `would delete ${await countOlderThan(pool, cutoff)} attachment(s) uploaded before ${cutoff.toISOString()}`,
+          `would delete ${await countOlderThan(pool, cutoff)} attachment(s) uploaded before ${cutoff.toISOString()} and ${await countAbandoned(pool)} unfinished XEP-0363 upload(s)`,
         );
         return;
       }
@@ -67,10 +69,12 @@ export function register(program: Command, ctx: CliContext): void {
           bar?.stop();
         }
         const { attachments, files } = deleted;
+        const unfinished = await dropAbandoned(pool);
+        await removeFiles(storage, unfinished);
         const partial = await storage.sweepPartial(ORPHAN_GRACE_MS);
         const orphans = await sweepOrphans(storage, pool);
         ctx.out(
-          `deleted ${attachments} attachment(s) (${files} file(s) with thumbnails) uploaded before ${cutoff.toISOString()}; removed ${orphans} file(s) without a row and ${partial} partial upload(s)`,
+          `deleted ${attachments} attachment(s) (${files} file(s) with thumbnails) uploaded before ${cutoff.toISOString()}; removed ${orphans} file(s) without a row, ${partial} partial upload(s) and ${unfinished.length} unfinished XEP-0363 upload(s)`,
         );
       } finally {
         await storage.close();

@@ -164,6 +164,30 @@ export async function release(pool: Pool, name: string): Promise<void> {
   );
 }
 
+/** A reservation still pending after this long was left by a process that died mid-upload: no upload lasts a day. */
+export const ABANDONED_AFTER_MS = 86_400_000;
+
+const ABANDONED = `FROM attachments WHERE kind = 'upload' AND sha256 = decode('${PENDING}', 'hex') AND created_at < $1`;
+
+/**
+ * Reservations a crash left pending (`sidecars media gc`): they keep their slot refused with 409 and count
+ * against the quotas until then. Answers the names, whose files (a partial one, or none) the caller removes.
+ */
+export async function dropAbandoned(pool: Pool, now = Date.now()): Promise<string[]> {
+  const r = await pool.query<{ name: string }>(`DELETE ${ABANDONED} RETURNING name`, [
+    new Date(now - ABANDONED_AFTER_MS),
+  ]);
+  return r.rows.map((x) => x.name);
+}
+
+/** How many `dropAbandoned` would drop now. */
+export async function countAbandoned(pool: Pool, now = Date.now()): Promise<number> {
+  const r = await pool.query<{ n: string }>(`SELECT count(*) AS n ${ABANDONED}`, [
+    new Date(now - ABANDONED_AFTER_MS),
+  ]);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
 interface Row {
   name: string;
   domain: string;
