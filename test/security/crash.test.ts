@@ -321,7 +321,7 @@ describe("SIGKILL in the middle of uploads", () => {
         expect(gc.code, gc.stderr).toBe(0);
         f.gc = gc.stdout.trim();
         expect(f.gc).toContain(
-          `removed ${f.orphansBeforeGc} file(s) without a row and ${f.leftoversBeforeGc} partial upload(s)`,
+          `removed ${f.orphansBeforeGc} file(s) without a row, ${f.leftoversBeforeGc} partial upload(s) and 0 unfinished XEP-0363 upload(s)`,
         );
 
         // after gc: nothing partial, no object without a row, every row's object still there
