@@ -1,6 +1,8 @@
 import type { ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtemp, readdir, rm, utimes } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, stat, utimes } from "node:fs/promises";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
@@ -11,9 +13,11 @@ import type { Storage } from "#common/media/storage.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { fakeMp4 } from "../../services/http-utility/src/attachments/test-fixtures.ts";
+import { createSlot, token } from "../bench/xep0363-mongooseim.ts";
 import { runSidecars } from "../support/cli.ts";
 import { testConfigDir } from "../support/config-dir.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { eventually } from "../support/eventually.ts";
 import { freePort } from "../support/free-port.ts";
 import { runService } from "../support/processes.ts";
 import { s3rverCredentials, startS3Server, type TestS3Server } from "../support/s3-server.ts";
@@ -31,6 +35,9 @@ import { slowUpload, type UploadOutcome } from "../support/slow-upload.ts";
  * size, so every one is a multipart upload that a kill leaves incomplete (a smaller one is a single
  * PutObject, whose atomicity is S3's, not ours). The next process is started while the current one uploads,
  * so a restart costs no wall time.
+ *
+ * An XEP-0363 slot is written in place (fs-storage.ts `fresh`): a kill mid-PUT leaves half a file under the
+ * slot's name, which its pending row keeps from being served until `sidecars media gc` drops both a day later.
  */
 
 const SEED = Number(process.env.CRASH_SEED ?? 13);
@@ -148,13 +155,17 @@ interface Running {
 }
 
 /** An http-utility process of `b`'s config on this file's database, once it says it is ready. */
-function start(b: Backend): Promise<Running> {
-  return freePort().then(
+function start(
+  b: Pick<Backend, "configDir">,
+  o: { port?: number; env?: Record<string, string> } = {},
+): Promise<Running> {
+  return (o.port ? Promise.resolve(o.port) : freePort()).then(
     (port) =>
       new Promise<Running>((resolve, reject) => {
         const exited = runService(
           "http-utility",
           {
+            ...o.env,
             CONFIG_DIR: b.configDir,
             DATABASE_URL: db.url,
             HTTP_UTILITY_PORT: String(port),
@@ -340,4 +351,100 @@ describe("SIGKILL in the middle of uploads", () => {
       expect(f.cut).toBeGreaterThanOrEqual(KILLS_PER_BACKEND);
     }, 120_000);
   }
+});
+
+describe("SIGKILL in the middle of an XEP-0363 PUT (fs: a slot is written in place)", () => {
+  const SECRET = "s3 secret of the crash test";
+  const MONGOOSE = {
+    region: "eu-east-1",
+    accessKeyId: "AKIDCRASH",
+    secretAccessKey: SECRET,
+    expirationTime: 600,
+  };
+
+  it("serves no half file, keeps the slot refused until gc drops it a day later, then takes it again", async () => {
+    const root = path.join(work, "xep0363-store");
+    const configDir = testConfigDir((test) => {
+      test.media = {
+        ...(test.media as object | undefined),
+        storage: { kind: "fs", options: { root } },
+        tmpDir: path.join(work, "scratch"),
+        xmppUpload: {
+          domains: {
+            localhost: {
+              maxBytes: 16 * MiB,
+              s3: {
+                accessKeyId: MONGOOSE.accessKeyId,
+                secretAccessKey: { env: "XEP0363_CRASH_SECRET" },
+                region: MONGOOSE.region,
+              },
+            },
+          },
+        },
+      };
+    }, work);
+    // the restarted process on the same port: the signed URL names its host and port
+    const port = await freePort();
+    const boot = () => start({ configDir }, { port, env: { XEP0363_CRASH_SECRET: SECRET } });
+    const data = randomBytes(4 * MiB);
+    const first = await boot();
+    const slot = createSlot(
+      { ...MONGOOSE, bucketUrl: `${first.url}/api/v1/xmpp-upload/s3/localhost` },
+      { utc: new Date(), token: token(randomBytes(32)), filename: "voice.ogg", size: data.length },
+    );
+    const fileOf = (name: string) => path.join(root, name.slice(0, 2), name);
+
+    // the first MiB, then the client stalls: the process is killed with the slot's file half written
+    const req = http.request(slot.put, { method: "PUT", headers: { "content-length": String(data.length) } });
+    req.on("error", () => {}); // the connection dies with the process
+    req.write(data.subarray(0, MiB));
+    const name = await eventually(
+      async () => {
+        const r = await db.pool.query<{ name: string }>("SELECT name FROM attachments WHERE kind = 'upload'");
+        const n = r.rows[0]?.name;
+        const size = n
+          ? await stat(fileOf(n)).then(
+              (s) => s.size,
+              () => 0,
+            )
+          : 0;
+        return size > 0 && n;
+      },
+      15_000,
+      "the slot reserved and its file begun",
+    );
+    first.child.kill("SIGKILL");
+    await first.exited;
+    req.destroy();
+
+    const second = await boot();
+    try {
+      // the half file under the slot's name is never served: its row is still pending
+      expect((await fetch(slot.get)).status).toBe(404);
+      expect(existsSync(fileOf(name))).toBe(true);
+      // the slot stays used until gc: a PUT to it is refused, and nothing is overwritten
+      expect((await fetch(slot.put, { method: "PUT", body: data })).status).toBe(409);
+
+      // a day later gc drops the reservation and what was written of it
+      await db.pool.query(
+        "UPDATE attachments SET created_at = created_at - interval '2 days' WHERE name = $1",
+        [name],
+      );
+      const gc = await runSidecars(["media", "gc", "--older-than", "36500d"], {
+        env: { CONFIG_DIR: configDir, DATABASE_URL: db.url },
+      });
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(gc.stdout).toContain("and 1 unfinished XEP-0363 upload(s)");
+      expect(existsSync(fileOf(name))).toBe(false);
+
+      // the client's retry of its slot (still within its expiry) now stores the whole file
+      const retry = await fetch(slot.put, { method: "PUT", body: data });
+      expect(retry.status, await retry.text()).toBe(201);
+      const back = Buffer.from(await (await fetch(slot.get)).arrayBuffer());
+      expect(sha256Of(back)).toBe(sha256Of(data));
+    } finally {
+      second.child.kill("SIGKILL");
+      await second.exited;
+    }
+  }, 120_000);
 });
