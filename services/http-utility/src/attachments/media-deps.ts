@@ -5,6 +5,7 @@ import type { Storage } from "#common/media/storage.ts";
 import { createStorage } from "#common/media/storage-registry.ts";
 import { createUploadBudget, type UploadBudget } from "#common/media/upload-budget.ts";
 import { createDownloads, type Downloads } from "./downloads.ts";
+import { createFreeSpaceCheck, type FreeSpaceCheck } from "./free-space.ts";
 import { createGeneratedAvatars, type GeneratedAvatars } from "./generated-avatars.ts";
 import { queuedImages } from "./image-queue.ts";
 import { createImagesOnWorker } from "./image-worker.ts";
@@ -26,6 +27,8 @@ export interface MediaDeps {
   images: Images;
   posters: ReturnType<typeof createPosterMaker>;
   budget: UploadBudget;
+  /** `media.freeSpaceReserveBytes`: one reading of the free space for every upload route of the process. */
+  freeSpace: FreeSpaceCheck;
   generated: GeneratedAvatars;
 }
 
@@ -44,6 +47,7 @@ export async function createMediaDeps(ctx: {
     images: queuedImages(createImagesOnWorker(config.media.images), config.media.images),
     posters: createPosterMaker({ ffmpeg: config.media.ffmpeg, log, limits: config.media.posters }),
     budget: createUploadBudget(pool, config.media.dailyUploadBytes),
+    freeSpace: createFreeSpaceCheck(storage, config.media.freeSpaceReserveBytes, log),
     generated: createGeneratedAvatars({
       pool,
       media: config.media,

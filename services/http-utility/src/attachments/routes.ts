@@ -9,6 +9,7 @@ import { validateNode } from "#common/users/jid.ts";
 import { type CallerPolicy, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
 import type { Downloads } from "./downloads.ts";
+import type { FreeSpaceCheck } from "./free-space.ts";
 import type { GeneratedAvatars } from "./generated-avatars.ts";
 import type { LegacyFiles } from "./legacy-files.ts";
 import { isLegacyName } from "./legacy-names.ts";
@@ -62,6 +63,7 @@ export interface AttachmentsDeps extends EngineDeps {
   config: Pick<Config, "domains">;
   pool: Pool;
   budget: UploadBudget;
+  freeSpace: FreeSpaceCheck;
   generated: GeneratedAvatars;
   downloads: Downloads;
   legacy: LegacyFiles;

@@ -9,7 +9,7 @@ import type { Storage } from "#common/media/storage.ts";
 import type { UploadBudget } from "#common/media/upload-budget.ts";
 import { type AppCaller, caller } from "../callers.ts";
 import { errors } from "../errors.ts";
-import { createFreeSpaceCheck } from "./free-space.ts";
+import type { FreeSpaceCheck } from "./free-space.ts";
 import { MEDIA_DEFAULTS as DEFAULTS, mib, type UploadAnswer, uploadAnswer, uploadBody } from "./schema.ts";
 import { type AttachmentKind, recordAttachments, usedBytes } from "./store.ts";
 import {
@@ -37,6 +37,8 @@ export interface UploadRouteDeps extends EngineDeps {
   onDeleted: (names: string[]) => void;
   /** `media.dailyUploadBytes`, shared by the upload kinds */
   budget: UploadBudget;
+  /** `media.freeSpaceReserveBytes`, shared by every upload route (media-deps.ts) */
+  freeSpace: FreeSpaceCheck;
 }
 
 /** The catalogue errors an upload of `kind` may answer (besides its caller's). */
@@ -143,7 +145,7 @@ function uploadHandler(
   urlOf: (req: Request, name: string) => string,
 ): (who: AppCaller, req: Request, res: Response) => Promise<void> {
   const limits = deps.media.uploads[kind];
-  const checkFreeSpace = createFreeSpaceCheck(deps.storage, deps.media.freeSpaceReserveBytes, deps.log);
+  const checkFreeSpace = deps.freeSpace;
   // busboy's buffers (multer 2 passes them on; @types/multer does not know them yet): 1 MiB rather than the
   // 64 KiB default, so a large upload moves in fewer, larger steps
   const buffers = { highWaterMark: 1024 * 1024, fileHwm: 1024 * 1024 } as multer.Options;

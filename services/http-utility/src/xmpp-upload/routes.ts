@@ -11,7 +11,7 @@ import type { Storage } from "#common/media/storage.ts";
 import type { UploadBudget } from "#common/media/upload-budget.ts";
 import { type Jid, parseJid } from "#common/users/jid.ts";
 import { createDownloads } from "../attachments/downloads.ts";
-import { createFreeSpaceCheck } from "../attachments/free-space.ts";
+import type { FreeSpaceCheck } from "../attachments/free-space.ts";
 import { downloadHeaders, downloadResponses } from "../attachments/responses.ts";
 import type { AttachmentRow } from "../attachments/store.ts";
 import { type CallerPolicy, caller } from "../callers.ts";
@@ -42,6 +42,8 @@ export interface XmppUploadDeps {
   media: MediaConfig;
   log: Logger;
   budget: UploadBudget;
+  /** `media.freeSpaceReserveBytes`, shared with the app uploads (attachments/media-deps.ts) */
+  freeSpace: FreeSpaceCheck;
   metrics?: Registry | undefined;
 }
 
@@ -140,7 +142,7 @@ export function xmppUploadRoutes(deps: XmppUploadDeps): Route<CallerPolicy>[] {
   const settings = media.xmppUpload;
   const secrets: Map<string, DomainSecrets> = readDomainSecrets(settings, deps.config);
   const downloads = createDownloads({ pool, storage, media });
-  const checkFreeSpace = createFreeSpaceCheck(storage, media.freeSpaceReserveBytes, deps.log);
+  const checkFreeSpace = deps.freeSpace;
   // completed uploads never change: a minute of rows spares the GETs a query each (a file gc deleted meanwhile
   // answers 404 all the same: downloads.ts `gone`)
   const rows = new LRUCache<string, AttachmentRow>({ max: 10_000, ttl: 60_000 });
