@@ -1,12 +1,8 @@
-import pg from "pg";
-import { loadConfig } from "#common/config/load.ts";
-import type { Config, DomainConfig } from "#common/config/schema.ts";
-import { migrate } from "#common/db/migrate.ts";
-import { resolveDatabaseUrl } from "#common/db/pool.ts";
+import type { DomainConfig } from "#common/config/schema.ts";
 import { addUser } from "#common/users/web-users.ts";
 import { freePort } from "../support/free-port.ts";
 import { outcomeDelta, outcomes } from "./auth-support.ts";
-import { benchConfigDir } from "./bench-database.ts";
+import { benchConfigDir, benchServiceDatabase } from "./bench-database.ts";
 import { startChildServer } from "./child-server.ts";
 import type { Benchmark, Sample, Side } from "./frame.ts";
 import { cpuSecondsOfAll, processTree } from "./process-cpu.ts";
@@ -85,12 +81,7 @@ export const benchmark: Benchmark = {
         },
       },
     });
-    const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
-    const config: Config = loadConfig({ env });
-    const url = await resolveDatabaseUrl(config);
-    await migrate({ databaseUrl: url });
-    const pool = new pg.Pool({ connectionString: url, max: 2 });
-    ctx.defer(() => pool.end());
+    const { env, config, pool } = await benchServiceDatabase(ctx, configDir, 2);
     const clean = async () => {
       for (const d of [WARM, COLD]) {
         await pool.query("DELETE FROM app_sessions WHERE domain = $1", [d]);

@@ -1,16 +1,14 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
-import { deepMerge, loadConfig } from "#common/config/load.ts";
+import { deepMerge } from "#common/config/load.ts";
 import type { Config } from "#common/config/schema.ts";
-import { migrate } from "#common/db/migrate.ts";
-import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
+import type { Pool } from "#common/db/pool.ts";
 import { relativePathOf } from "#common/media/fs-storage.ts";
 import { addUser } from "#common/users/web-users.ts";
 import type { UploadAnswer } from "../../services/http-utility/src/attachments/schema.ts";
 import { freePort } from "../support/free-port.ts";
-import { benchConfigDir } from "./bench-database.ts";
+import { benchConfigDir, benchServiceDatabase } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext } from "./frame.ts";
 
@@ -77,14 +75,7 @@ export async function startAttachmentsService(
       media,
     ),
   });
-  const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
-
-  // the database the service will use: DATABASE_URL if set, otherwise the embedded one under var/postgres
-  const config: Config = loadConfig({ env });
-  const url = await resolveDatabaseUrl(config);
-  await migrate({ databaseUrl: url });
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
-  ctx.defer(() => pool.end());
+  const { env, config, pool } = await benchServiceDatabase(ctx, configDir, 4);
   await deleteBenchRows(pool); // left over by an interrupted run
   ctx.defer(() => deleteBenchRows(pool));
   const domain = config.domains[BENCH_DOMAIN];

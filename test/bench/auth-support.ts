@@ -1,10 +1,7 @@
-import pg from "pg";
-import { loadConfig } from "#common/config/load.ts";
-import type { Config, DomainConfig } from "#common/config/schema.ts";
-import { migrate } from "#common/db/migrate.ts";
-import { type Pool, resolveDatabaseUrl } from "#common/db/pool.ts";
+import type { DomainConfig } from "#common/config/schema.ts";
+import type { Pool } from "#common/db/pool.ts";
 import { freePort } from "../support/free-port.ts";
-import { benchConfigDir } from "./bench-database.ts";
+import { benchConfigDir, benchServiceDatabase } from "./bench-database.ts";
 import { type ChildServer, startChildServer } from "./child-server.ts";
 import type { BenchContext, Side } from "./frame.ts";
 import { processTree } from "./process-cpu.ts";
@@ -78,13 +75,7 @@ export async function startAuthService(
   seed: (db: BenchDatabase) => Promise<void>,
 ): Promise<ChildServer> {
   const configDir = benchConfigDir(ctx, { domains: BENCH_DOMAINS });
-  const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
-  // the database the service will use: DATABASE_URL if set, otherwise the embedded one under var/postgres
-  const config: Config = loadConfig({ env });
-  const url = await resolveDatabaseUrl(config);
-  await migrate({ databaseUrl: url });
-  const pool = new pg.Pool({ connectionString: url, max: 8 });
-  ctx.defer(() => pool.end());
+  const { env, config, pool } = await benchServiceDatabase(ctx, configDir, 8);
   await deleteBenchUsers(pool); // left over by an interrupted run
   ctx.defer(() => deleteBenchUsers(pool));
   await seed({

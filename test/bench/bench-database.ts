@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import pg from "pg";
 import { deepMerge, loadConfig } from "#common/config/load.ts";
+import type { Config } from "#common/config/schema.ts";
 import { migrate } from "#common/db/migrate.ts";
-import { embeddedDatabase } from "#common/db/pool.ts";
+import { embeddedDatabase, resolveDatabaseUrl } from "#common/db/pool.ts";
 import { testConfigDir } from "../support/config-dir.ts";
 import type { BenchContext } from "./frame.ts";
 
@@ -57,4 +58,23 @@ export function benchConfigDir(ctx: BenchContext, patch: Record<string, unknown>
   const dir = testConfigDir((test) => Object.assign(test, deepMerge(test, patch)));
   ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * What a benchmark's service runs with: the environment of `configDir` (APP_ENV=test, warn-level logs), its
+ * config, and a pool of `poolMax` on the database the service will use (DATABASE_URL if set, otherwise the
+ * embedded one under var/postgres), migrated; the pool ends with the benchmark.
+ */
+export async function benchServiceDatabase(
+  ctx: BenchContext,
+  configDir: string,
+  poolMax: number,
+): Promise<{ env: NodeJS.ProcessEnv; config: Config; pool: pg.Pool }> {
+  const env = { ...process.env, APP_ENV: "test", CONFIG_DIR: configDir, LOG_LEVEL: "warn" };
+  const config = loadConfig({ env });
+  const url = await resolveDatabaseUrl(config);
+  await migrate({ databaseUrl: url });
+  const pool = new pg.Pool({ connectionString: url, max: poolMax });
+  ctx.defer(() => pool.end());
+  return { env, config, pool };
 }
